@@ -1,0 +1,64 @@
+"""File-level analysis used by ``phi4si analyze``: a table or JSON of observables with errors."""
+
+from __future__ import annotations
+
+import math
+
+from .observables import KEYS, analyze
+from .store import open_ensemble
+
+LABELS = {"m": "<m>", "abs_m": "<|m|>", "m2": "<m^2>", "chi": "chi", "chi0": "chi0", "binder": "U4",
+          "xi2": "xi_2", "s": "<S>/V"}
+
+
+def analyze_file(path, S: float = 2.0) -> dict:
+    """Analyse an ensemble file; returns the JSON-ready dict printed by ``phi4si analyze --json``.
+
+    Keys: ``abs_m, m, m2, chi, chi0, binder, xi2, s`` each ``{"value", "error", "tau_int",
+    "tau_int_error", "ess"}``, plus ``acceptance``, ``n_chains``, ``n_traj``, ``params``, ``sampler``.
+
+    >>> import phi4si
+    >>> r = phi4si.analyze("ens.h5")      # doctest: +SKIP
+    >>> r["abs_m"]["value"]                # doctest: +SKIP
+    """
+    ds = open_ensemble(path)
+    try:
+        if ds.sizes.get("traj", 0) < 2 and ds.sizes.get("chain", 0) < 2:
+            from .errors import EnsembleFileError
+
+            raise EnsembleFileError(f"{path}: needs at least two measurements to analyse (has {ds.sizes.get('traj', 0)})")
+        res = analyze(ds, S=S)
+        out = {k: _clean(res[k].to_dict()) for k in KEYS}
+        out["acceptance"] = res["acceptance"]
+        out["n_chains"] = res["n_chains"]
+        out["n_traj"] = res["n_traj"]
+        out["params"] = ds.attrs["params"]
+        out["sampler"] = ds.attrs["sampler"]
+        out["eps"] = ds.attrs.get("eps")
+        out["wall_time"] = ds.attrs.get("wall_time")
+    finally:
+        ds.close()
+    return out
+
+
+def _clean(d):
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def format_table(res: dict) -> str:
+    """Human-readable table of :func:`analyze_file` output."""
+    p = res["params"]
+    s = res["sampler"]
+    lines = [
+        f"phi^4 on {'x'.join(map(str, p['shape']))}: m2={p['m2']} lam={p['lam']} h={p['h']} k={p['k']}",
+        f"sampler {s['sampler']}  chains {res['n_chains']}  trajectories/chain {res['n_traj']}  "
+        f"acceptance {res['acceptance']:.3f}  eps {res['eps']}",
+        f"{'observable':<10} {'value':>14} {'error':>11} {'tau_int':>9} {'ESS':>9}",
+    ]
+    for k in KEYS:
+        e = res[k]
+        if e["value"] is None:
+            lines.append(f"{LABELS[k]:<10} {'n/a':>14}")
+            continue
+        lines.append(f"{LABELS[k]:<10} {e['value']:>14.6g} {e['error']:>11.3g} {e['tau_int']:>9.2f} {e['ess']:>9.0f}")
+    return "\n".join(lines)

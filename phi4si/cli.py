@@ -1,0 +1,184 @@
+"""The ``phi4si`` command line.
+
+    phi4si demo [--out DIR]                       small HMC run, analysis table and plots
+    phi4si sample-mcmc --shape 16 16 --m2 -4 --lam 4.572 --sampler hmc ... --out FILE.h5
+    phi4si analyze FILE.h5 [--json]
+    phi4si plot FILE.h5 --out DIR
+
+Errors in the input end with a one-line message and a non-zero exit status, before
+anything on disk is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import Phi4siError
+
+
+def _finite_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite: {s!r}")
+    return v
+
+
+def _pos_float(s):
+    v = _finite_float(s)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {s!r}")
+    return v
+
+
+def _int_at_least(lo):
+    def conv(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}: {s!r}")
+        return v
+
+    conv.__name__ = f"integer >= {lo}"
+    return conv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .mcmc import SAMPLERS
+
+    ap = argparse.ArgumentParser(prog="phi4si", description="Lattice phi^4 sampling and multitask stochastic interpolants.")
+    ap.add_argument("--version", action="version", version=f"phi4si {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("sample-mcmc", help="generate a phi^4 ensemble with an exact MCMC sampler (HDF5)")
+    s.add_argument("--shape", type=_int_at_least(2), nargs="+", default=[8, 8], help="lattice sides (default 8 8)")
+    s.add_argument("--m2", type=_finite_float, default=-4.0, help="bare mass squared (default -4)")
+    s.add_argument("--lam", type=_finite_float, default=8.0, help="quartic coupling (default 8)")
+    s.add_argument("--h", type=_finite_float, default=0.0, help="applied field h (default 0)")
+    s.add_argument("--k", type=_finite_float, default=0.0, help="extra quadratic coupling k (default 0)")
+    s.add_argument("--kappa", type=_pos_float, default=None, help="hopping parameter (with --l; replaces --m2/--lam)")
+    s.add_argument("--l", type=_finite_float, default=None, help="hopping-form quartic coupling (with --kappa)")
+    s.add_argument("--sampler", choices=SAMPLERS, default="hmc")
+    s.add_argument("--chains", type=_int_at_least(1), default=4)
+    s.add_argument("--n-traj", type=_int_at_least(1), default=1000, help="measured trajectories per chain")
+    s.add_argument("--n-therm", type=_int_at_least(0), default=200, help="thermalisation trajectories (eps adapted)")
+    s.add_argument("--every", type=_int_at_least(0), default=1, help="store every N-th configuration (0: none)")
+    s.add_argument("--eps", type=_pos_float, default=None, help="(initial) step size / Langevin dt")
+    s.add_argument("--n-steps", type=_int_at_least(1), default=None, help="integration steps per trajectory")
+    s.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="leapfrog")
+    s.add_argument("--mass", type=_pos_float, default=1.0, help="Fourier mass M_fa (fahmc) / M (langevin, mala)")
+    s.add_argument("--target-accept", type=_finite_float, default=None)
+    s.add_argument("--no-adapt", action="store_true", help="keep eps fixed during thermalisation")
+    s.add_argument("--seed", type=_int_at_least(0), default=0)
+    s.add_argument("--out", required=True, help="output HDF5 file")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted (or shorter) run in --out")
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    s.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="storage dtype of configurations")
+    s.add_argument("--flush-seconds", type=_pos_float, default=5.0, help="checkpoint interval (seconds)")
+    s.add_argument("--no-progress", action="store_true")
+
+    a = sub.add_parser("analyze", help="observables with Gamma-method errors")
+    a.add_argument("file")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--S", type=_pos_float, default=2.0, help="Gamma-method window parameter S (default 2)")
+
+    p = sub.add_parser("plot", help="histogram, MC history, correlator, configurations (PNG)")
+    p.add_argument("file")
+    p.add_argument("--out", required=True, help="output directory")
+
+    d = sub.add_parser("demo", help="a small HMC run (8x8, m2=-4, lam=8), its analysis and plots")
+    d.add_argument("--out", default="phi4si-demo", help="output directory (default ./phi4si-demo)")
+    d.add_argument("--n-traj", type=_int_at_least(10), default=500)
+    return ap
+
+
+def _params(args):
+    from .lattice.params import Phi4Params
+
+    if (args.kappa is None) != (args.l is None):
+        raise Phi4siError("--kappa and --l go together")
+    if args.kappa is not None:
+        return Phi4Params.from_hopping(args.shape, args.kappa, args.l, h=args.h, k=args.k)
+    return Phi4Params(tuple(args.shape), args.m2, args.lam, args.h, args.k)
+
+
+def cmd_sample(args, argv):
+    from .mcmc.run import sample_mcmc
+
+    params = _params(args)
+    sample_mcmc(params, args.out, sampler=args.sampler, chains=args.chains, n_traj=args.n_traj, n_therm=args.n_therm,
+                every=args.every, eps=args.eps, n_steps=args.n_steps, integrator=args.integrator, mass=args.mass,
+                target_accept=args.target_accept, adapt=not args.no_adapt, seed=args.seed, resume=args.resume,
+                overwrite=args.overwrite, dtype=args.dtype, flush_seconds=args.flush_seconds,
+                progress=not args.no_progress, command="phi4si " + shlex.join(argv))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def cmd_analyze(args):
+    from .analysis import analyze_file, format_table
+
+    res = analyze_file(args.file, S=args.S)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(format_table(res))
+
+
+def cmd_plot(args):
+    from .plot import plot_ensemble
+
+    for path in plot_ensemble(args.file, args.out):
+        print(path)
+
+
+def cmd_demo(args):
+    from .analysis import analyze_file, format_table
+    from .lattice.params import Phi4Params
+    from .mcmc.run import sample_mcmc
+    from .plot import plot_ensemble
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "hmc_8x8.h5"
+    params = Phi4Params((8, 8), m2=-4.0, lam=8.0)
+    print(f"HMC on 8x8 phi^4 (m2=-4, lam=8): 8 chains x {args.n_traj} trajectories -> {path}", file=sys.stderr)
+    sample_mcmc(params, path, sampler="hmc", chains=8, n_traj=args.n_traj, n_therm=100, every=5, seed=1,
+                overwrite=True, command="phi4si demo")
+    print(format_table(analyze_file(path)))
+    for p in plot_ensemble(path, out):
+        print(f"plot: {p}")
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "sample-mcmc":
+            cmd_sample(args, argv)
+        elif args.cmd == "analyze":
+            cmd_analyze(args)
+        elif args.cmd == "plot":
+            cmd_plot(args)
+        elif args.cmd == "demo":
+            cmd_demo(args)
+    except Phi4siError as e:
+        print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

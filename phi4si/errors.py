@@ -1,0 +1,29 @@
+"""Typed errors of phi4si.
+
+Every error says what went wrong and what to do about it.  All derive from
+:class:`Phi4siError`, so ``except phi4si.errors.Phi4siError`` catches them all;
+each also derives from the closest built-in (``ValueError``, ``FileExistsError``,
+...) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class Phi4siError(Exception):
+    """Base class of every error phi4si raises on purpose."""
+
+
+class ParameterError(Phi4siError, ValueError):
+    """Invalid physical or sampler parameters (e.g. ``lam < 0``, a side < 2, NaN)."""
+
+
+class EnsembleFileError(Phi4siError, OSError):
+    """An ensemble file is missing, corrupted, incompatible, or not an ensemble."""
+
+
+class OutputExistsError(Phi4siError, FileExistsError):
+    """Refusing to overwrite an existing output file (pass ``overwrite=True``)."""
+
+
+class ResumeError(Phi4siError, ValueError):
+    """A ``--resume`` request does not match the file it would continue."""

@@ -1,0 +1,55 @@
+"""The lattice phi^4 model: parameters, action and force (numba and torch), Fourier helpers.
+
+>>> import numpy as np
+>>> from phi4si.lattice import Phi4Params, action, force
+>>> p = Phi4Params((8, 8), m2=-4.0, lam=8.0)
+>>> phi = np.zeros((3, 8, 8))
+>>> action(phi, p).shape, force(phi, p).shape
+((3,), (3, 8, 8))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fourier import free_magnetisation_variance, free_propagator, p_hat2, power_spectrum
+from .params import Phi4Params, validate_shape
+
+__all__ = [
+    "Phi4Params",
+    "validate_shape",
+    "action",
+    "force",
+    "p_hat2",
+    "free_propagator",
+    "free_magnetisation_variance",
+    "power_spectrum",
+]
+
+
+def _flat(phi, params: Phi4Params):
+    phi = np.ascontiguousarray(phi, dtype=np.float64)
+    d = params.d
+    if phi.shape[phi.ndim - d:] != params.shape:
+        raise ValueError(f"field of shape {phi.shape} does not end with the lattice shape {params.shape}")
+    lead = phi.shape[: phi.ndim - d]
+    return phi.reshape(-1, params.volume), lead
+
+
+def action(phi, params: Phi4Params) -> np.ndarray:
+    """S(phi) (with the reward terms h, k) for fields of shape ``(..., *params.shape)``."""
+    from . import kernels
+
+    flat, lead = _flat(phi, params)
+    shape = np.array(params.shape, dtype=np.int64)
+    return kernels.action_batch(flat, shape, params.mass_term, params.lam, params.h).reshape(lead)
+
+
+def force(phi, params: Phi4Params) -> np.ndarray:
+    """F = -dS/dphi for fields of shape ``(..., *params.shape)``."""
+    from . import kernels
+
+    flat, lead = _flat(phi, params)
+    out = np.empty_like(flat)
+    kernels.force_batch(flat, out, np.array(params.shape, dtype=np.int64), params.mass_term, params.lam, params.h)
+    return out.reshape(np.shape(phi))
