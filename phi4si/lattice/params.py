@@ -125,7 +125,7 @@ class Phi4Params:
         return cls(shape, m2=(1 - 2 * l) / kappa - 2 * d, lam=l / kappa**2, h=h, k=k)
 
     def to_hopping(self) -> tuple[float, float]:
-        """Return ``(kappa, l)`` of the hopping form (needs 2d + m2 > 0 ... or lam > 0).
+        """Return ``(kappa, l)`` of the hopping form (for lam = 0 it needs 2d + m2 > 0).
 
         Inverse of :meth:`from_hopping` for ``h = k = 0``; solves
         ``l = lam kappa^2`` and ``(1 - 2 l)/kappa = 2d + m2``.
@@ -135,8 +135,9 @@ class Phi4Params:
             if c <= 0:
                 raise ParameterError("no hopping form for lam = 0 and 2d + m2 <= 0")
             return 1.0 / c, 0.0
-        # 2 lam kappa^2 + c kappa - 1 = 0, positive root
-        kappa = (-c + math.sqrt(c * c + 8 * self.lam)) / (4 * self.lam)
+        # 2 lam kappa^2 + c kappa - 1 = 0, positive root in the cancellation-free form
+        disc = math.sqrt(c * c + 8 * self.lam)
+        kappa = 2.0 / (c + disc) if c >= 0 else (disc - c) / (4 * self.lam)
         return kappa, self.lam * kappa**2
 
     def with_rewards(self, h: float = 0.0, k: float = 0.0) -> "Phi4Params":
