@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mass", type=_pos_float, default=1.0, help="Fourier mass M_fa (fahmc) / M (langevin, mala)")
     s.add_argument("--target-accept", type=_finite_float, default=None)
     s.add_argument("--no-adapt", action="store_true", help="keep eps fixed during thermalisation")
+    s.add_argument("--jitter", type=_finite_float, default=None,
+                   help="randomise eps per trajectory by +-jitter (relative; default 0.1 for hmc/fahmc, 0 otherwise)")
     s.add_argument("--seed", type=_int_at_least(0), default=0)
     s.add_argument("--out", required=True, help="output HDF5 file")
     s.add_argument("--resume", action="store_true", help="continue an interrupted (or shorter) run in --out")
@@ -118,7 +120,7 @@ def cmd_sample(args, argv):
     params = _params(args)
     sample_mcmc(params, args.out, sampler=args.sampler, chains=args.chains, n_traj=args.n_traj, n_therm=args.n_therm,
                 every=args.every, eps=args.eps, n_steps=args.n_steps, integrator=args.integrator, mass=args.mass,
-                target_accept=args.target_accept, adapt=not args.no_adapt, seed=args.seed, resume=args.resume,
+                target_accept=args.target_accept, adapt=not args.no_adapt, jitter=args.jitter, seed=args.seed, resume=args.resume,
                 overwrite=args.overwrite, dtype=args.dtype, flush_seconds=args.flush_seconds,
                 progress=not args.no_progress, command="phi4si " + shlex.join(argv))
     print(f"wrote {args.out}", file=sys.stderr)

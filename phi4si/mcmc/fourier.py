@@ -145,9 +145,9 @@ class FourierHMC(_FourierBase):
         u = rng.random(n)
         pi = self._apply(xi, self._sqrtM)
         h0 = self.kinetic(pi) + self._action(phi)
-        x, p = self.integrate(phi, pi, eps)
-        dH = self.kinetic(p) + self._action(x) - h0
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging trajectory gives inf/NaN: rejected
+            x, p = self.integrate(phi, pi, eps)
+            dH = self.kinetic(p) + self._action(x) - h0
             acc = (u < np.exp(-dH)).astype(np.float64)
         phi[acc == 1.0] = x[acc == 1.0]
         return acc, dH
@@ -230,12 +230,12 @@ class MALA(_LangevinCore):
         for _ in range(self.n_steps):
             xi = rng.standard_normal(phi.shape)
             u = rng.random(n)
-            y = self.mean(phi, eps) + self.noise(xi, eps)
-            s_y = self._action(y)
-            back = self._apply(phi - self.mean(y, eps), Cinv)
-            # log q(y|x) = -|xi|^2/2, log q(x|y) = -|C^-1 (x - mu(y))|^2/2 (same normalisation)
-            dH = (s_y - s_x) + 0.5 * np.einsum("ij,ij->i", back, back) - 0.5 * np.einsum("ij,ij->i", xi, xi)
-            with np.errstate(over="ignore", invalid="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):  # diverging proposals give inf/NaN: rejected
+                y = self.mean(phi, eps) + self.noise(xi, eps)
+                s_y = self._action(y)
+                back = self._apply(phi - self.mean(y, eps), Cinv)
+                # log q(y|x) = -|xi|^2/2, log q(x|y) = -|C^-1 (x - mu(y))|^2/2 (same normalisation)
+                dH = (s_y - s_x) + 0.5 * np.einsum("ij,ij->i", back, back) - 0.5 * np.einsum("ij,ij->i", xi, xi)
                 acc = u < np.exp(-dH)
             phi[acc] = y[acc]
             s_x = np.where(acc, s_y, s_x)

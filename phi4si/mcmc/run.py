@@ -5,6 +5,11 @@ only randomness is one ``numpy.random.Generator(PCG64(seed))``; its state, the c
 float64 fields, the step size and the counters are checkpointed with every flush, so a
 run resumed from any flush produces the same bits as an uninterrupted run.
 
+Trajectory-length jitter: each trajectory uses eps (1 + j (2u - 1)), u uniform, the same
+for all chains (default j = 0.1 for hmc and fahmc, 0 otherwise).  A fixed trajectory
+length T stops mixing any mode whose frequency omega has omega T close to a multiple of
+pi (Mackenzie 1989); the free-field tests hit exactly that without jitter.
+
 Step-size adaptation (thermalisation only, exact samplers): after trajectory t,
 ``log eps += (a_t - target) / (1 + t/10)^0.6`` with a_t the acceptance averaged over
 chains; the final eps is frozen for the measurement phase and recorded.
@@ -56,12 +61,13 @@ def _rng_from_json(js):
 def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 4, n_traj: int = 1000,
                 n_therm: int = 200, every: int = 1, eps: float | None = None, n_steps: int | None = None,
                 integrator: str = "leapfrog", mass: float = 1.0, target_accept: float | None = None,
-                adapt: bool = True, seed: int = 0, resume: bool = False, overwrite: bool = False,
+                adapt: bool = True, jitter: float | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
                 dtype: str = "float64", flush_seconds: float = 5.0, progress: bool = True,
                 command: str | None = None, max_trajectories: int | None = None):
     """Run a multi-chain MCMC and write (or continue) the ensemble file ``out``.
 
-    Parameters mirror ``phi4si sample-mcmc``.  ``every`` thins the stored configurations
+    Parameters mirror ``phi4si sample-mcmc``.  ``jitter`` randomises eps per trajectory
+    (see the module docstring).  ``every`` thins the stored configurations
     (0 stores none); scalars are stored every trajectory.  ``max_trajectories`` stops
     after that many trajectories of this call (therm + measured), for tests of resume.
     Returns the path.
@@ -88,6 +94,11 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         if not math.isfinite(eps) or eps <= 0:
             raise ParameterError(f"eps must be finite and > 0, got {eps}")
     smp = make_sampler(sampler, params, n_steps=n_steps, integrator=integrator, mass=mass)
+    if jitter is None:
+        jitter = 0.1 if sampler in ("hmc", "fahmc") else 0.0
+    jitter = float(jitter)
+    if not (0.0 <= jitter < 1.0):
+        raise ParameterError(f"jitter must be in [0, 1), got {jitter}")
     target = smp.default_target if target_accept is None else float(target_accept)
     if smp.adaptive and not (0.0 < target < 1.0):
         raise ParameterError(f"target acceptance must be in (0, 1), got {target}")
@@ -101,9 +112,10 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     V = params.volume
     smeta = smp.meta()
     smeta.update({"target_accept": target if smp.adaptive else None, "adapt": bool(adapt and smp.adaptive),
-                  "eps_initial": eps if eps is not None else smp.default_eps, "exact": getattr(smp, "exact", True)})
+                  "eps_initial": eps if eps is not None else smp.default_eps, "exact": getattr(smp, "exact", True),
+                  "jitter": jitter})
     run = {"seed": seed, "chains": chains, "n_traj": n_traj, "n_therm": n_therm, "every": every, "dtype": dtype,
-           "version": __version__, "command": command or "", "start": "gaussian(0,1)"}
+           "version": __version__, "command": command or "", "start": "0.1 * gaussian(0,1)"}
 
     if resume:
         if not out.exists():
@@ -115,7 +127,7 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
                 raise ResumeError(f"cannot resume {out}: {key} was {old_run[key]!r}, now {run[key]!r}")
         if attrs["params"] != params.to_dict():
             raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
-        for key in ("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt", "eps_initial"):
+        for key in ("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt", "eps_initial", "jitter"):
             if old_s.get(key) != smeta.get(key):
                 raise ResumeError(f"cannot resume {out}: sampler setting {key} was {old_s.get(key)!r}, now {smeta.get(key)!r}")
         if n_traj < attrs["n_done"]:
@@ -134,7 +146,9 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         if out.exists() and not overwrite:
             raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or --resume to continue it")
         rng = np.random.Generator(np.random.PCG64(seed))
-        phi = rng.standard_normal((chains, V))
+        # a small random start: far-from-equilibrium starts (e.g. unit-variance noise at
+        # lam = 8) leave MALA's explicit cubic term stuck with acceptance 0
+        phi = 0.1 * rng.standard_normal((chains, V))
         cur_eps = eps if eps is not None else smp.default_eps
         t_therm = 0
         t_meas = 0
@@ -178,7 +192,8 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         while t_therm + t_meas < total:
             if max_trajectories is not None and n_this_call >= max_trajectories:
                 break
-            acc, dH = smp.step(phi, rng, cur_eps)
+            step_eps = cur_eps * (1.0 + jitter * (2.0 * rng.random() - 1.0)) if jitter else cur_eps
+            acc, dH = smp.step(phi, rng, step_eps)
             a = float(acc.mean())
             if t_therm < n_therm:
                 t_therm += 1
