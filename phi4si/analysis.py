@@ -52,9 +52,11 @@ def format_table(res: dict) -> str:
     lines = [
         f"phi^4 on {'x'.join(map(str, p['shape']))}: m2={p['m2']} lam={p['lam']} h={p['h']} k={p['k']}",
         f"sampler {s['sampler']}  chains {res['n_chains']}  trajectories/chain {res['n_traj']}  "
-        f"acceptance {res['acceptance']:.3f}  eps {res['eps']}",
+        f"acceptance {res['acceptance']:.3f}  eps {res['eps']:.4g}",
         f"{'observable':<10} {'value':>14} {'error':>11} {'tau_int':>9} {'ESS':>9}",
     ]
+    if s.get("exact") is False:
+        lines.insert(2, "NOTE: unadjusted Langevin: results carry an O(dt) bias (use mala for exact results)")
     for k in KEYS:
         e = res[k]
         if e["value"] is None:

@@ -64,9 +64,18 @@ def _fold(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _pyerrors():
+    import warnings
+
+    with warnings.catch_warnings():  # pyerrors imports scipy.odr, deprecated in SciPy 1.17
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pyerrors as pe
+    return pe
+
+
 def primary(series: dict) -> dict:
     """pyerrors observables from per-chain series ``{name: array (chain, traj)}``."""
-    import pyerrors as pe
+    pe = _pyerrors()
 
     out = {}
     for name, x in series.items():

@@ -43,6 +43,10 @@ def _h5():
     return h5py
 
 
+class FileBusyError(EnsembleFileError):
+    """The file is open in another process (HDF5 file lock); try again later."""
+
+
 def _open(path, mode):
     h5py = _h5()
     try:
@@ -50,6 +54,9 @@ def _open(path, mode):
     except FileNotFoundError:
         raise EnsembleFileError(f"{path}: no such file") from None
     except OSError as e:
+        msg = str(e)
+        if "lock" in msg or "already open" in msg:
+            raise FileBusyError(f"{path}: file is open in another process ({msg})") from None
         raise EnsembleFileError(f"{path}: cannot open as HDF5 ({e}); the file is not an ensemble or is corrupted") from None
 
 
@@ -203,6 +210,9 @@ def _truncate(f, n_done):
 def open_ensemble(path, load: bool = False):
     """Open an ensemble as an :class:`xarray.Dataset` (lazy unless ``load``).
 
+    Close it (``ds.close()`` or ``with open_ensemble(p) as ds:``) when done: while it
+    is open, a sampler still writing the file postpones its checkpoints.
+
     Dimensions: ``chain``, ``traj`` (per-trajectory scalars ``m``, ``S``, ``accepted``,
     ``dH``, ``gp``), ``cfg`` (stored configurations ``phi``; coordinate = trajectory
     index), ``x0 ... x{d-1}``, ``dir``.  Attributes: ``params``, ``sampler``, ``run`` as
@@ -217,14 +227,14 @@ def open_ensemble(path, load: bool = False):
 
     attrs = check_ensemble(path)
     try:
-        ds = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort")
+        raw = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort")
     except Exception as e:  # pragma: no cover - depends on h5netcdf internals
         raise EnsembleFileError(f"{path}: cannot read as an ensemble ({e})") from None
-    ds = ds.drop_vars([v for v in ds.variables if v.startswith("state")], errors="ignore")
     n = int(attrs["n_done"])
-    ncfg = int(np.searchsorted(ds["cfg"].values, n))
-    ds = ds.isel(traj=slice(0, n), cfg=slice(0, ncfg))
+    ncfg = int(np.searchsorted(raw["cfg"].values, n))
+    ds = raw.isel(traj=slice(0, n), cfg=slice(0, ncfg))
     ds.attrs = attrs
+    ds.set_close(raw.close)  # closing the view closes the file (a running sampler waits for it)
     if load:
         ds = ds.load()
         ds.close()

@@ -171,7 +171,26 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     n_this_call = 0
     bar = _progress(total, done_now, progress, sampler)
 
-    def flush():
+    def flush(final=False):
+        """Write buffered measurements + state; if a reader holds the file, retry later."""
+        nonlocal last_flush
+        waited = 0.0
+        while True:
+            try:
+                _flush()
+                return
+            except store.FileBusyError:
+                if not final:
+                    last_flush = time.perf_counter()
+                    return
+                if waited == 0.0:
+                    print(f"{out} is open elsewhere; waiting to write the last checkpoint", file=sys.stderr)
+                if waited > 600:
+                    raise
+                time.sleep(1.0)
+                waited += 1.0
+
+    def _flush():
         nonlocal last_flush
         wall = wall0 + time.perf_counter() - t_start
         n_done_new = t_meas
@@ -214,13 +233,13 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
             if time.perf_counter() - last_flush > flush_seconds:
                 flush()
     except KeyboardInterrupt:
-        flush()
+        flush(final=True)
         if bar is not None:
             bar.close()
         print(f"\ninterrupted: {t_meas} measured trajectories saved in {out}; continue with --resume",
               file=sys.stderr)
         raise
-    flush()
+    flush(final=True)
     if bar is not None:
         bar.close()
     return out
