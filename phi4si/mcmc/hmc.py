@@ -32,7 +32,8 @@ import numba as nb
 import numpy as np
 
 from ..errors import ParameterError
-from ..lattice.kernels import action_with, force_into
+from ..lattice.kernels import (block_rows, gaussian_fill, mask2d, md_trajectory, md_trajectory_2d, pad2d, pad2d_mom,
+                               pad_rows, row_neighbours, sum_squares, unpad2d, unpad2d_mom, unpad_rows)
 from ..lattice.params import Phi4Params
 
 OMELYAN_LAMBDA = 0.1931833275037836
@@ -40,79 +41,101 @@ INTEGRATORS = {"leapfrog": 0, "omelyan": 1}
 
 
 @nb.njit(cache=True, nogil=True)
+def _md_chain(x, p, k0, u, eps, n_steps, integrator, shape, nbr, mask, c, lam, h, mode):
+    """Molecular dynamics for one chain (flat field ``x``, flat momenta ``p``).
+
+    ``mode`` 0: HMC -- Metropolis test with ``u`` against dH (``k0`` = |p_0|^2); on
+    acceptance ``x`` is overwritten; returns (accepted, dH).  ``mode`` 1: plain MD -- ``x``
+    and ``p`` are overwritten with the evolved values; returns (1, dH).
+    d = 2 runs in the fully padded layout (:func:`~phi4si.lattice.kernels.md_pass_2d`),
+    other d in the row-padded one (:func:`~phi4si.lattice.kernels.md_pass`).
+    """
+    d = shape.shape[0]
+    if d == 2:
+        L0 = shape[0]
+        L1 = shape[1]
+        xp = np.empty((L0 + 2) * (L1 + 2))
+        pp = np.empty(L0 * (L1 + 2))
+        pad2d(x, xp, L0, L1)
+        pad2d_mom(p, pp, L0, L1)
+        S0, S1, k1 = md_trajectory_2d(xp, pp, mask, L0, L1, block_rows(L1), c, lam, h, eps, n_steps,
+                                      integrator, OMELYAN_LAMBDA)
+        dh = 0.5 * (k1 - k0) + (S1 - S0)
+        if mode == 1:
+            unpad2d(xp, x, L0, L1)
+            unpad2d_mom(pp, p, L0, L1)
+            return 1.0, dh
+        if u < math.exp(-dh):  # NaN dH is rejected
+            unpad2d(xp, x, L0, L1)
+            return 1.0, dh
+        return 0.0, dh
+    Lr = shape[d - 1]
+    xr = np.empty((x.shape[0] // Lr, Lr + 2))
+    hb = np.empty(Lr)
+    pad_rows(x, xr)
+    p2 = p.reshape(xr.shape[0], Lr)  # a view: p is evolved in place
+    S0, S1, k1 = md_trajectory(xr, p2, hb, shape, nbr, c, lam, h, eps, n_steps, integrator, OMELYAN_LAMBDA)
+    dh = 0.5 * (k1 - k0) + (S1 - S0)
+    if mode == 1 or u < math.exp(-dh):  # NaN dH is rejected
+        unpad_rows(xr, x)
+        return 1.0, dh
+    return 0.0, dh
+
+
+@nb.njit(cache=True, nogil=True)
+def _tables(shape):
+    """Neighbour-row table (row layout) and real-column mask (d = 2 layout) for ``shape``."""
+    d = shape.shape[0]
+    if d == 2:
+        return row_neighbours(shape), mask2d(shape[0], shape[1])
+    return row_neighbours(shape), np.ones(1)
+
+
+@nb.njit(cache=True, nogil=True)
 def integrate_md(x, p, f, eps, n_steps, integrator, shape, c, lam, h):
-    """Integrate Hamilton's equations in place for ``n_steps`` steps; ``f`` is scratch."""
-    V = x.shape[0]
-    if integrator == 0:
-        force_into(x, f, shape, c, lam, h)
-        w = 0.5 * eps
-        for i in range(V):
-            p[i] += w * f[i]
-        for s in range(n_steps):
-            for i in range(V):
-                x[i] += eps * p[i]
-            force_into(x, f, shape, c, lam, h)
-            w = eps if s < n_steps - 1 else 0.5 * eps
-            for i in range(V):
-                p[i] += w * f[i]
-    else:
-        lm = OMELYAN_LAMBDA
-        force_into(x, f, shape, c, lam, h)
-        w = lm * eps
-        for i in range(V):
-            p[i] += w * f[i]
-        half = 0.5 * eps
-        mid = (1.0 - 2.0 * lm) * eps
-        for s in range(n_steps):
-            for i in range(V):
-                x[i] += half * p[i]
-            force_into(x, f, shape, c, lam, h)
-            for i in range(V):
-                p[i] += mid * f[i]
-            for i in range(V):
-                x[i] += half * p[i]
-            force_into(x, f, shape, c, lam, h)
-            w = 2.0 * lm * eps if s < n_steps - 1 else lm * eps
-            for i in range(V):
-                p[i] += w * f[i]
+    """Integrate Hamilton's equations in place for ``n_steps`` steps (``f``: unused scratch,
+    kept for backward compatibility).  Uses the same fused sweeps as :func:`hmc_batch`."""
+    nbr, mask = _tables(shape)
+    _md_chain(x, p, 0.0, 0.0, eps, n_steps, integrator, shape, nbr, mask, c, lam, h, 1)
 
 
 @nb.njit(cache=True, parallel=True)
 def integrate_batch(phi, mom, eps, n_steps, integrator, shape, c, lam, h):
     """Molecular-dynamics evolution of every chain in place (no accept/reject); for tests."""
+    nbr, mask = _tables(shape)
     for ci in nb.prange(phi.shape[0]):
-        f = np.empty(phi.shape[1])
-        integrate_md(phi[ci], mom[ci], f, eps, n_steps, integrator, shape, c, lam, h)
+        _md_chain(phi[ci], mom[ci], 0.0, 0.0, eps, n_steps, integrator, shape, nbr, mask, c, lam, h, 1)
 
 
 @nb.njit(cache=True, parallel=True)
 def hmc_batch(phi, mom, u, eps, n_steps, integrator, shape, c, lam, h, acc, dH):
     """One HMC trajectory for every chain (row of ``phi``), in place.
 
-    ``mom`` holds the N(0,1) momenta (overwritten), ``u`` uniforms in [0, 1);
-    ``acc`` and ``dH`` receive acceptance (0/1) and the energy violation.
+    ``mom`` holds the N(0,1) momenta (its content afterwards is unspecified), ``u``
+    uniforms in [0, 1); ``acc`` and ``dH`` receive acceptance (0/1) and the energy violation.
     """
+    nbr, mask = _tables(shape)
+    for ci in nb.prange(phi.shape[0]):
+        p = mom[ci]
+        a, dh = _md_chain(phi[ci], p, sum_squares(p), u[ci], eps, n_steps, integrator, shape, nbr, mask,
+                          c, lam, h, 0)
+        acc[ci] = a
+        dH[ci] = dh
+
+
+@nb.njit(cache=True, parallel=True)
+def hmc_batch_keys(phi, keys, u, eps, n_steps, integrator, shape, nbr, mask, c, lam, h, acc, dH):
+    """Like :func:`hmc_batch`, but chain ``i`` draws its N(0,1) momenta inside the kernel as
+    :func:`~phi4si.lattice.kernels.gaussian_fill` of ``keys[i]`` (in parallel; no momentum
+    array crosses the Python boundary).  ``nbr, mask = _tables(shape)``."""
     nc, V = phi.shape
     for ci in nb.prange(nc):
-        x = phi[ci].copy()
-        p = mom[ci]
-        f = np.empty(V)
-        k0 = 0.0
-        for i in range(V):
-            k0 += p[i] * p[i]
-        h0 = 0.5 * k0 + action_with(x, f, shape, c, lam, h)
-        integrate_md(x, p, f, eps, n_steps, integrator, shape, c, lam, h)
-        k1 = 0.0
-        for i in range(V):
-            k1 += p[i] * p[i]
-        dh = 0.5 * k1 + action_with(x, f, shape, c, lam, h) - h0
+        p = np.empty(V)
+        gaussian_fill(keys[ci], p)
+        a, dh = _md_chain(phi[ci], p, sum_squares(p), u[ci], eps, n_steps, integrator, shape, nbr, mask,
+                          c, lam, h, 0)
+        acc[ci] = a
         dH[ci] = dh
-        if u[ci] < math.exp(-dh):  # NaN dH is rejected
-            acc[ci] = 1.0
-            for i in range(V):
-                phi[ci, i] = x[i]
-        else:
-            acc[ci] = 0.0
 
 
 class HMC:
@@ -133,6 +156,7 @@ class HMC:
         self.n_steps = int(n_steps)
         self.integrator = integrator
         self._shape = np.array(params.shape, dtype=np.int64)
+        self._nbr, self._mask = _tables(self._shape)
 
     @property
     def forces_per_trajectory(self) -> int:
@@ -143,15 +167,20 @@ class HMC:
         return {"sampler": self.name, "n_steps": self.n_steps, "integrator": self.integrator}
 
     def step(self, phi: np.ndarray, rng: np.random.Generator, eps: float):
-        """One trajectory on every chain of the flat batch ``phi`` (n, V), in place."""
+        """One trajectory on every chain of the flat batch ``phi`` (n, V), in place.
+
+        Draws from ``rng``: one uint64 key per chain (the chain's momenta are
+        ``gaussian_fill(key)``, generated in parallel inside the kernel), then one
+        uniform per chain for the Metropolis test.  Same rng state, same bits.
+        """
         n = phi.shape[0]
-        mom = rng.standard_normal(phi.shape)
+        keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
         u = rng.random(n)
         acc = np.empty(n)
         dH = np.empty(n)
         p = self.params
-        hmc_batch(phi, mom, u, float(eps), self.n_steps, INTEGRATORS[self.integrator], self._shape,
-                  p.mass_term, p.lam, p.h, acc, dH)
+        hmc_batch_keys(phi, keys, u, float(eps), self.n_steps, INTEGRATORS[self.integrator], self._shape,
+                       self._nbr, self._mask, p.mass_term, p.lam, p.h, acc, dH)
         return acc, dH
 
     def integrate(self, phi: np.ndarray, mom: np.ndarray, eps: float, n_steps: int | None = None):
