@@ -12,15 +12,19 @@ with ``xarray.open_dataset(path, engine="h5netcdf")``)::
     /gp    (chain, traj, dir)                   |phi~(p_min e_mu)|^2 / V per trajectory
     /phi   (chain, cfg, x0, ...)               configurations (every ``every``-th
                                                trajectory; chunked, gzip, float32 or float64)
-    /state/phi (chain, site), /state attrs     full-precision resume state (rng, eps, counters)
+    /state/phi (chain, site), /state/rng, /state/counters   resume state (float64 fields,
+                                               PCG64 state, n_done, t_therm, eps, acc_sum, wall_time)
 
-Root attributes: ``phi4si_format``, ``params``/``sampler``/``run`` (JSON), ``n_done``
-(completed measured trajectories: everything beyond it is ignored), ``n_therm_done``,
-``eps`` (the tuned, frozen step size), ``acceptance``, ``wall_time``, ``version``.
+Root attributes: ``phi4si_format``, ``params``/``sampler``/``run`` (JSON), ``version``,
+and a summary written when a run ends: ``n_done`` (completed measured trajectories;
+anything beyond it is ignored), ``eps`` (the tuned, frozen step size), ``acceptance``,
+``wall_time``.  The authoritative live values are in ``/state/counters``.
 
-Each flush opens the file, appends, writes the resume state and ``n_done`` last, and
-closes it, so a run killed between flushes (even by SIGKILL) leaves a consistent file
-holding every completed measurement up to the last flush.
+The writer holds the file open in HDF5 SWMR mode, in which the file on disk is valid at
+every instant; each flush appends, then writes the resume state with ``n_done`` last.  A
+run killed at any moment (even by SIGKILL) leaves a file holding every completed
+measurement up to the last flush; ``open_ensemble`` reads it (and live files) in SWMR
+mode, and ``--resume`` first rewrites it into a clean file (:func:`repair`).
 """
 
 from __future__ import annotations
@@ -47,10 +51,10 @@ class FileBusyError(EnsembleFileError):
     """The file is open in another process (HDF5 file lock); try again later."""
 
 
-def _open(path, mode):
+def _open(path, mode, **kw):
     h5py = _h5()
     try:
-        return h5py.File(path, mode)
+        return h5py.File(path, mode, **kw)
     except FileNotFoundError:
         raise EnsembleFileError(f"{path}: no such file") from None
     except OSError as e:
@@ -61,11 +65,19 @@ def _open(path, mode):
 
 
 def check_ensemble(path) -> dict:
-    """Return the root attributes of an ensemble file, or raise :class:`EnsembleFileError`."""
-    with _open(path, "r") as f:
+    """Root attributes of an ensemble file, with the live counters (``n_done``, ``eps``,
+    ``wall_time``, ``acceptance``) taken from the resume state; raises :class:`EnsembleFileError`."""
+    with _open_read(path) as f:
         if f.attrs.get("phi4si_format") != FORMAT:
             raise EnsembleFileError(f"{path}: not a phi4si ensemble file (format attribute missing or unknown)")
-        return read_attrs(f)
+        attrs = read_attrs(f)
+        if "state" in f and "counters" in f["state"]:
+            _, st = _read_state(f)
+            attrs["n_done"] = st["n_done"]
+            attrs["eps"] = st["eps"]
+            attrs["wall_time"] = st["wall_time"]
+            attrs["acceptance"] = st["acc_sum"] / st["n_done"] if st["n_done"] else float("nan")
+        return attrs
 
 
 def read_attrs(f) -> dict:
@@ -81,25 +93,31 @@ def read_attrs(f) -> dict:
     return out
 
 
+COUNTERS = ("n_done", "t_therm", "eps", "acc_sum", "wall_time")
+RNG_BYTES = 2048
+
+
 def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict, run: dict, state_phi, state: dict,
                     extra: dict | None = None):
-    """Create a new ensemble file atomically (written to ``path.tmp`` then renamed)."""
+    """Create a new, empty ensemble file atomically (written to ``path.tmp`` then renamed).
+
+    ``state`` holds the resume state: ``rng`` (JSON-able dict) and the :data:`COUNTERS`.
+    The file uses the HDF5 >= 1.10 format so that it can be written in SWMR mode, which
+    keeps it consistent on disk at every instant (see :class:`EnsembleWriter`).
+    """
     h5py = _h5()
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     d = len(shape)
-    with h5py.File(tmp, "w", libver=("earliest", "v110")) as f:
+    with h5py.File(tmp, "w", libver="latest") as f:
         f.attrs["phi4si_format"] = FORMAT
         f.attrs["params"] = json.dumps(params)
         f.attrs["sampler"] = json.dumps(sampler)
         f.attrs["run"] = json.dumps(run)
         f.attrs["extra"] = json.dumps(extra or {})
         f.attrs["version"] = run.get("version", "")
-        f.attrs["n_done"] = 0
-        f.attrs["n_therm_done"] = 0
-        f.attrs["wall_time"] = 0.0
-        f.attrs["acceptance"] = np.nan
-        f.attrs["eps"] = float(state.get("eps", np.nan))
+        for k in ("n_done", "wall_time", "acceptance", "eps"):
+            f.attrs[k] = 0 if k == "n_done" else float("nan") if k == "acceptance" else float(state.get(k, 0.0))
         scales = {}
         scales["chain"] = f.create_dataset("chain", data=np.arange(n_chains, dtype=np.int64))
         scales["traj"] = f.create_dataset("traj", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
@@ -126,7 +144,10 @@ def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict
         ds.attrs["long_name"] = "field configurations phi_x"
         g = f.create_group("state")
         g.create_dataset("phi", data=np.asarray(state_phi, dtype=np.float64))
-        _write_state_attrs(g, state)
+        g.create_dataset("rng", data=np.zeros(1, dtype=f"S{RNG_BYTES}"))
+        c = g.create_dataset("counters", data=np.zeros(len(COUNTERS)))
+        c.attrs["names"] = json.dumps(COUNTERS)
+        _write_state(g, None, state)
     os.replace(tmp, path)
 
 
@@ -135,36 +156,115 @@ def _attach(ds, scales, dims):
         ds.dims[i].attach_scale(scales[name])
 
 
-def _write_state_attrs(g, state: dict):
-    for k, v in state.items():
-        g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+def _write_state(g, state_phi, state: dict):
+    if state_phi is not None:
+        g["phi"][...] = state_phi
+    rng = json.dumps(state["rng"]).encode()
+    if len(rng) > RNG_BYTES:  # pragma: no cover - PCG64 states are ~200 bytes
+        raise EnsembleFileError("random-generator state too large to store")
+    g["rng"][0] = rng
+    g["counters"][...] = np.array([float(state.get(k, 0.0)) for k in COUNTERS])
+
+
+def _read_state(f) -> tuple[np.ndarray, dict]:
+    g = f["state"]
+    names = json.loads(g["counters"].attrs["names"])
+    vals = g["counters"][...]
+    state = {k: float(v) for k, v in zip(names, vals)}
+    for k in ("n_done", "t_therm"):
+        state[k] = int(state[k])
+    state["rng"] = json.loads(bytes(g["rng"][0]).rstrip(b"\0").decode())
+    return g["phi"][...], state
+
+
+def _open_read(path):
+    """Open for reading; SWMR read first, so live runs and files of killed runs open too."""
+    h5py = _h5()
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except FileNotFoundError:
+        raise EnsembleFileError(f"{path}: no such file") from None
+    except OSError:
+        return _open(path, "r")
 
 
 def read_state(path):
-    """Return ``(attrs, state_phi, state)`` of an ensemble for resuming."""
-    with _open(path, "r") as f:
+    """Return ``(attrs, state_phi, state)`` of an ensemble for resuming (``state`` has the counters and rng)."""
+    with _open_read(path) as f:
         if f.attrs.get("phi4si_format") != FORMAT or "state" not in f:
             raise EnsembleFileError(f"{path}: not a resumable phi4si ensemble file")
         attrs = read_attrs(f)
-        g = f["state"]
-        phi = g["phi"][...]
-        state = {}
-        for k, v in g.attrs.items():
-            if isinstance(v, bytes):
-                v = v.decode()
-            if isinstance(v, str) and v[:1] in "{[":
-                v = json.loads(v)
-            elif isinstance(v, np.generic):
-                v = v.item()
-            state[k] = v
+        phi, state = _read_state(f)
     return attrs, phi, state
 
 
-def append_and_checkpoint(path, *, scalars: dict | None, gp=None, configs=None, cfg_index=None, traj_index=None,
-                          state_phi=None, state: dict, attrs: dict):
-    """Append measurements, write the resume state, then update ``n_done`` (last)."""
+def repair(path):
+    """Rewrite the file of a killed run (HDF5 marks it 'open for writing') into a clean file.
+
+    Reads every completed measurement in SWMR mode, writes a fresh file next to it and
+    renames it over the original.  Called by ``--resume``; returns True if a repair was needed.
+    """
+    h5py = _h5()
+    try:
+        with h5py.File(path, "r+"):
+            return False
+    except OSError as e:
+        if "already open for write" not in str(e):
+            raise EnsembleFileError(f"{path}: cannot open for writing ({e})") from None
+    with _open_read(path) as f:
+        attrs = read_attrs(f)
+        phi_state, state = _read_state(f)
+        n = state["n_done"]
+        data = {k: f[k][:, :n] for k in SCALARS}
+        gp = f["gp"][:, :n]
+        cfg = f["cfg"][...]
+        ncfg = int(np.searchsorted(cfg, n))
+        cfg = cfg[:ncfg]
+        configs = f["phi"][:, :ncfg]
+        shape = tuple(attrs["params"]["shape"])
+        n_chains = f["chain"].shape[0]
+        dtype = f["phi"].dtype
+    path = Path(path)
+    fixed = path.with_name(path.name + ".repair")
+    st0 = dict(state, n_done=0)
+    create_ensemble(fixed, shape=shape, n_chains=n_chains, dtype=dtype, params=attrs["params"],
+                    sampler=attrs["sampler"], run=attrs["run"], state_phi=phi_state, state=st0,
+                    extra=attrs.get("extra"))
+    w = EnsembleWriter(fixed)
+    w.append(scalars=data, gp=gp, configs=configs, cfg_index=cfg, traj_index=np.arange(n), state_phi=phi_state,
+             state=state)
+    w.close()
+    os.replace(fixed, path)
+    return True
+
+
+def update_attrs(path, attrs: dict):
+    """Set root attributes of a (closed) ensemble file."""
     with _open(path, "r+") as f:
-        n_done = int(f.attrs["n_done"])
+        for k, v in attrs.items():
+            f.attrs[k] = v
+
+
+class EnsembleWriter:
+    """Appends measurements to an ensemble file held open in HDF5 SWMR-write mode.
+
+    In SWMR mode HDF5 orders its metadata writes so that the file on disk is a valid file
+    at every instant: a run killed at any moment (even by SIGKILL) leaves every
+    measurement of the last completed flush readable.  Each :meth:`append` writes the new
+    data, then the resume state, then the counters (``n_done`` last), then flushes.
+    Readers (``open_ensemble``) may open the file while it is being written.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.f = _open(path, "r+", libver="latest")
+        self.f.swmr_mode = True
+
+    def append(self, *, scalars: dict | None, gp=None, configs=None, cfg_index=None, traj_index=None,
+               state_phi=None, state: dict):
+        f = self.f
+        g = f["state"]
+        n_done = int(g["counters"][COUNTERS.index("n_done")])
         if traj_index is not None and len(traj_index):
             t = len(traj_index)
             _truncate(f, n_done)
@@ -184,14 +284,17 @@ def append_and_checkpoint(path, *, scalars: dict | None, gp=None, configs=None, 
                 f["phi"].resize(nc0 + c, axis=1)
                 f["phi"][:, nc0:] = configs
             n_done += t
-        g = f["state"]
-        if state_phi is not None:
-            g["phi"][...] = state_phi
-        _write_state_attrs(g, state)
-        for k, v in attrs.items():
-            f.attrs[k] = v
-        f.attrs["n_done"] = n_done
+        f.flush()  # data before the state that commits it
+        _write_state(g, state_phi, dict(state, n_done=n_done))
         f.flush()
+
+    def close(self, summary: dict | None = None):
+        """Leave SWMR mode and record summary attributes (acceptance, wall_time, eps, n_done)."""
+        self.f.close()
+        if summary:
+            with _open(self.path, "r+") as f:
+                for k, v in summary.items():
+                    f.attrs[k] = v
 
 
 def _truncate(f, n_done):
@@ -227,14 +330,15 @@ def open_ensemble(path, load: bool = False):
 
     attrs = check_ensemble(path)
     try:
-        raw = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort")
+        orig = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort", driver_kwds={"swmr": True})
     except Exception as e:  # pragma: no cover - depends on h5netcdf internals
         raise EnsembleFileError(f"{path}: cannot read as an ensemble ({e})") from None
+    raw = orig.drop_vars([v for v in orig.variables if str(v).startswith("state")], errors="ignore")
     n = int(attrs["n_done"])
     ncfg = int(np.searchsorted(raw["cfg"].values, n))
     ds = raw.isel(traj=slice(0, n), cfg=slice(0, ncfg))
     ds.attrs = attrs
-    ds.set_close(raw.close)  # closing the view closes the file (a running sampler waits for it)
+    ds.set_close(orig.close)  # closing the view closes the file (a running sampler waits for it)
     if load:
         ds = ds.load()
         ds.close()

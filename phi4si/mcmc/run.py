@@ -130,18 +130,19 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         for key in ("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt", "eps_initial", "jitter"):
             if old_s.get(key) != smeta.get(key):
                 raise ResumeError(f"cannot resume {out}: sampler setting {key} was {old_s.get(key)!r}, now {smeta.get(key)!r}")
-        if n_traj < attrs["n_done"]:
-            raise ResumeError(f"cannot resume {out}: it already holds {attrs['n_done']} > n_traj={n_traj} trajectories")
+        if n_traj < state["n_done"]:
+            raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n_traj={n_traj} trajectories")
+        if store.repair(out):
+            print(f"{out}: rewrote the file of an interrupted run into a clean file", file=sys.stderr)
         rng = _rng_from_json(state["rng"])
         phi = np.ascontiguousarray(state_phi, dtype=np.float64).reshape(chains, V)
         cur_eps = float(state["eps"])
         t_therm = int(state["t_therm"])
-        t_meas = int(attrs["n_done"])
-        wall0 = float(attrs["wall_time"])
-        acc_sum = float(state.get("acc_sum", 0.0))
+        t_meas = int(state["n_done"])
+        wall0 = float(state["wall_time"])
+        acc_sum = float(state["acc_sum"])
         if n_traj != old_run["n_traj"]:
-            run_upd = dict(old_run, n_traj=n_traj)
-            store.append_and_checkpoint(out, scalars=None, state=state, attrs={"run": _json(run_upd)})
+            store.update_attrs(out, {"run": _json(dict(old_run, n_traj=n_traj))})
     else:
         if out.exists() and not overwrite:
             raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or --resume to continue it")
@@ -154,9 +155,9 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         t_meas = 0
         wall0 = 0.0
         acc_sum = 0.0
-        state = _state(rng, cur_eps, t_therm, acc_sum)
         store.create_ensemble(out, shape=params.shape, n_chains=chains, dtype=dtype, params=params.to_dict(),
-                              sampler=smeta, run=run, state_phi=phi, state=state)
+                              sampler=smeta, run=run, state_phi=phi,
+                              state=_state(rng, cur_eps, t_therm, acc_sum, 0, 0.0))
 
     do_adapt = adapt and smp.adaptive
     total = n_therm + n_traj
@@ -171,41 +172,29 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     n_this_call = 0
     bar = _progress(total, done_now, progress, sampler)
 
-    def flush(final=False):
-        """Write buffered measurements + state; if a reader holds the file, retry later."""
-        nonlocal last_flush
-        waited = 0.0
-        while True:
-            try:
-                _flush()
-                return
-            except store.FileBusyError:
-                if not final:
-                    last_flush = time.perf_counter()
-                    return
-                if waited == 0.0:
-                    print(f"{out} is open elsewhere; waiting to write the last checkpoint", file=sys.stderr)
-                if waited > 600:
-                    raise
-                time.sleep(1.0)
-                waited += 1.0
+    writer = store.EnsembleWriter(out)
 
-    def _flush():
+    def flush():
+        """Append buffered measurements, then the resume state (n_done last)."""
         nonlocal last_flush
         wall = wall0 + time.perf_counter() - t_start
-        n_done_new = t_meas
-        attrs = {"wall_time": wall, "n_therm_done": t_therm, "eps": cur_eps,
-                 "acceptance": acc_sum / n_done_new if n_done_new else float("nan")}
+        state = _state(rng, cur_eps, t_therm, acc_sum, t_meas, wall)
         if buf.traj:
-            store.append_and_checkpoint(out, scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
-                                        cfg_index=np.array(buf.cfg_idx, dtype=np.int64),
-                                        traj_index=np.array(buf.traj, dtype=np.int64), state_phi=phi,
-                                        state=_state(rng, cur_eps, t_therm, acc_sum), attrs=attrs)
+            writer.append(scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
+                          cfg_index=np.array(buf.cfg_idx, dtype=np.int64),
+                          traj_index=np.array(buf.traj, dtype=np.int64), state_phi=phi, state=state)
         else:
-            store.append_and_checkpoint(out, scalars=None, state_phi=phi, state=_state(rng, cur_eps, t_therm, acc_sum),
-                                        attrs=attrs)
+            writer.append(scalars=None, state_phi=phi, state=state)
         buf.clear()
         last_flush = time.perf_counter()
+
+    def finish():
+        flush()
+        writer.close({"n_done": t_meas, "n_therm_done": t_therm, "eps": cur_eps,
+                      "wall_time": wall0 + time.perf_counter() - t_start,
+                      "acceptance": acc_sum / t_meas if t_meas else float("nan")})
+        if bar is not None:
+            bar.close()
 
     try:
         while t_therm + t_meas < total:
@@ -233,15 +222,14 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
             if time.perf_counter() - last_flush > flush_seconds:
                 flush()
     except KeyboardInterrupt:
-        flush(final=True)
-        if bar is not None:
-            bar.close()
+        finish()
         print(f"\ninterrupted: {t_meas} measured trajectories saved in {out}; continue with --resume",
               file=sys.stderr)
         raise
-    flush(final=True)
-    if bar is not None:
-        bar.close()
+    except BaseException:
+        writer.f.close()
+        raise
+    finish()
     return out
 
 
@@ -251,8 +239,9 @@ def _json(d):
     return json.dumps(d)
 
 
-def _state(rng, eps, t_therm, acc_sum):
-    return {"rng": _rng_state_json(rng), "eps": float(eps), "t_therm": int(t_therm), "acc_sum": float(acc_sum)}
+def _state(rng, eps, t_therm, acc_sum, n_done, wall_time):
+    return {"rng": _rng_state_json(rng), "eps": float(eps), "t_therm": int(t_therm), "acc_sum": float(acc_sum),
+            "n_done": int(n_done), "wall_time": float(wall_time)}
 
 
 def _phase(params):
