@@ -23,10 +23,12 @@ def analyze_file(path, S: float = 2.0) -> dict:
     """
     ds = open_ensemble(path)
     try:
-        if ds.sizes.get("traj", 0) < 2 and ds.sizes.get("chain", 0) < 2:
+        n_meas = ds.sizes.get("traj", 0) * ds.sizes.get("chain", 0)
+        if ds.sizes.get("traj", 0) == 0 or n_meas < 2:
             from .errors import EnsembleFileError
 
-            raise EnsembleFileError(f"{path}: needs at least two measurements to analyse (has {ds.sizes.get('traj', 0)})")
+            raise EnsembleFileError(f"{path}: needs at least two measurements to analyse (has {n_meas}); "
+                                    "was the run interrupted during thermalisation?")
         res = analyze(ds, S=S)
         out = {k: _clean(res[k].to_dict()) for k in KEYS}
         out["acceptance"] = res["acceptance"]

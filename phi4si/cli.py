@@ -150,6 +150,8 @@ def cmd_demo(args):
     from .plot import plot_ensemble
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise Phi4siError(f"demo output {out} exists and is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "hmc_8x8.h5"
     params = Phi4Params((8, 8), m2=-4.0, lam=8.0)

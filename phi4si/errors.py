@@ -27,3 +27,7 @@ class OutputExistsError(Phi4siError, FileExistsError):
 
 class ResumeError(Phi4siError, ValueError):
     """A ``--resume`` request does not match the file it would continue."""
+
+
+class SamplerDivergedError(Phi4siError, FloatingPointError):
+    """A chain's field became non-finite (step size too large for an unadjusted scheme)."""

@@ -28,8 +28,17 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     from .store import open_ensemble
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        from .errors import Phi4siError
+
+        raise Phi4siError(f"plot output {out_dir} exists and is a file, not a directory")
     ds = open_ensemble(path)
+    if ds.sizes.get("traj", 0) == 0:
+        ds.close()
+        from .errors import EnsembleFileError
+
+        raise EnsembleFileError(f"{path}: holds no measured trajectories yet (interrupted during thermalisation?)")
+    out_dir.mkdir(parents=True, exist_ok=True)
     p = ds.attrs["params"]
     shape = tuple(p["shape"])
     V = int(np.prod(shape))

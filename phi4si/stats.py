@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_REPLICA = 64
+MIN_REPLICA = 5
 ENSEMBLE = "ens"
 
 
@@ -54,7 +55,9 @@ def _fold(x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     nc, nt = x.shape
-    if nt < 4:  # independent samples (e.g. generated ensembles): one series over chains
+    if nt < MIN_REPLICA:
+        # too short for a per-chain autocorrelation analysis (pyerrors needs >= 5 per
+        # replica): treated as independent samples (e.g. generated ensembles, one per chain)
         return x.T.reshape(1, -1)
     if nc > MAX_REPLICA:
         # average chains in groups at equal time: the group means are again stationary

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import store
 from .._version import __version__
-from ..errors import OutputExistsError, ParameterError, ResumeError
+from ..errors import OutputExistsError, ParameterError, ResumeError, SamplerDivergedError
 from ..lattice.params import Phi4Params
 from . import SAMPLERS, make_sampler
 
@@ -109,6 +109,8 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         raise ParameterError(f"output {out} is a directory")
     if not out.parent.exists():
         raise ParameterError(f"output directory {out.parent} does not exist")
+    if not out.parent.is_dir():
+        raise ParameterError(f"output location {out.parent} is not a directory")
     V = params.volume
     smeta = smp.meta()
     smeta.update({"target_accept": target if smp.adaptive else None, "adapt": bool(adapt and smp.adaptive),
@@ -202,6 +204,12 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
                 break
             step_eps = cur_eps * (1.0 + jitter * (2.0 * rng.random() - 1.0)) if jitter else cur_eps
             acc, dH = smp.step(phi, rng, step_eps)
+            if not np.isfinite(phi).all():
+                bad = np.flatnonzero(~np.isfinite(phi).all(axis=1)).tolist()
+                raise SamplerDivergedError(
+                    f"chains {bad} diverged (non-finite field) at trajectory {t_therm + t_meas} with eps={step_eps:.4g};"
+                    f" {t_meas} measured trajectories before it are saved in {out}. Lower --eps"
+                    + (" (the unadjusted Langevin step is unstable for large dt)" if sampler == "langevin" else ""))
             a = float(acc.mean())
             if t_therm < n_therm:
                 t_therm += 1
@@ -225,6 +233,9 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         finish()
         print(f"\ninterrupted: {t_meas} measured trajectories saved in {out}; continue with --resume",
               file=sys.stderr)
+        raise
+    except SamplerDivergedError:
+        finish()
         raise
     except BaseException:
         writer.f.close()
