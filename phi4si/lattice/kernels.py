@@ -384,14 +384,18 @@ def pad2d(x, xp, L0, L1):
     """Copy the flat (L0 L1) field ``x`` into the padded ``xp`` ((L0 + 2)(L1 + 2)), ghosts included."""
     W = L1 + 2
     for r in range(L0):
-        b = (r + 1) * W + 1
+        b = np.uint64((r + 1) * W + 1)
+        a = np.uint64(r * L1)
         for i in range(L1):
-            xp[b + i] = x[r * L1 + i]
-        xp[b - 1] = xp[b + L1 - 1]
-        xp[b + L1] = xp[b]
+            xp[b + np.uint64(i)] = x[a + np.uint64(i)]
+        xp[b - _U1] = xp[b + np.uint64(L1 - 1)]
+        xp[b + np.uint64(L1)] = xp[b]
+    t = np.uint64(L0 * W)
+    u = np.uint64((L0 + 1) * W)
+    w = np.uint64(W)
     for i in range(W):
-        xp[i] = xp[L0 * W + i]
-        xp[(L0 + 1) * W + i] = xp[W + i]
+        xp[np.uint64(i)] = xp[t + np.uint64(i)]
+        xp[u + np.uint64(i)] = xp[w + np.uint64(i)]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -399,9 +403,10 @@ def unpad2d(xp, x, L0, L1):
     """Inverse of :func:`pad2d`."""
     W = L1 + 2
     for r in range(L0):
-        b = (r + 1) * W + 1
+        b = np.uint64((r + 1) * W + 1)
+        a = np.uint64(r * L1)
         for i in range(L1):
-            x[r * L1 + i] = xp[b + i]
+            x[a + np.uint64(i)] = xp[b + np.uint64(i)]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -409,10 +414,12 @@ def pad2d_mom(p, pp, L0, L1):
     """Flat momenta ``p`` (L0 L1) into the row layout ``pp`` (L0 (L1 + 2)); ghost columns = 0."""
     W = L1 + 2
     for r in range(L0):
-        pp[r * W] = 0.0
-        pp[r * W + W - 1] = 0.0
+        b = np.uint64(r * W)
+        a = np.uint64(r * L1)
+        pp[b] = 0.0
+        pp[b + np.uint64(W - 1)] = 0.0
         for i in range(L1):
-            pp[r * W + 1 + i] = p[r * L1 + i]
+            pp[b + _U1 + np.uint64(i)] = p[a + np.uint64(i)]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -420,8 +427,10 @@ def unpad2d_mom(pp, p, L0, L1):
     """Inverse of :func:`pad2d_mom`."""
     W = L1 + 2
     for r in range(L0):
+        b = np.uint64(r * W + 1)
+        a = np.uint64(r * L1)
         for i in range(L1):
-            p[r * L1 + i] = pp[r * W + 1 + i]
+            p[a + np.uint64(i)] = pp[b + np.uint64(i)]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -489,9 +498,9 @@ def md_pass_2d(xp, pp, mask, L0, L1, B, c, lam, h, a, w, measure):
                 x2 = x * x
                 q = pp[k] + w * (2.0 * hop - (c2 + l4 * x2) * x + h)
                 pp[k] = q
-                real = mask[k] != 0.0
-                S += x * (-hop + (c + lam * x2) * x - h) if real else 0.0
-                K += q * q if real else 0.0
+                m = mask[k]  # 0 on ghost columns, whose (finite, meaningless) values drop out
+                S += m * (x * (-hop + (c + lam * x2) * x - h))
+                K += m * (q * q)
         else:
             for j in range(n):
                 k = o + np.uint64(j)
@@ -661,29 +670,40 @@ def _box_muller(b1, b2):
     return r * ca, r * sa
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _mix64(z):
+    """SplitMix64 output function (Stafford's Mix13 variant)."""
+    z = (z ^ (z >> _U30)) * _MIX1
+    z = (z ^ (z >> _U27)) * _MIX2
+    return z ^ (z >> _U31)
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def gaussian_fill(key, out):
     """Fill ``out`` (1-D float64) with N(0, 1) numbers, a pure function of ``key`` (uint64).
 
     Numbers i and H + i (H = ceil(n/2)) are the Box-Muller pair of SplitMix64 words i + 1
-    (radius) and H + i + 1 (angle) of the stream seeded by ``key``.  Two passes (radii,
-    then angles) keep each loop short enough for the CPU to overlap iterations.
+    (radius) and H + i + 1 (angle) of the stream seeded by ``key`` (word j = Mix(key + j G),
+    G the golden-ratio increment).  Two passes (radii, then angles) keep each loop short
+    enough for the CPU to overlap iterations.
     """
     n = out.shape[0]
     H = (n + 1) // 2
     key = np.uint64(key)
-    hu = np.uint64(H)
     lo = out[:H]
     hi = out[H:]
+    z = key
     for k in range(H):
-        lo[k] = _bm_radius(_splitmix(key, np.uint64(k + 1)))
+        z += _GOLD
+        lo[k] = _bm_radius(_mix64(z))
     for k in range(n - H):
-        ca, sa = _bm_angle(_splitmix(key, np.uint64(k + 1) + hu))
+        z += _GOLD
+        ca, sa = _bm_angle(_mix64(z))
         r = lo[k]
         lo[k] = r * ca
         hi[k] = r * sa
     if n % 2 == 1:
-        ca, sa = _bm_angle(_splitmix(key, hu + hu))
+        ca, sa = _bm_angle(_mix64(z + _GOLD))
         lo[H - 1] = lo[H - 1] * ca
 
 
