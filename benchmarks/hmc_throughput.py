@@ -210,7 +210,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="~1 minute smoke run")
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
-    ap.add_argument("--chains", type=int, default=64, help="numba chains (default 64 = 32 per core)")
+    ap.add_argument("--chains", type=int, default=None,
+                    help="numba chains (default max(64, 65536 / V): >= 32 per core and >= 64k sites per trajectory)")
     ap.add_argument("--blocks", type=int, default=None, help="measurement blocks per runner (default 7, quick 2)")
     ap.add_argument("--seconds", type=float, default=None, help="seconds per block (default 1.5, quick 0.4)")
     ap.add_argument("--threads", type=int, default=2, help="threads for numba and torch (default 2)")
@@ -229,9 +230,10 @@ def main(argv=None):
     results = []
     for L in args.sizes:
         V = L * L
-        torch_batches = sorted({args.chains, max(args.chains, 2**20 // V)})
-        runners = [NumbaRunner(L, args.chains, "numba"), NumbaRunner(L, args.chains, "numba_npmom"),
-                   NumbaRunner(L, args.chains, "numba_before")]
+        chains = args.chains or max(64, 2**16 // V)
+        torch_batches = sorted({chains, max(chains, 2**20 // V)})
+        runners = [NumbaRunner(L, chains, "numba"), NumbaRunner(L, chains, "numba_npmom"),
+                   NumbaRunner(L, chains, "numba_before")]
         runners += [TorchRunner(L, b, threads=args.threads) for b in torch_batches]
         if not args.no_autograd:
             runners.append(TorchRunner(L, torch_batches[-1], autograd=True, threads=args.threads))
@@ -297,7 +299,7 @@ def main(argv=None):
     info["threading_layer"] = threading_layer()
     data = {"benchmark": "hmc_throughput", "quick": args.quick,
             "setup": {"d": 2, "m2": M2, "lam": LAM, "integrator": "leapfrog", "n_steps": N_STEPS, "eps": EPS,
-                      "numba_chains": args.chains, "threads": args.threads, "blocks": blocks,
+                      "numba_chains": args.chains or "max(64, 65536 / V)", "threads": args.threads, "blocks": blocks,
                       "seconds_per_block": seconds, "dtype_numba": "float64", "dtype_torch": "float32"},
             "machine": info, "roofline": roof, "results": results,
             "targets": {"numba_at_L32": 1e9, "ratio_vs_torch": 10.0}}

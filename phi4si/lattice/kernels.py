@@ -55,17 +55,24 @@ FAST = {"reassoc", "contract", "nsz"}
 
 @nb.njit(cache=True, nogil=True)
 def hop_sum(phi, out, shape):
-    """out[x] = sum_mu (phi[x+mu] + phi[x-mu]) on a periodic lattice (flat vectors)."""
+    """out[x] = sum_mu (phi[x+mu] + phi[x-mu]) on a periodic lattice (flat vectors).
+
+    Direction by direction on contiguous runs; indices are unsigned so that numba emits no
+    negative-index wraparound and LLVM vectorises the inner loops.
+    """
     V = phi.shape[0]
     d = shape.shape[0]
     Ld = shape[d - 1]
     nrow = V // Ld
+    one = np.uint64(1)
     for r in range(nrow):
-        b = r * Ld
-        out[b] = phi[b + 1] + phi[b + Ld - 1]
+        b = np.uint64(r * Ld)
+        last = b + np.uint64(Ld - 1)
+        out[b] = phi[b + one] + phi[last]
         for i in range(1, Ld - 1):
-            out[b + i] = phi[b + i + 1] + phi[b + i - 1]
-        out[b + Ld - 1] = phi[b] + phi[b + Ld - 2]
+            k = b + np.uint64(i)
+            out[k] = phi[k + one] + phi[k - one]
+        out[last] = phi[b] + phi[last - one]
     inner = Ld
     for mu in range(d - 2, -1, -1):
         L = shape[mu]
@@ -74,11 +81,12 @@ def hop_sum(phi, out, shape):
             for i in range(L):
                 ip = i + 1 if i + 1 < L else 0
                 im = i - 1 if i > 0 else L - 1
-                b = (o * L + i) * inner
-                bp = (o * L + ip) * inner
-                bm = (o * L + im) * inner
+                b = np.uint64((o * L + i) * inner)
+                bp = np.uint64((o * L + ip) * inner)
+                bm = np.uint64((o * L + im) * inner)
                 for j in range(inner):
-                    out[b + j] += phi[bp + j] + phi[bm + j]
+                    ju = np.uint64(j)
+                    out[b + ju] += phi[bp + ju] + phi[bm + ju]
         inner *= L
 
 
@@ -127,18 +135,23 @@ def force_batch(phi, out, shape, c, lam, h):
         force_into(phi[i], out[i], shape, c, lam, h)
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, parallel=True, fastmath=FAST)
 def measure_batch(phi, shape, c, lam, h, cos_t, sin_t, strides):
     """Per row: magnetisation m, action S and |phi~(p_min, mu)|^2 / V for each direction mu.
 
     ``cos_t[mu, n] = cos(2 pi n / L_mu)`` (padded), ``strides`` the C-order strides in sites.
     Returns ``(m, S, gp)`` with ``gp`` of shape ``(n, d)``.
+
+    phi~(p_min e_mu) only depends on the profile P_mu(n) = sum of phi over the sites with
+    x_mu = n, so each direction costs one vectorised pass (contiguous runs of ``strides[mu]``
+    sites) plus an L_mu-term phase sum.
     """
     n, V = phi.shape
     d = shape.shape[0]
     m = np.empty(n)
     S = np.empty(n)
     gp = np.empty((n, d))
+    Lmax = cos_t.shape[1]
     for r in nb.prange(n):
         x = phi[r]
         S[r] = action(x, shape, c, lam, h)
@@ -146,15 +159,30 @@ def measure_batch(phi, shape, c, lam, h, cos_t, sin_t, strides):
         for i in range(V):
             tot += x[i]
         m[r] = tot / V
+        prof = np.empty(Lmax)
         for mu in range(d):
             L = shape[mu]
             st = strides[mu]
+            for k in range(L):
+                prof[k] = 0.0
+            if st == 1:  # last axis: accumulate whole rows (vectorised over k)
+                for o in range(V // L):
+                    b = np.uint64(o * L)
+                    for k in range(L):
+                        prof[k] += x[b + np.uint64(k)]
+            else:  # contiguous runs of st sites share x_mu = k
+                for o in range(V // (L * st)):
+                    for k in range(L):
+                        b = np.uint64((o * L + k) * st)
+                        acc = 0.0
+                        for j in range(st):
+                            acc += x[b + np.uint64(j)]
+                        prof[k] += acc
             re = 0.0
             im = 0.0
-            for i in range(V):
-                xm = (i // st) % L
-                re += x[i] * cos_t[mu, xm]
-                im += x[i] * sin_t[mu, xm]
+            for k in range(L):
+                re += prof[k] * cos_t[mu, k]
+                im += prof[k] * sin_t[mu, k]
             gp[r, mu] = (re * re + im * im) / V
     return m, S, gp
 
