@@ -645,8 +645,8 @@ def _splitmix(key, j):
 
 
 @nb.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
-def _bm_radius(b1):
-    """sqrt(-2 log u1), u1 = (k + 1/2) 2^-52 in (0, 1) from the top 52 bits k of ``b1``.
+def _bm_radius2(b1):
+    """-2 log u1 (the squared Box-Muller radius), u1 = (k + 1/2) 2^-52 in (0, 1) from the top 52 bits k of ``b1``.
 
     |z| <= 8.5 (the missing tail has probability 2^-52).  log is fdlibm's (< 1 ulp),
     written branch-free (exponent/mantissa split by bit manipulation, selects) so that
@@ -668,7 +668,7 @@ def _bm_radius(b1):
     R = t2 + t1
     hfsq = 0.5 * f * f
     lg = e * _LN2_HI - ((hfsq - (s * (hfsq + R) + e * _LN2_LO)) - f)
-    return math.sqrt(-2.0 * lg)
+    return -2.0 * lg
 
 
 @nb.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
@@ -693,7 +693,7 @@ def _bm_angle(b2):
 @nb.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _box_muller(b1, b2):
     """Two independent N(0, 1) numbers from two 64-bit random words (branch-free)."""
-    r = _bm_radius(b1)
+    r = math.sqrt(_bm_radius2(b1))
     ca, sa = _bm_angle(b2)
     return r * ca, r * sa
 
@@ -712,7 +712,7 @@ def gaussian_fill(key, out):
 
     Numbers i and H + i (H = ceil(n/2)) are the Box-Muller pair of SplitMix64 words i + 1
     (radius) and H + i + 1 (angle) of the stream seeded by ``key`` (word j = Mix(key + j G),
-    G the golden-ratio increment).  Two passes (radii, then angles) keep each loop short
+    G the golden-ratio increment).  Two passes (squared radii, then angles with the square root) keep each loop short
     enough for the CPU to overlap iterations.
     """
     n = out.shape[0]
@@ -723,16 +723,16 @@ def gaussian_fill(key, out):
     z = key
     for k in range(H):
         z += _GOLD
-        lo[k] = _bm_radius(_mix64(z))
-    for k in range(n - H):
+        lo[k] = _bm_radius2(_mix64(z))
+    for k in range(n - H):  # the square root sits here, beside the independent sin/cos work
         z += _GOLD
         ca, sa = _bm_angle(_mix64(z))
-        r = lo[k]
+        r = math.sqrt(lo[k])
         lo[k] = r * ca
         hi[k] = r * sa
     if n % 2 == 1:
         ca, sa = _bm_angle(_mix64(z + _GOLD))
-        lo[H - 1] = lo[H - 1] * ca
+        lo[H - 1] = math.sqrt(lo[H - 1]) * ca
 
 
 @nb.njit(cache=True, parallel=True)
