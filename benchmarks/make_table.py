@@ -59,8 +59,8 @@ def efficiency_table(d) -> str:
            f"{m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}). ESS/s = ESS / file `wall_time` "
            "(thermalisation included).", "",
            "| L | sampler | eps | acc | therm+traj | ms/traj | <\\|m\\|> | tau(\\|m\\|) | ESS/s(\\|m\\|) | <m^2> | tau(m^2) "
-           "| ESS/s(m^2) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| ESS/s(m^2) | z vs hmc (\\|m\\|, m^2) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["runs"]:
         lab = r["sampler"] + ("" if r["mass"] is None else f" M={r['mass']:g}")
         a, b = r["abs_m"], r["m2"]
@@ -68,7 +68,7 @@ def efficiency_table(d) -> str:
                    f"{1e3 * r['seconds_per_traj']:.2f} | {a['value']:.4f}({1e4 * a['error']:.0f}) | "
                    f"{a['tau_int']:.1f}({a['tau_int_error']:.1f}) | {a['ess_per_s']:.1f} | "
                    f"{b['value']:.5f}({1e5 * b['error']:.0f}) | {b['tau_int']:.1f}({b['tau_int_error']:.1f}) | "
-                   f"{b['ess_per_s']:.1f} |")
+                   f"{b['ess_per_s']:.1f} | {r['z_vs_hmc']['abs_m']:+.1f}, {r['z_vs_hmc']['m2']:+.1f} |")
     out += ["", "| L | best FA-HMC mass | ESS/s(m^2) FA/HMC | tau(m^2) HMC/FA | cost per trajectory FA/HMC |",
             "|---|---|---|---|---|"]
     for a in d["analysis"]:

@@ -14,6 +14,16 @@ Integrators (``integrator`` argument, integer codes in the kernels):
 
 Both give dH = O(eps^2) per trajectory of fixed length, and are reversible to round-off.
 
+Implementation (for speed; see ``benchmarks/README.md``): each chain's field is copied into a
+padded layout (:mod:`phi4si.lattice.kernels`, ``md_pass_2d`` for d = 2, ``md_pass``
+otherwise) in which every integrator step is one fused, vectorised drift+force+kick sweep;
+S(x_0) and S(x_T), |p_T|^2 come out of the first and last sweeps.  :meth:`HMC.step` draws
+one uint64 key per chain from the caller's Generator and generates that chain's N(0, 1)
+momenta inside the parallel kernel (:func:`~phi4si.lattice.kernels.gaussian_fill`), so a
+run is a pure function of the Generator's state (reproducible and resumable) without a
+single-threaded ``standard_normal`` on the critical path.  :func:`hmc_batch` keeps the
+older interface that takes the momenta as an array.
+
 >>> import numpy as np
 >>> from phi4si.lattice import Phi4Params
 >>> from phi4si.mcmc.hmc import HMC
