@@ -10,7 +10,7 @@ per-site time ``a`` to a drift; :mod:`phi4si.nn.augment` draws random lattice sy
 torch.Size([2, 1, 8, 8])
 """
 
-from .augment import SymmetryDraw, apply_symmetry, augment, sample_symmetry
+from .augment import SymmetryDraw, apply_symmetry, random_symmetry, sample_symmetry
 from .unet import A_FEATURES, DEFAULT_A_FEATURES, LatticeUNet, UNetConfig, count_parameters, preset
 
 __all__ = [
@@ -22,6 +22,6 @@ __all__ = [
     "preset",
     "SymmetryDraw",
     "apply_symmetry",
-    "augment",
+    "random_symmetry",
     "sample_symmetry",
 ]

@@ -20,10 +20,10 @@ is itself invariant (e.g. masks at uniformly random positions). For images and m
 boundary) translations by roll are *not* symmetries: use ``translate=False``.
 
 >>> import torch
->>> from phi4si.nn.augment import augment
+>>> from phi4si.nn.augment import random_symmetry
 >>> g = torch.Generator().manual_seed(0)
 >>> x0, x1, a = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
->>> x0, x1, a = augment([x0, x1, a], g, fields=(0, 1), flip_sign=True)
+>>> x0, x1, a = random_symmetry([x0, x1, a], g, fields=(0, 1), flip_sign=True)
 >>> x0.shape, a.shape
 (torch.Size([4, 1, 8, 8]), torch.Size([4, 1, 8, 8]))
 """
@@ -37,7 +37,7 @@ import torch
 
 from ..errors import ParameterError
 
-__all__ = ["SymmetryDraw", "sample_symmetry", "apply_symmetry", "augment"]
+__all__ = ["SymmetryDraw", "sample_symmetry", "apply_symmetry", "random_symmetry"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,13 @@ class SymmetryDraw:
 
     shifts: (B, d) int64 roll per spatial axis; flips: (B, d) bool reflection per axis;
     quarter_turns: (B,) int64 rotation by ``k * 90`` degrees (zeros unless d = 2);
-    sign: (B,) +-1 factor for field tensors.
+    sign: (B,) +-1 factor for field tensors. Draw one with :func:`sample_symmetry`, apply it to
+    any number of tensors with :func:`apply_symmetry` (e.g. to x0, x1 and a, or later to a model
+    output to check equivariance).
+
+    >>> s = sample_symmetry(2, (4, 4), torch.Generator().manual_seed(0), rotate=False)
+    >>> s.batch, s.quarter_turns.tolist()
+    (2, [0, 0])
     """
 
     shifts: torch.Tensor
@@ -85,7 +91,8 @@ def sample_symmetry(batch: int, shape: Sequence[int], generator: torch.Generator
         turns = torch.randint(0, 4, (batch,), **kw) if shape[0] == shape[1] else 2 * torch.randint(0, 2, (batch,), **kw)
     else:
         turns = torch.zeros(batch, dtype=torch.int64, device=gdev)
-    sign = (1 - 2 * torch.randint(0, 2, (batch,), **kw)) if flip_sign else torch.ones(batch, dtype=torch.int64, device=gdev)
+    ones = torch.ones(batch, dtype=torch.int64, device=gdev)
+    sign = 1 - 2 * torch.randint(0, 2, (batch,), **kw) if flip_sign else ones
     dev = device if device is not None else gdev
     return SymmetryDraw(shifts.to(dev), flips.to(dev), turns.to(dev), sign.to(dev))
 
@@ -115,7 +122,7 @@ def apply_symmetry(draw: SymmetryDraw, t: torch.Tensor, *, field: bool = True) -
         t = torch.gather(t, ax, idx.reshape(bshape(ax, n)).expand(t.shape))
         t = torch.where(draw.flips[:, j].to(dev).reshape(bshape()), t.flip(ax), t)
     turns = draw.quarter_turns.to(dev).reshape(bshape())
-    if d == 2 and bool((turns != 0).any()):
+    if d == 2:  # no data-dependent shortcut: no device sync, vmap/compile friendly
         out = t
         for k in (1, 2, 3):
             if k % 2 and t.shape[-1] != t.shape[-2]:
@@ -127,7 +134,7 @@ def apply_symmetry(draw: SymmetryDraw, t: torch.Tensor, *, field: bool = True) -
     return t
 
 
-def augment(tensors, generator: torch.Generator | None = None, *, fields=None, translate: bool = True,
+def random_symmetry(tensors, generator: torch.Generator | None = None, *, fields=None, translate: bool = True,
             reflect: bool = True, rotate: bool = True, flip_sign: bool = False):
     """Apply one random symmetry per sample, the same to every tensor in ``tensors``.
 
@@ -137,7 +144,7 @@ def augment(tensors, generator: torch.Generator | None = None, *, fields=None, t
     Returns the same kind of container.
 
     >>> g = torch.Generator().manual_seed(0)
-    >>> out = augment({"x1": torch.randn(2, 1, 4, 4), "a": torch.rand(2, 1, 4, 4)}, g, fields=["x1"])
+    >>> out = random_symmetry({"x1": torch.randn(2, 1, 4, 4), "a": torch.rand(2, 1, 4, 4)}, g, fields=["x1"])
     >>> sorted(out)
     ['a', 'x1']
     """
@@ -145,19 +152,19 @@ def augment(tensors, generator: torch.Generator | None = None, *, fields=None, t
     keys = list(tensors) if is_map else list(range(len(tensors)))
     items = [tensors[k] for k in keys]
     if not items:
-        raise ParameterError("augment: no tensors given")
+        raise ParameterError("random_symmetry: no tensors given")
     if flip_sign and fields is None:
-        raise ParameterError("augment: flip_sign=True needs fields=... naming the field tensors "
+        raise ParameterError("random_symmetry: flip_sign=True needs fields=... naming the field tensors "
                              "(the time a must not be sign-flipped)")
     fields = set(fields or ())
     if not fields <= set(keys):
-        raise ParameterError(f"augment: fields {sorted(map(str, fields - set(keys)))} are not among {keys}")
+        raise ParameterError(f"random_symmetry: fields {sorted(map(str, fields - set(keys)))} are not among {keys}")
     ref = items[0]
     for k, t in zip(keys, items):
         if t.ndim < 3 or t.shape[0] != ref.shape[0] or t.shape[2:] != ref.shape[2:]:
-            raise ParameterError(f"augment: tensor {k!r} has shape {tuple(t.shape)}; all need (B, C, *spatial) "
+            raise ParameterError(f"random_symmetry: tensor {k!r} has shape {tuple(t.shape)}; all need (B, C, *spatial) "
                                  f"with B={ref.shape[0]} and spatial {tuple(ref.shape[2:])}")
     draw = sample_symmetry(ref.shape[0], ref.shape[2:], generator, translate=translate, reflect=reflect,
                            rotate=rotate, flip_sign=flip_sign, device=ref.device)
     out = [apply_symmetry(draw, t, field=k in fields) for k, t in zip(keys, items)]
-    return dict(zip(keys, out)) if is_map else type(tensors)(out) if isinstance(tensors, tuple) else out
+    return dict(zip(keys, out)) if is_map else tuple(out) if isinstance(tensors, tuple) else out

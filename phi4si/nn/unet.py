@@ -29,7 +29,9 @@ For Gaussian data the exact drift is linear in x; the head represents its local 
 makes the model extrapolate linearly to large |x|. With ``zero_init`` the initial model *is* the
 linear head. With ``odd = True`` the model is exactly Z2-odd, ``f(-x, a) = -f(x, a)``:
 ``f = (g(x, a) - g(-x, a)) / 2 + W(a) x`` (c is dropped); this costs one more trunk pass (the
-two passes are batched together).
+two passes are batched together). The identity is bitwise when the backend computes a sample's
+convolution independently of its position in the batch (true on CPU; on GPU it can hold only
+to round-off).
 
 Symmetries. With ``padding = "circular"`` (periodic lattice) the model is exactly translation
 equivariant for shifts by multiples of ``2 ** (len(channel_mult) - 1)`` (the pooling grid), and for
@@ -43,17 +45,21 @@ there are no in-place operations and no data-dependent control flow (the shape c
 only). Default ``norm = "none"``: group norm divides out the scale of its input, so a model with it
 cannot extrapolate linearly in |x|.
 
-Presets (:func:`preset`), parameter counts for ``in_channels = 1, dim = 2``, and CPU timings of a
-forward + backward pass of a batch of 64 (float32, 2 cores of a shared machine, torch 2.13):
+Presets (:func:`preset`), parameter counts for ``in_channels = 1, dim = 2``, and CPU time of one
+forward + backward pass of a batch of 64 (float32, torch 2.13, 2 cores of a shared, loaded machine,
+so +-50%; ``odd = True`` costs up to 2x):
 
-    =======  ==========  =================  =======  ========
-    name     params      channel_mult       L = 8    L = 16
-    =======  ==========  =================  =======  ========
-    tiny     2,117       (1,), base 8       -        -
-    small    44,625      (1, 2), base 16    ~45 ms   ~0.18 s
-    medium   224,433     (1, 2, 2), base 32 ~0.25 s  ~1.0 s
-    large    4,086,001   (1,2,2,2), base 64 (GPU)    (GPU)
-    =======  ==========  =================  =======  ========
+    ======  =========  =========================  =========  ==========
+    name    params     base, channel_mult, res    L = 8      L = 16
+    ======  =========  =========================  =========  ==========
+    tiny        3,395   8, (1,), 1                 (tests)
+    small      36,211  12, (1, 2), 1              ~50 ms     ~0.1-0.2 s
+    medium    191,651  16, (1, 2, 2), 2           ~0.1 s     ~0.2-0.3 s
+    large   4,596,035  64, (1, 2, 2, 2), 2        (GPU; sides a multiple of 8)
+    ======  =========  =========================  =========  ==========
+
+On small CPU models, ``torch.set_num_threads(1)`` is often as fast as 2 threads, and much faster
+when the cores are oversubscribed (OpenMP threads then wait on each other).
 
 >>> import torch
 >>> from phi4si.nn import LatticeUNet, preset
@@ -223,8 +229,8 @@ _PRESETS = {
 
 
 def preset(name: str, dim: int = 2, **overrides) -> UNetConfig:
-    """Named configurations: ``"tiny"`` (tests, ~2k parameters), ``"small"`` (CPU, L = 8, ~45k),
-    ``"medium"`` (CPU, L = 16, ~220k), ``"large"`` (GPU, ~4M; sides a multiple of 8).
+    """Named configurations: ``"tiny"`` (tests, ~3k parameters), ``"small"`` (CPU, L = 8, ~36k),
+    ``"medium"`` (CPU, L = 16, ~190k), ``"large"`` (GPU, ~4.6M; sides a multiple of 8).
 
     ``overrides`` replace fields, e.g. ``preset("small", in_channels=3, padding="zeros")``.
 
@@ -239,7 +245,7 @@ def preset(name: str, dim: int = 2, **overrides) -> UNetConfig:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars. ``count_parameters(LatticeUNet(preset("tiny")))`` -> 2117."""
+    """Number of trainable scalars. ``count_parameters(LatticeUNet(preset("tiny")))`` -> 3395."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -353,7 +359,13 @@ class LatticeUNet(nn.Module):
         return a.expand(target)
 
     def a_features(self, a: torch.Tensor) -> torch.Tensor:
-        """Per-site features of a, shape (B, len(a_features) * a_channels, *spatial)."""
+        """Per-site features of a, shape (B, len(a_features) * a_channels, *spatial): feature-major,
+        ``[phi_1(a), phi_2(a), ...]`` with each ``phi_i`` applied to all a-channels.
+
+        >>> m = LatticeUNet(preset("tiny"))
+        >>> [round(v, 4) for v in m.a_features(torch.full((1, 1, 2, 2), 0.25))[0, :, 0, 0].tolist()]
+        [0.25, 0.5, 0.866, 0.1875, 1.6]
+        """
         return torch.cat([A_FEATURES[name](a) for name in self.config.a_features], dim=1)
 
     def _neighbours(self, x: torch.Tensor) -> torch.Tensor:
@@ -372,7 +384,15 @@ class LatticeUNet(nn.Module):
         """The linear head's ``W(a)`` of shape (B, C_out, C_in * k^d, *spatial) and ``c(a)`` of shape
         (B, C_out, *spatial) (``None`` when ``odd``); ``x`` is only used for shapes.
 
-        The head adds ``sum_j W[:, o, j] * stencil(x)[:, j] + c[:, o]`` (for k = 1: ``W x + c``).
+        The head adds ``sum_j W[:, o, j] * stencil(x)[:, j] + c[:, o]`` (for k = 1: ``W x + c``);
+        stencil offsets run row-major over ``{-k//2, ..., k//2}^d``.
+
+        >>> import torch
+        >>> m = LatticeUNet(preset("tiny"))                       # zero_init: the model is the head
+        >>> x, a = torch.randn(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
+        >>> w, c = m.linear_coefficients(x, a)
+        >>> bool(torch.equal(m(x, a), w[:, :, 0] * x + c))
+        True
         """
         if not self.config.linear_head:
             raise ParameterError("linear_coefficients: this model has linear_head=False")
