@@ -232,6 +232,7 @@ def test_augment_consistency_reproducibility_and_sign():
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(32, 1, 8, 8, generator=g), torch.randn(32, 2, 8, 8, generator=g)
     a = torch.rand(32, 1, 8, 8, generator=g)
+
     def run(seed, ts):
         return random_symmetry(ts, torch.Generator().manual_seed(seed), fields=(0, 1, 3), flip_sign=True)
 
