@@ -16,6 +16,8 @@ def analyze_file(path, S: float = 2.0) -> dict:
 
     Keys: ``abs_m, m, m2, chi, chi0, binder, xi2, s`` each ``{"value", "error", "tau_int",
     "tau_int_error", "ess"}``, plus ``acceptance``, ``n_chains``, ``n_traj``, ``params``, ``sampler``.
+    Where a value or an error cannot be computed it is ``None`` (JSON null) and the entry has
+    a ``"note"`` saying why (e.g. xi2 when G~(0)/G~(p_min) <= 1).
 
     >>> import phi4si
     >>> r = phi4si.analyze("ens.h5")      # doctest: +SKIP
@@ -61,8 +63,12 @@ def format_table(res: dict) -> str:
         lines.insert(2, "NOTE: unadjusted Langevin: results carry an O(dt) bias (use mala for exact results)")
     for k in KEYS:
         e = res[k]
+        note = f"  ({e['note']})" if e.get("note") else ""
         if e["value"] is None:
-            lines.append(f"{LABELS[k]:<10} {'n/a':>14}")
-            continue
-        lines.append(f"{LABELS[k]:<10} {e['value']:>14.6g} {e['error']:>11.3g} {e['tau_int']:>9.2f} {e['ess']:>9.0f}")
+            lines.append(f"{LABELS[k]:<10} {'n/a':>14}{note}")
+        elif e["error"] is None or e["tau_int"] is None or e["ess"] is None:
+            lines.append(f"{LABELS[k]:<10} {e['value']:>14.6g} {'n/a':>11}{note or '  (error not computable)'}")
+        else:
+            lines.append(f"{LABELS[k]:<10} {e['value']:>14.6g} {e['error']:>11.3g} {e['tau_int']:>9.2f} "
+                         f"{e['ess']:>9.0f}{note}")
     return "\n".join(lines)

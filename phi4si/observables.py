@@ -36,14 +36,27 @@ def derived(prim: dict, V: int, L: int):
     out["chi0"] = V * m2
     out["binder"] = 1 - m4 / (3 * m2 * m2)
     G0 = V * (m2 - m * m)
-    out["xi2"] = ((G0 / gp - 1)) ** 0.5 / (2 * math.sin(math.pi / L)) if (G0 / gp).value > 1 else None
+    ratio = G0 / gp
+    if ratio.value > 1:
+        # pyerrors also evaluates sqrt on every chain's (replica's) own means; these only
+        # fill Obs.r_values and do not enter value or error.  A chain whose own ratio is < 1
+        # gives NaN there with numpy's "invalid value encountered in scalar power" warning:
+        # harmless, so exactly that floating-point warning is silenced, here only.
+        with np.errstate(invalid="ignore"):
+            out["xi2"] = (ratio - 1) ** 0.5 / (2 * math.sin(math.pi / L))
+    else:
+        out["xi2"] = None  # undefined (see XI2_UNDEFINED)
     return out
+
+
+XI2_UNDEFINED = "undefined: G~(0)/G~(p_min) <= 1 (correlation length not resolved)"
 
 
 def analyze(ds, S: float = 2.0) -> dict:
     """Observables with Gamma-method errors from an ensemble dataset (see :func:`phi4si.open_ensemble`).
 
     Returns ``{key: Estimate}`` for :data:`KEYS` plus ``"acceptance"`` (float) and counts.
+    An estimate whose value or error is not computable is NaN with a ``note`` saying why.
     """
     shape = tuple(int(s) for s in ds.attrs["params"]["shape"])
     V = int(np.prod(shape))
@@ -59,7 +72,8 @@ def analyze(ds, S: float = 2.0) -> dict:
     for k in KEYS:
         o = der[k]
         if o is None:
-            res[k] = stats.Estimate(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
+            nan = float("nan")
+            res[k] = stats.Estimate(nan, nan, nan, nan, nan, note=XI2_UNDEFINED)
         else:
             res[k] = stats.estimate(o, S=S)
     acc = np.asarray(ds["accepted"].values, dtype=np.float64)

@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,20 +34,29 @@ ENSEMBLE = "ens"
 
 @dataclass
 class Estimate:
-    """A Monte Carlo estimate with its Gamma-method error."""
+    """A Monte Carlo estimate with its Gamma-method error.
+
+    ``note`` says why, when the value or the error could not be computed (they are NaN
+    then); None otherwise.
+    """
 
     value: float
     error: float
     tau_int: float
     tau_int_error: float
     ess: float
+    note: str | None = None
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "error": self.error, "tau_int": self.tau_int,
-                "tau_int_error": self.tau_int_error, "ess": self.ess}
+        d = {"value": self.value, "error": self.error, "tau_int": self.tau_int,
+             "tau_int_error": self.tau_int_error, "ess": self.ess}
+        if self.note is not None:
+            d["note"] = self.note
+        return d
 
     def __str__(self):
-        return f"{self.value:.6g} +- {self.error:.2g}"
+        s = f"{self.value:.6g} +- {self.error:.2g}"
+        return s if self.note is None else f"{s} ({self.note})"
 
 
 def _fold(x: np.ndarray) -> np.ndarray:
@@ -90,13 +100,28 @@ def primary(series: dict) -> dict:
 
 
 def estimate(obs, S: float = 2.0) -> Estimate:
-    """Run the Gamma method on a (primary or derived) pyerrors observable."""
+    """Run the Gamma method on a (primary or derived) pyerrors observable.
+
+    Never a silent NaN: where the value or the error cannot be computed, they are NaN and
+    :attr:`Estimate.note` says why.
+    """
+    nan = float("nan")
+    value = float(obs.value)
+    if not math.isfinite(value):
+        return Estimate(value, nan, nan, nan, nan, note="value not finite")
+    if not all(np.isfinite(d).all() for d in obs.deltas.values()):
+        # a derived observable whose linearisation is singular at the mean (e.g. a ratio
+        # with a zero denominator): the Gamma method would only produce NaNs and warnings
+        return Estimate(value, nan, nan, nan, nan,
+                        note="error not computable: non-finite fluctuations (singular derivative at the mean)")
     obs.gamma_method(S=S)
     tau = float(obs.e_tauint.get(ENSEMBLE, 0.5)) if obs.e_tauint else 0.5
     dtau = float(obs.e_dtauint.get(ENSEMBLE, 0.0)) if obs.e_dtauint else 0.0
     n = sum(obs.shape.values())
+    if not (math.isfinite(float(obs.dvalue)) and math.isfinite(tau)):
+        return Estimate(value, nan, nan, nan, nan, note="error not computable: the Gamma method gave no finite error")
     tau = max(tau, 0.5)
-    return Estimate(float(obs.value), float(obs.dvalue), tau, dtau, n / (2.0 * tau))
+    return Estimate(value, float(obs.dvalue), tau, dtau, n / (2.0 * tau))
 
 
 def gamma(x, S: float = 2.0) -> Estimate:

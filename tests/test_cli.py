@@ -10,8 +10,10 @@ cache is warm.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -108,6 +110,15 @@ BAD = [
     *[_case("--m2", v) for v in ("nan", "inf", "-inf", "x", "")],
     _case("--lam", "-1", match=r"lam must be >= 0"),
     _case("--lam", tokens=["--lam=-1e-9"], match=r"lam must be >= 0"),
+    # negative numbers in every notation are numbers, not options (then refused on their merits)
+    _case("--lam", "-1e-9", match=r"lam must be >= 0"),
+    _case("--lam", "-.5", match=r"lam must be >= 0"),
+    _case("--lam", "-2.5E+3", match=r"lam must be >= 0"),
+    _case("--eps", "-1e-3", match=r"eps \(--eps\) must be finite and > 0"),
+    _case("--flush-seconds", "-1e-3", match=r"--flush-seconds"),
+    _case("--jitter", "-1e-1", match=r"jitter"),
+    _case("--target-accept", "-5e-1", match=r"target acceptance"),
+    _case("--m2", "-inf", match=r"--m2.*must be finite"),
     *[_case("--lam", v) for v in ("nan", "inf", "x")],
     _case("--lam", "0", "--m2", "0", match=r"lam = 0.*m2 - k > 0"),
     _case("--lam", "0", "--m2", "-1", match=r"lam = 0.*m2 - k > 0"),
@@ -118,7 +129,15 @@ BAD = [
     _case("--kappa", "0.2", match=r"--kappa and --l go together"),
     _case("--l", "0.01", match=r"--kappa and --l go together"),
     *[_case("--l", v, "--kappa", "0.2") for v in ("nan", "inf", "x")],
-    _case("--l", "-1", "--kappa", "0.1", match=r"lam must be >= 0"),
+    # the hopping form names the hopping flags, not the lam/m2 they are converted to
+    _case("--l", "-1", "--kappa", "0.1", match=r"^phi4si sample-mcmc: error: --l must be >= 0"),
+    _case("--l", "-1e-9", "--kappa", "0.1", match=r"^phi4si sample-mcmc: error: --l must be >= 0"),
+    _case("--l", "0", "--kappa", "0.3", match=r"--kappa 0\.3 --l 0\.0.*free field"),
+    # the hopping form (--kappa, --l) and the standard form (--m2, --lam) exclude each other
+    _case("--kappa", "0.2", "--l", "0.02", "--m2", "-4", match=r"--kappa, --l and --m2 exclude each other"),
+    _case("--kappa", "0.2", "--l", "0.02", "--lam", "8", match=r"--kappa, --l and --lam exclude each other"),
+    _case("--kappa", "0.2", "--m2", "-4", "--lam", "8", match=r"--kappa, --m2 and --lam exclude each other"),
+    _case("--l", "0.02", "--m2", "-4", match=r"--l and --m2 exclude each other"),
     _case("--sampler", "foo"),
     _case("--sampler", "HMC"),
     *[_case("--chains", v) for v in ("0", "-1", "1.5", "x", "nan")],
@@ -140,6 +159,12 @@ BAD = [
     _case("--jitter", "1.5", match=r"jitter"),
     *[_case("--jitter", v) for v in ("nan", "x")],
     _case("--bogus", "1", match=r"unrecognized arguments: --bogus"),
+    # settings the chosen sampler does not use are refused, not ignored
+    _case("--mass", "2", match=r"sampler hmc does not use mass \(--mass\)"),
+    _case("--integrator", "omelyan", "--sampler", "mala", match=r"sampler mala does not use integrator"),
+    _case("--integrator", "leapfrog", "--sampler", "langevin", match=r"sampler langevin does not use integrator"),
+    _case("--target-accept", "0.6", "--sampler", "langevin", match=r"langevin does not use target_accept"),
+    _case("--no-adapt", "--sampler", "langevin", match=r"sampler langevin does not use adapt \(--no-adapt\)"),
 ]
 BAD = [c for c in BAD if c[0] in FLAGS or c[0] == "--bogus"]
 
@@ -179,6 +204,85 @@ def test_switches_take_no_value(cli, existing, flag):
     rc, _, err = cli("sample-mcmc", *TINY, f"{flag}=yes", "--out", existing, "--overwrite")
     assert rc == 2 and flag in err, err
     assert existing.read_bytes() == before
+
+
+def test_negative_numbers_are_values():
+    """``--m2 -1e-9`` is the number -1e-9 in every notation argparse alone would take for an option."""
+    from phi4si.cli import parse_args
+
+    for flag, dest, v in [("--m2", "m2", "-1e-9"), ("--h", "h", "-.5"), ("--k", "k", "-2.5E+3"),
+                          ("--lam", "lam", "-1e-9"), ("--eps", "eps", "-1E-3"), ("--m2", "m2", "-4")]:
+        args = parse_args(["sample-mcmc", flag, v, "--out", "x.h5"])
+        assert getattr(args, dest) == float(v), (flag, v)
+    args = parse_args(["sample-mcmc", "--m2", "-1e-9", "--lam=-0.5", "--h", "-1e+1", "--out", "x.h5"])
+    assert (args.m2, args.lam, args.h) == (-1e-9, -0.5, -10.0)
+
+
+def test_sampler_settings_table_matches_samplers():
+    """SAMPLER_SETTINGS (what the driver refuses) says what each sampler really uses."""
+    from phi4si.mcmc import SAMPLERS, make_sampler
+    from phi4si.mcmc.run import SAMPLER_SETTINGS
+
+    assert set(SAMPLER_SETTINGS) == set(SAMPLERS)
+    for name in SAMPLERS:
+        smp = make_sampler(name, Phi4Params((4, 4), 1.0, 0.5))
+        meta = smp.meta()
+        assert ("integrator" in SAMPLER_SETTINGS[name]) == ("integrator" in meta), name
+        assert ("mass" in SAMPLER_SETTINGS[name]) == ("mass" in meta), name
+        for key in ("target_accept", "adapt"):
+            assert (key in SAMPLER_SETTINGS[name]) == bool(smp.adaptive), (name, key)
+
+
+PY_BAD = [
+    (dict(flush_seconds=0), r"flush_seconds \(--flush-seconds\) must be finite and > 0"),
+    (dict(flush_seconds=-1.0), r"flush_seconds"),
+    (dict(flush_seconds=float("nan")), r"flush_seconds"),
+    (dict(flush_seconds="5"), r"flush_seconds.*real number"),
+    (dict(mass=0.0, sampler="fahmc"), r"mass \(--mass\) must be finite and > 0"),
+    (dict(mass=float("inf"), sampler="mala"), r"mass"),
+    (dict(mass=-1.0), r"mass"),
+    (dict(mass=2.0), r"sampler hmc does not use mass"),
+    (dict(mass=1.0, sampler="hmc"), r"sampler hmc does not use mass"),
+    (dict(integrator="omelyan", sampler="langevin"), r"sampler langevin does not use integrator"),
+    (dict(integrator="rk4"), r"integrator"),
+    (dict(target_accept=0.5, sampler="langevin"), r"does not use target_accept"),
+    (dict(adapt=False, sampler="langevin"), r"does not use adapt"),
+    (dict(chains=True), r"chains \(--chains\) must be an integer"),
+    (dict(chains=2.0), r"chains.*integer"),
+    (dict(chains=2.5), r"chains.*integer"),
+    (dict(chains="2"), r"chains.*integer"),
+    (dict(chains=0), r"chains.*>= 1"),
+    (dict(n_traj=np.float64(10)), r"n_traj"),
+    (dict(seed=-1), r"seed"),
+    (dict(eps=float("nan")), r"eps"),
+    (dict(jitter=float("nan")), r"jitter"),
+    (dict(target_accept=1.0), r"target acceptance"),
+    (dict(max_trajectories=-1), r"max_trajectories"),
+    (dict(dtype="float16"), r"dtype"),
+    (dict(sampler="HMC"), r"unknown sampler"),
+]
+
+
+@pytest.mark.parametrize("kw,match", PY_BAD, ids=[",".join(f"{k}={v!r}" for k, v in c[0].items()) for c in PY_BAD])
+def test_sample_mcmc_validates_like_the_cli(tmp_path, kw, match):
+    """The Python API refuses what the command line refuses, with the same ParameterError, before any file."""
+    from phi4si.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        sample_mcmc(Phi4Params((4, 4), -4.0, 8.0), tmp_path / "x.h5", **{"chains": 2, "n_traj": 5, "n_therm": 0,
+                                                                         "progress": False, **kw})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_forwards_the_api_message(cli, tmp_path):
+    """One home for sampler-setting validation: the command line shows sample_mcmc's own message."""
+    from phi4si.errors import ParameterError
+
+    with pytest.raises(ParameterError) as exc:
+        sample_mcmc(Phi4Params((4, 4), -4.0, 8.0), tmp_path / "x.h5", flush_seconds=0.0, progress=False)
+    rc, _, err = cli("sample-mcmc", *TINY, "--flush-seconds", "0", "--out", tmp_path / "x.h5")
+    assert rc == 1 and err.strip() == f"phi4si sample-mcmc: error: {exc.value}", err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_out_is_required(cli):
@@ -430,7 +534,13 @@ def test_resume_extends_bit_identically(cli, ensemble, existing, tmp_path):
     assert rc == 0, err
     data, attrs = _read(existing)
     assert attrs["n_done"] == 30 and data["m"].shape == (2, 30) and data["phi"].shape == (2, 30, 4, 4)
-    assert json.loads(attrs["run"])["n_traj"] == 30
+    run = json.loads(attrs["run"])
+    assert run["n_traj"] == 30
+    # provenance: the original command stays, the resume is recorded beside it
+    assert run["command"].startswith("phi4si sample-mcmc") and "--resume" not in run["command"]
+    (rec,) = run["resumed"]
+    assert rec["command"].startswith("phi4si sample-mcmc") and rec["command"].endswith("--resume")
+    assert rec["version"] == __version__ and rec["n_done"] == 20 and rec["n_traj"] == 30 and rec["date"]
     _assert_same_data(existing, ensemble, n=20)  # the first 20 are untouched
     fresh = tmp_path / "fresh30.h5"
     assert main(["sample-mcmc", *[a if a != "20" else "30" for a in TINY], "--out", str(fresh)]) == 0
@@ -544,6 +654,52 @@ def test_langevin_divergence_is_not_silent(cli, tmp_path):
         assert np.isfinite(data["m"]).all() and np.isfinite(data["phi"]).all()
     else:
         assert rc == 1 and "Traceback" not in err and "--eps" in err, err
+
+
+def test_divergence_message_is_accurate(cli, tmp_path):
+    """The divergence error says what to do, and what it says about --resume is true."""
+    p = tmp_path / "lg.h5"
+    rc, _, err = cli("sample-mcmc", *TINY, "--sampler", "langevin", "--eps", "1", "--out", p)
+    assert rc == 1 and "diverged" in err, err
+    _no_traceback(err)
+    assert "cannot be continued with --resume" in err and "new run" in err and "smaller --eps" in err, err
+    assert "--n-steps" in err and "--overwrite" in err, err
+    rc, _, err2 = cli("sample-mcmc", *TINY, "--sampler", "langevin", "--eps", "0.05", "--out", p, "--resume")
+    assert rc == 1 and "cannot resume" in err2 and "eps" in err2, err2
+    rc, _, err2 = cli("sample-mcmc", *TINY, "--sampler", "langevin", "--eps", "1", "--out", p, "--resume")
+    assert rc == 1 and "diverged" in err2, err2
+
+
+@pytest.mark.parametrize("cmd", [["analyze", "FILE"], ["sample-mcmc", "--help"]], ids=["analyze", "help"])
+def test_output_into_a_closed_pipe(ensemble, cmd):
+    """``phi4si analyze FILE | head -1``: when the reader goes away, stop quietly (status 141 = 128 +
+    SIGPIPE, as a shell reports for a Unix filter), without a traceback."""
+    cmd = [str(ensemble) if c == "FILE" else c for c in cmd]
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before phi4si writes its first byte
+    try:
+        p = subprocess.run([sys.executable, "-m", "phi4si", *cmd], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
+    finally:
+        os.close(w)
+    # (argparse's --help ignores write errors itself and exits 0)
+    assert p.returncode == (0 if "--help" in cmd else 141), (p.returncode, p.stderr)
+    assert p.stderr == "", p.stderr
+
+
+class _ClosedPipe(io.TextIOBase):
+    def writable(self):
+        return True
+
+    def write(self, s):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_broken_pipe_in_process(ensemble, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["analyze", str(ensemble), "--json"]) == 141
+    err = capsys.readouterr().err
+    assert err == "", err
 
 
 @pytest.mark.parametrize("shape", [("6",), ("3", "3", "3")], ids=["1d", "3d"])

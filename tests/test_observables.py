@@ -1,11 +1,13 @@
 """Gamma-method errors against an AR(1) process, and observables against the exact free field."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
-from phi4si import stats
+from phi4si import observables, stats
+from phi4si.analysis import format_table
 from phi4si.lattice import Phi4Params
 from phi4si.mcmc.run import sample_mcmc
 from phi4si.observables import analyze, zero_momentum_correlator
@@ -85,3 +87,53 @@ def test_zero_momentum_correlator_free_field(free_ensemble):
     exact = np.array([np.mean(np.cos(p0 * tt) / (2 * (params.m2 + 4 * np.sin(p0 / 2) ** 2))) for tt in t])
     z = (C - exact) / dC
     assert np.all(np.abs(z) < 4.5), z
+
+
+def _primaries_one_chain_below_one(rng):
+    """Per-chain primaries whose pooled G~(0)/G~(p_min) is > 1 while one chain's own ratio is < 1."""
+    n = 400
+    m = np.stack([rng.standard_normal(n), 0.1 * rng.standard_normal(n)])
+    gp = np.stack([0.1 + 0.01 * rng.standard_normal(n), 0.5 + 0.01 * rng.standard_normal(n)])
+    series = {"m": m, "abs_m": np.abs(m), "m2": m**2, "m4": m**4, "gp": gp, "s": rng.standard_normal((2, n))}
+    return stats.primary(series)
+
+
+def test_derived_observables_warn_nothing():
+    """pyerrors evaluates xi_2 = sqrt(G0/gp - 1)/... also on each chain's means (replica values only,
+    not used for the errors); a chain with G0/gp < 1 must not produce a RuntimeWarning."""
+    prim = _primaries_one_chain_below_one(np.random.default_rng(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        der = observables.derived(prim, V=16, L=4)
+        est = {k: stats.estimate(der[k]) for k in observables.KEYS}
+    for k, e in est.items():
+        assert math.isfinite(e.value) and math.isfinite(e.error) and e.error > 0 and e.note is None, (k, e)
+
+
+def test_uncomputable_error_is_reported_not_nan():
+    """An observable whose error cannot be computed gets error NaN *and* a note saying why."""
+    pe = stats._pyerrors()
+    x = stats.primary({"x": np.random.default_rng(0).standard_normal((2, 100))})["x"]
+    bad = pe.derived_observable(lambda v, **kw: v[0] * 0 + 1.0, [x], man_grad=[np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e = stats.estimate(bad)
+    assert e.value == 1.0 and math.isnan(e.error) and "error not computable" in e.note
+    assert e.to_dict()["note"] == e.note
+    assert "note" not in stats.estimate(x).to_dict()  # the usual case: no note
+
+
+def test_table_says_why_an_error_is_missing():
+    ok = {"value": 1.0, "error": 0.1, "tau_int": 0.7, "tau_int_error": 0.1, "ess": 100.0}
+    res = {k: dict(ok) for k in observables.KEYS}
+    res["chi"] = dict(ok, error=None, note="error not computable: non-finite fluctuations")
+    res["xi2"] = {"value": None, "error": None, "tau_int": None, "tau_int_error": None, "ess": None,
+                  "note": "undefined: G~(0)/G~(p_min) <= 1"}
+    res.update(params={"shape": [4, 4], "m2": -4.0, "lam": 8.0, "h": 0.0, "k": 0.0}, sampler={"sampler": "hmc"},
+               n_chains=2, n_traj=20, acceptance=0.8, eps=0.1)
+    lines = format_table(res).splitlines()
+    chi = next(ln for ln in lines if ln.startswith("chi "))
+    assert "n/a" in chi and "non-finite fluctuations" in chi, chi
+    xi = next(ln for ln in lines if ln.startswith("xi_2"))
+    assert "n/a" in xi and "G~(0)/G~(p_min) <= 1" in xi, xi
+    assert "nan" not in format_table(res).lower()

@@ -155,3 +155,22 @@ def test_open_bad_files(tmp_path, content):
         open_ensemble(tmp_path / "other.h5")
     with pytest.raises(EnsembleFileError):
         open_ensemble(tmp_path / "missing.h5")
+
+
+def test_resume_is_recorded_in_the_file(tmp_path):
+    """Each resume appends {date, command, version, n_done, n_traj} to run["resumed"]; the original
+    run's record (command, date, version) is kept."""
+    kw = dict(chains=2, n_therm=2, seed=3, progress=False)
+    out = tmp_path / "r.h5"
+    sample_mcmc(P, out, n_traj=6, command="first", **kw)
+    sample_mcmc(P, out, n_traj=8, resume=True, command="second", **kw)
+    sample_mcmc(P, out, n_traj=8, resume=True, **kw)  # complete: a no-op, but still an invocation on the file
+    ds = open_ensemble(out)
+    run = ds.attrs["run"]
+    ds.close()
+    assert run["command"] == "first" and run["n_traj"] == 8 and run["date"]
+    assert [r["command"] for r in run["resumed"]] == ["second", ""]
+    assert [(r["n_done"], r["n_traj"]) for r in run["resumed"]] == [(6, 8), (8, 8)]
+    from phi4si import __version__
+
+    assert all(r["version"] == __version__ and r["date"] >= run["date"] for r in run["resumed"])

@@ -17,7 +17,9 @@ chains; the final eps is frozen for the measurement phase and recorded.
 
 from __future__ import annotations
 
+import datetime
 import math
+import numbers
 import os
 import sys
 import time
@@ -30,18 +32,87 @@ from .._version import __version__
 from ..errors import OutputExistsError, ParameterError, ResumeError, SamplerDivergedError
 from ..lattice.params import Phi4Params
 from . import SAMPLERS, make_sampler
+from .hmc import INTEGRATORS
 
 DTYPES = ("float32", "float64")
 
 
+# Optional settings that only some samplers use (None: not given, the sampler's default).  A
+# setting the chosen sampler does not use is refused rather than silently ignored.  eps,
+# n_steps and jitter apply to every sampler (for langevin: dt, updates per trajectory).
+SAMPLER_SETTINGS = {
+    "hmc": ("integrator", "target_accept", "adapt"),
+    "fahmc": ("integrator", "mass", "target_accept", "adapt"),
+    "langevin": ("mass",),
+    "mala": ("mass", "target_accept", "adapt"),
+}
+_FLAGS = {"adapt": "--no-adapt"}  # command-line spellings that are not --name-with-dashes
+
+
+def _flag(name: str) -> str:
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _name(name: str) -> str:
+    """How errors name a setting: the keyword of :func:`sample_mcmc` and the flag of the CLI."""
+    return f"{name} ({_flag(name)})"
+
+
 def _check_int(name, v, lo):
-    try:
-        iv = int(v)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be an integer, got {v!r}") from None
-    if iv != v or iv < lo:
-        raise ParameterError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return iv
+    # integers only (as on the command line): no bools, floats or strings, even integral ones
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ParameterError(f"{_name(name)} must be an integer >= {lo}, got {v!r}")
+    if v < lo:
+        raise ParameterError(f"{_name(name)} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _check_float(name, v, what="finite and > 0", ok=lambda x: x > 0):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ParameterError(f"{_name(name)} must be a real number, got {v!r}")
+    v = float(v)
+    if not (math.isfinite(v) and ok(v)):
+        raise ParameterError(f"{_name(name)} must be {what}, got {v!r}")
+    return v
+
+
+def _check_settings(sampler, *, chains, n_traj, n_therm, every, seed, n_steps, dtype, eps, integrator, mass,
+                    target_accept, adapt, jitter, flush_seconds, max_trajectories):
+    """Validate and normalise every setting of :func:`sample_mcmc` (the one place; the CLI forwards)."""
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise ParameterError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+    out = {"chains": _check_int("chains", chains, 1), "n_traj": _check_int("n_traj", n_traj, 1),
+           "n_therm": _check_int("n_therm", n_therm, 0), "every": _check_int("every", every, 0),
+           "seed": _check_int("seed", seed, 0),
+           "n_steps": None if n_steps is None else _check_int("n_steps", n_steps, 1),
+           "max_trajectories": None if max_trajectories is None else _check_int("max_trajectories",
+                                                                                 max_trajectories, 0),
+           "flush_seconds": _check_float("flush_seconds", flush_seconds),
+           "eps": None if eps is None else _check_float("eps", eps),
+           "mass": None if mass is None else _check_float("mass", mass),
+           "jitter": None if jitter is None else _check_float("jitter", jitter, "in [0, 1)", lambda x: 0 <= x < 1)}
+    if dtype not in DTYPES:
+        raise ParameterError(f"{_name('dtype')} must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if integrator is not None and integrator not in INTEGRATORS:
+        raise ParameterError(f"unknown {_name('integrator')} {integrator!r}; choose from {', '.join(INTEGRATORS)}")
+    if target_accept is not None:
+        # "target acceptance" is spelled out: the rate the step-size adaptation aims at
+        if isinstance(target_accept, bool) or not isinstance(target_accept, numbers.Real) \
+                or not 0.0 < float(target_accept) < 1.0:
+            raise ParameterError(f"target acceptance {_name('target_accept')} must be in (0, 1), got {target_accept!r}")
+        target_accept = float(target_accept)
+    if adapt is not None and not isinstance(adapt, (bool, np.bool_)):
+        raise ParameterError(f"{_name('adapt')} must be True or False, got {adapt!r}")
+    given = {"integrator": integrator, "mass": mass, "target_accept": target_accept, "adapt": adapt}
+    unused = [k for k, v in given.items() if v is not None and k not in SAMPLER_SETTINGS[sampler]]
+    if unused:
+        table = "; ".join(f"{s}: {', '.join(_flag(k) for k in ks)}" for s, ks in SAMPLER_SETTINGS.items())
+        raise ParameterError(f"sampler {sampler} does not use {' or '.join(_name(k) for k in unused)}; leave "
+                             f"{'it' if len(unused) == 1 else 'them'} out "
+                             f"(settings by sampler -- {table}; all samplers: --eps, --n-steps, --jitter)")
+    out.update(dtype=dtype, integrator=integrator, target_accept=target_accept,
+               adapt=None if adapt is None else bool(adapt))
+    return out
 
 
 def _rng_state_json(rng):
@@ -60,16 +131,22 @@ def _rng_from_json(js):
 
 def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 4, n_traj: int = 1000,
                 n_therm: int = 200, every: int = 1, eps: float | None = None, n_steps: int | None = None,
-                integrator: str = "leapfrog", mass: float = 1.0, target_accept: float | None = None,
-                adapt: bool = True, jitter: float | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
+                integrator: str | None = None, mass: float | None = None, target_accept: float | None = None,
+                adapt: bool | None = None, jitter: float | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
                 dtype: str = "float64", flush_seconds: float = 5.0, progress: bool = True,
                 command: str | None = None, max_trajectories: int | None = None):
     """Run a multi-chain MCMC and write (or continue) the ensemble file ``out``.
 
-    Parameters mirror ``phi4si sample-mcmc``.  ``jitter`` randomises eps per trajectory
-    (see the module docstring).  ``every`` thins the stored configurations
-    (0 stores none); scalars are stored every trajectory.  ``max_trajectories`` stops
-    after that many trajectories of this call (therm + measured), for tests of resume.
+    Parameters mirror ``phi4si sample-mcmc``, and are validated here (the command line only
+    parses and forwards them): a bad value raises :class:`~phi4si.errors.ParameterError`
+    before any file is touched.  ``integrator``, ``mass``, ``target_accept`` and ``adapt``
+    default to None (the sampler's default: leapfrog, 1.0, the sampler's target, True) and
+    are refused for samplers that do not use them (see :data:`SAMPLER_SETTINGS`).
+    ``jitter`` randomises eps per trajectory (see the module docstring).  ``every`` thins
+    the stored configurations (0 stores none); scalars are stored every trajectory.
+    ``max_trajectories`` stops after that many trajectories of this call (therm +
+    measured), for tests of resume.  ``command`` is recorded in the file (``run.command``;
+    a resume appends ``{date, command, version, n_done, n_traj}`` to ``run.resumed``).
     Returns the path.
 
     >>> from phi4si.lattice import Phi4Params
@@ -78,30 +155,19 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     # ---- validate everything before touching any file ----
     if not isinstance(params, Phi4Params):
         raise ParameterError("params must be a Phi4Params")
-    if sampler not in SAMPLERS:
-        raise ParameterError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
-    chains = _check_int("chains", chains, 1)
-    n_traj = _check_int("n_traj", n_traj, 1)
-    n_therm = _check_int("n_therm", n_therm, 0)
-    every = _check_int("every", every, 0)
-    seed = _check_int("seed", seed, 0)
-    if n_steps is not None:
-        n_steps = _check_int("n_steps", n_steps, 1)
-    if dtype not in DTYPES:
-        raise ParameterError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if eps is not None:
-        eps = float(eps)
-        if not math.isfinite(eps) or eps <= 0:
-            raise ParameterError(f"eps must be finite and > 0, got {eps}")
-    smp = make_sampler(sampler, params, n_steps=n_steps, integrator=integrator, mass=mass)
+    cfg = _check_settings(sampler, chains=chains, n_traj=n_traj, n_therm=n_therm, every=every, seed=seed,
+                          n_steps=n_steps, dtype=dtype, eps=eps, integrator=integrator, mass=mass,
+                          target_accept=target_accept, adapt=adapt, jitter=jitter, flush_seconds=flush_seconds,
+                          max_trajectories=max_trajectories)
+    chains, n_traj, n_therm, every, seed = (cfg[k] for k in ("chains", "n_traj", "n_therm", "every", "seed"))
+    n_steps, eps, jitter, flush_seconds = cfg["n_steps"], cfg["eps"], cfg["jitter"], cfg["flush_seconds"]
+    max_trajectories, target_accept = cfg["max_trajectories"], cfg["target_accept"]
+    smp = make_sampler(sampler, params, n_steps=n_steps, integrator=cfg["integrator"] or "leapfrog",
+                       mass=1.0 if cfg["mass"] is None else cfg["mass"])
     if jitter is None:
         jitter = 0.1 if sampler in ("hmc", "fahmc") else 0.0
-    jitter = float(jitter)
-    if not (0.0 <= jitter < 1.0):
-        raise ParameterError(f"jitter must be in [0, 1), got {jitter}")
-    target = smp.default_target if target_accept is None else float(target_accept)
-    if smp.adaptive and not (0.0 < target < 1.0):
-        raise ParameterError(f"target acceptance must be in (0, 1), got {target}")
+    adapt = True if cfg["adapt"] is None else cfg["adapt"]
+    target = smp.default_target if target_accept is None else target_accept
     out = Path(out)
     if resume and overwrite:
         raise ParameterError("--resume and --overwrite exclude each other")
@@ -117,7 +183,7 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
                   "eps_initial": eps if eps is not None else smp.default_eps, "exact": getattr(smp, "exact", True),
                   "jitter": jitter})
     run = {"seed": seed, "chains": chains, "n_traj": n_traj, "n_therm": n_therm, "every": every, "dtype": dtype,
-           "version": __version__, "command": command or "", "start": "0.1 * gaussian(0,1)"}
+           "version": __version__, "command": command or "", "date": _now(), "start": "0.1 * gaussian(0,1)"}
 
     if resume:
         if not out.exists():
@@ -143,8 +209,11 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         t_meas = int(state["n_done"])
         wall0 = float(state["wall_time"])
         acc_sum = float(state["acc_sum"])
-        if n_traj != old_run["n_traj"]:
-            store.update_attrs(out, {"run": _json(dict(old_run, n_traj=n_traj))})
+        # provenance: the original run's record stays; every resume is appended to it
+        resumed = list(old_run.get("resumed", [])) + [
+            {"date": run["date"], "command": run["command"], "version": __version__, "n_done": t_meas,
+             "n_traj": n_traj}]
+        store.update_attrs(out, {"run": _json(dict(old_run, n_traj=n_traj, resumed=resumed))})
     else:
         if out.exists() and not overwrite:
             raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or --resume to continue it")
@@ -203,13 +272,13 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
             if max_trajectories is not None and n_this_call >= max_trajectories:
                 break
             step_eps = cur_eps * (1.0 + jitter * (2.0 * rng.random() - 1.0)) if jitter else cur_eps
-            acc, dH = smp.step(phi, rng, step_eps)
+            # an unstable step overflows to inf/NaN: detected just below, with a clear error
+            # instead of numpy's overflow warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                acc, dH = smp.step(phi, rng, step_eps)
             if not np.isfinite(phi).all():
                 bad = np.flatnonzero(~np.isfinite(phi).all(axis=1)).tolist()
-                raise SamplerDivergedError(
-                    f"chains {bad} diverged (non-finite field) at trajectory {t_therm + t_meas} with eps={step_eps:.4g};"
-                    f" {t_meas} measured trajectories before it are saved in {out}. Lower --eps"
-                    + (" (the unadjusted Langevin step is unstable for large dt)" if sampler == "langevin" else ""))
+                raise SamplerDivergedError(_diverged_message(bad, t_therm + t_meas, step_eps, t_meas, out, sampler))
             a = float(acc.mean())
             if t_therm < n_therm:
                 t_therm += 1
@@ -248,6 +317,21 @@ def _json(d):
     import json
 
     return json.dumps(d)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _diverged_message(bad, traj, step_eps, n_meas, out, sampler):
+    # --resume continues the saved (now non-finite) state and refuses a changed eps, so the
+    # remedy is a new run; a smaller step with more steps keeps the trajectory length
+    return (f"chains {bad} diverged (non-finite field) at trajectory {traj} with eps={step_eps:.4g}"
+            + (" (the unadjusted Langevin step is unstable for large dt)" if sampler == "langevin" else "")
+            + f"; the {n_meas} measured trajectories before it are saved in {out} and can be analysed, but the run"
+            " cannot be continued with --resume (its saved state is non-finite, and resume keeps eps). Start a new"
+            " run (another --out, or --overwrite) with a smaller --eps (e.g. half) and proportionally more"
+            " --n-steps to keep the trajectory length")
 
 
 def _state(rng, eps, t_therm, acc_sum, n_done, wall_time):
