@@ -1,0 +1,98 @@
+"""A trained interpolant model: network + everything needed to use it (the checkpoint's content).
+
+:func:`load_model` reads a checkpoint written by :mod:`phi4si.train` and returns a
+:class:`TrainedModel`: the EMA network, the operator family, the drift parametrisation, the
+normalisation of the data (x = (phi - mean) / scale), the lattice shape and action parameters of
+the training data, and the package version.  ``model.drift()`` is the :class:`~phi4si.interpolant.
+drifts.Drift` that every path and integrator consumes; it works in normalised coordinates, and
+``to_physical``/``to_normalised`` convert at the boundary.
+
+The network is fully convolutional, so the model can be evaluated on other lattice shapes
+("train small, generate large") as long as the dimension matches and every side is a multiple of
+the network's pooling factor; :meth:`TrainedModel.check_shape` raises a clear error otherwise.
+
+>>> # m = load_model("model.pt"); x = generate(m, 100, seed=0)   (see phi4si.generate)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import Phi4siError
+
+__all__ = ["CheckpointError", "TrainedModel", "load_model", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "phi4si-interpolant-1"
+
+
+class CheckpointError(Phi4siError):
+    """A model file that is missing, not a phi4si checkpoint, or incompatible with the request."""
+
+
+@dataclass
+class TrainedModel:
+    net: torch.nn.Module
+    family: object
+    param: str
+    mean: float
+    scale: float
+    shape: tuple
+    lattice: dict
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        return next(self.net.parameters()).device
+
+    def drift(self):
+        from .interpolant.drifts import NeuralDrift
+
+        return NeuralDrift(self.net, self.param, self.family)
+
+    def check_shape(self, shape) -> tuple:
+        """Validate a lattice shape for this model (same dimension, sides compatible with the net)."""
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != len(self.shape):
+            raise CheckpointError(f"the model was trained on a {len(self.shape)}-d lattice {self.shape}; "
+                                  f"cannot use it on the {len(shape)}-d shape {shape}")
+        mult = int(getattr(getattr(self.net, "config", None), "size_multiple", 1) or 1)
+        bad = [L for L in shape if L < 2 or L % mult]
+        if bad:
+            raise CheckpointError(f"lattice sides must be multiples of {mult} for this network "
+                                  f"(its pooling depth); got shape {shape}")
+        return shape
+
+    def to_physical(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.mean
+
+    def to_normalised(self, phi: torch.Tensor) -> torch.Tensor:
+        return (phi - self.mean) / self.scale
+
+
+def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype=torch.float32) -> TrainedModel:
+    """Load a checkpoint written by :func:`phi4si.train.train` (EMA weights by default)."""
+    from .interpolant.operators import family_from_dict
+    from .nn.unet import LatticeUNet, UNetConfig
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a phi4si model checkpoint (format {ck.get('format') if isinstance(ck, dict) else type(ck).__name__!r})")
+    net = LatticeUNet(UNetConfig.from_dict(ck["model_config"]))
+    net.load_state_dict(ck["ema_state"] if ema and ck.get("ema_state") is not None else ck["model_state"])
+    net = net.to(device=device, dtype=dtype).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    norm = ck["normalisation"]
+    return TrainedModel(net=net, family=family_from_dict(ck["family"]), param=ck["param"], mean=float(norm["mean"]),
+                        scale=float(norm["scale"]), shape=tuple(ck["lattice"]["shape"]), lattice=ck["lattice"],
+                        meta={k: ck.get(k) for k in ("version", "train_config", "step", "wall_time", "history",
+                                                      "data")})
