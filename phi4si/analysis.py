@@ -49,17 +49,33 @@ def _clean(d):
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
+def _num(v, spec: str) -> str:
+    """``format(v, spec)``, or ``n/a`` for a missing or non-finite number."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "n/a"
+    return format(v, spec)
+
+
 def format_table(res: dict) -> str:
     """Human-readable table of :func:`analyze_file` output."""
     p = res["params"]
-    s = res["sampler"]
-    lines = [
-        f"phi^4 on {'x'.join(map(str, p['shape']))}: m2={p['m2']} lam={p['lam']} h={p['h']} k={p['k']}",
-        f"sampler {s['sampler']}  chains {res['n_chains']}  trajectories/chain {res['n_traj']}  "
-        f"acceptance {res['acceptance']:.3f}  eps {res['eps']:.4g}",
-        f"{'observable':<10} {'value':>14} {'error':>11} {'tau_int':>9} {'ESS':>9}",
-    ]
-    if s.get("exact") is False:
+    s = res["sampler"] or {}
+    name = s.get("sampler", "?")
+    head = f"phi^4 on {'x'.join(map(str, p['shape']))}: m2={p['m2']} lam={p['lam']} h={p['h']} k={p['k']}"
+    if name == "interpolant":
+        task = s.get("task", "generate")
+        how = (f"solver {s.get('solver', '?')}  steps {s.get('steps', '?')}"
+               + (f" per block ({s['order']})" if s.get("order") else "")
+               + (f"  sde {_num(s.get('sde'), '.4g')}" if s.get("sde") else ""))
+        lines = [head, f"sampler interpolant ({task})  chains {res['n_chains']}  samples/chain {res['n_traj']}  {how}"]
+    else:
+        lines = [head, f"sampler {name}  chains {res['n_chains']}  trajectories/chain {res['n_traj']}  "
+                       f"acceptance {_num(res.get('acceptance'), '.3f')}  eps {_num(res.get('eps'), '.4g')}"]
+    lines.append(f"{'observable':<10} {'value':>14} {'error':>11} {'tau_int':>9} {'ESS':>9}")
+    if name == "interpolant":
+        lines.insert(2, "NOTE: raw samples of a trained interpolant, not exact: they carry the model's bias (a "
+                        "Metropolis/importance-weight correction against the action is a separate step)")
+    elif s.get("exact") is False:
         lines.insert(2, "NOTE: unadjusted Langevin: results carry an O(dt) bias (use mala for exact results)")
     for k in KEYS:
         e = res[k]

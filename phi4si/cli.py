@@ -4,6 +4,9 @@
     phi4si sample-mcmc --shape 16 16 --m2 -4 --lam 4.572 --sampler hmc ... --out FILE.h5
     phi4si analyze FILE.h5 [--json]
     phi4si plot FILE.h5 --out DIR
+    phi4si train --data ENS.h5 --out MODEL.pt [--steps N | --minutes M] ...   train an interpolant
+    phi4si generate --model MODEL.pt --n N --out FILE.h5 [--order ...]        samples -> ensemble file
+    phi4si inpaint --model MODEL.pt --data ENS.h5 --mask SPEC --out FILE.h5   complete masked sites
 
 Errors in the input end with a one-line message and a non-zero exit status, before
 anything on disk is touched.  The command line parses; :func:`phi4si.mcmc.run.sample_mcmc`
@@ -67,6 +70,62 @@ def _int_at_least(lo):
     return conv
 
 
+def _device(s):
+    if s == "cpu" or s == "cuda" or re.fullmatch(r"cuda:\d+", s):
+        return s
+    raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {s!r}")
+
+
+_device.__name__ = "device"
+
+
+def _block(s):
+    """``--block 2`` or ``--block 2x4`` (one side per lattice direction)."""
+    try:
+        sides = [int(v) for v in s.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a block size (B or BxC): {s!r}") from None
+    if any(v < 1 for v in sides):
+        raise argparse.ArgumentTypeError(f"block sides must be >= 1: {s!r}")
+    return sides[0] if len(sides) == 1 else tuple(sides)
+
+
+_block.__name__ = "block size"
+
+# Names the interpolant commands accept.  They are spelled out here so that ``phi4si --help`` does
+# not import torch; tests/test_cli_interpolant.py keeps them equal to the library's own tuples.
+SOLVERS = ("euler", "heun", "rk4")                      # phi4si.interpolant.integrate.SOLVERS
+MODEL_PRESETS = ("tiny", "small", "medium", "large")     # phi4si.nn.unet._PRESETS
+MEASURES = ("generation", "multitask", "curriculum")     # phi4si.interpolant.measures.preset_measure
+PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
+ORDERS = ("raster", "reverse", "random", "coarse_to_fine")
+
+
+def _add_task_flags(p, what):
+    """Flags shared by ``generate`` and ``inpaint``: integration, batching, output."""
+    p.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
+    p.add_argument("--out", required=True, help="output HDF5 ensemble file")
+    p.add_argument("--steps", type=_int, default=None,
+                   help="integration steps (default 50; with --order: steps per block, default 20)")
+    p.add_argument("--solver", choices=SOLVERS, default=None, help="ODE solver (default heun)")
+    p.add_argument("--sde", type=_finite_float, default=None, metavar="EPS",
+                   help="integrate the SDE with diffusion EPS >= 0 (Euler-Maruyama) instead of the ODE")
+    p.add_argument("--grid-power", type=_pos_float, default=1.0, metavar="P",
+                   help="time grid 1 - (1 - u)^P: P > 1 puts more steps near the data end (default 1)")
+    p.add_argument("--order", choices=ORDERS, default=None,
+                   help=f"{what} block by block in this order (sequential task)")
+    p.add_argument("--block", type=_block, default=None, metavar="B",
+                   help="block size for --order raster/reverse/random (B or BxC)")
+    p.add_argument("--levels", type=_int, default=None, metavar="K",
+                   help="levels of --order coarse_to_fine (default 3)")
+    p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    p.add_argument("--batch-size", type=_int, default=512, help="configurations per batch (default 512)")
+    p.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .mcmc import SAMPLERS
 
@@ -121,6 +180,58 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="histogram, MC history, correlator, configurations (PNG)")
     p.add_argument("file")
     p.add_argument("--out", required=True, help="output directory")
+
+    t = sub.add_parser("train", help="train a multitask interpolant on an ensemble (model checkpoint .pt)",
+                       epilog="--steps and --minutes may both be given (training stops at the first); with "
+                              "neither, 2000 steps (with --resume: the checkpoint's own limit). --resume continues "
+                              "--out bit-exactly (CPU, --steps): repeat the original command with --resume added "
+                              "(--steps/--minutes, --device, --threads may change)")
+    t.add_argument("--data", required=True, help="training ensemble (HDF5 file of sample-mcmc)")
+    t.add_argument("--out", required=True, help="model checkpoint to write (.pt)")
+    t.add_argument("--steps", type=_int, default=None, help="optimisation steps")
+    t.add_argument("--minutes", type=_finite_float, default=None, help="wall-clock limit in minutes")
+    t.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
+    t.add_argument("--batch-size", type=_int, default=128, help="batch size (default 128; split over DDP ranks)")
+    t.add_argument("--lr", type=_finite_float, default=2e-3, help="peak learning rate (default 2e-3)")
+    t.add_argument("--warmup", type=_int, default=100, help="linear warm-up steps (default 100)")
+    t.add_argument("--model", choices=MODEL_PRESETS, default="small", help="U-Net preset (default small)")
+    t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
+    t.add_argument("--measure", choices=MEASURES, default="multitask", help="task measure (default multitask)")
+    t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
+                   help="exactly Z2-odd network (default: when the data have h = 0)")
+    t.add_argument("--no-augment", action="store_true", help="no lattice-symmetry augmentation")
+    t.add_argument("--ema", type=_finite_float, default=0.999, metavar="DECAY",
+                   help="EMA decay of the weights used for inference, in [0, 1) (default 0.999)")
+    t.add_argument("--seed", type=_int, default=0)
+    t.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    t.add_argument("--val-every", type=_int, default=250, help="validation interval in steps (default 250)")
+    t.add_argument("--checkpoint-every", type=_int, default=500, help="checkpoint interval in steps (default 500)")
+    t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    t.add_argument("--no-progress", action="store_true")
+
+    g = sub.add_parser("generate", help="samples of a trained model, written as an ensemble file",
+                       epilog="the output is an ensemble file (one chain, one 'trajectory' per sample) that "
+                              "analyze and plot read; it records the model, the solver settings and the seed")
+    g.add_argument("--n", type=_int, required=True, help="number of configurations")
+    g.add_argument("--shape", type=_int_at_least(2), nargs="+", default=None,
+                   help="lattice sides (default: the training lattice)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="storage dtype (default float32)")
+    _add_task_flags(g, "generate")
+
+    i = sub.add_parser("inpaint", help="complete the masked sites of configurations from an ensemble file",
+                       epilog="mask: block:RxC@I,J (periodic block at I,J), random:FRACTION (drawn with --seed) or "
+                              "FILE.npy (boolean array of the lattice shape); True/1 = unknown, to be generated. "
+                              "Observed sites are copied bit for bit (keep --dtype at the data's)")
+    i.add_argument("--data", required=True, help="ensemble file whose configurations are completed")
+    i.add_argument("--mask", required=True, help="unknown sites: block:RxC@I,J | random:FRACTION | FILE.npy")
+    i.add_argument("--n", type=_int, default=None,
+                   help="use the first N configurations (chain 0 first, then chain 1, ...; default all)")
+    i.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="storage dtype (default: the data's)")
+    _add_task_flags(i, "inpaint")
 
     d = sub.add_parser("demo", help="a small HMC run (8x8, m2=-4, lam=8), its analysis and plots")
     d.add_argument("--out", default="phi4si-demo", help="output directory (default ./phi4si-demo)")
@@ -208,6 +319,291 @@ def cmd_demo(args):
         print(f"plot: {p}")
 
 
+def _check_out(out, overwrite, what="--out"):
+    """Refuse an output before any work: exists without overwrite, a directory, no parent folder."""
+    from .errors import OutputExistsError, ParameterError
+
+    out = Path(out)
+    if out.is_dir():
+        raise ParameterError(f"{what} {out} is a directory")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise ParameterError(f"output directory {out.parent} does not exist")
+    return out
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _check_device(device):
+    from .errors import ParameterError
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ParameterError(f"--device {device}: torch sees no CUDA device (use --device cpu)")
+        idx = int(device.split(":")[1]) if ":" in device else 0
+        if idx >= torch.cuda.device_count():
+            raise ParameterError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def cmd_train(args, argv):
+    from .errors import ParameterError
+
+    if args.resume and args.overwrite:
+        raise ParameterError("--resume and --overwrite exclude each other")
+    out = Path(args.out)
+    if out.is_dir():
+        raise ParameterError(f"--out {out} is a directory")
+    if _same_file(args.out, args.data):
+        raise ParameterError("--out is the --data file")
+    if not Path(args.data).exists():
+        from .errors import EnsembleFileError
+
+        raise EnsembleFileError(f"{args.data}: no such file")
+    from .train import TrainConfig, train
+
+    steps, minutes = args.steps, args.minutes
+    if steps is None and minutes is None:
+        steps = 2000
+        if args.resume and out.exists():  # continue to the checkpoint's own limit
+            old = _checkpoint_config(out)
+            steps, minutes = old.get("steps"), old.get("minutes")
+            if steps is None and minutes is None:
+                steps = 2000
+    cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                      ema=args.ema, param=args.param, measure=args.measure, model=args.model, odd=args.odd,
+                      augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
+                      checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads)
+    if args.warmup < 0:
+        raise ParameterError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.seed < 0:
+        raise ParameterError(f"--seed must be >= 0, got {args.seed}")
+    res = train(args.data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                log_path=args.log, command="phi4si " + shlex.join(argv))
+    last = res["history"][-1] if res["history"] else {}
+    val = ", ".join(f"{k} {v:.4g}" for k, v in (last.get("val") or {}).items())
+    print(f"wrote {out} (step {res['step']}, {res['wall_time']:.1f} s"
+          + (f"; validation loss: {val}" if val else "") + ")", file=sys.stderr)
+
+
+def _checkpoint_config(path) -> dict:
+    """The train_config of a checkpoint ({} if unreadable: train() then reports the problem)."""
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        return dict(ck.get("train_config") or {})
+    except Exception:  # noqa: BLE001 - train(resume=True) gives the clear error
+        return {}
+
+
+def _load_model(path, device):
+    from .model import CheckpointError, load_model
+
+    _check_device(device)
+    try:
+        return load_model(path, device=device)
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a checkpoint whose content does not fit its own config
+        raise CheckpointError(f"{path}: damaged or incompatible phi4si checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _task_settings(args):
+    """Validated steps, solver and the settings dict recorded in the output's sampler attributes."""
+    from .errors import ParameterError
+
+    if args.order is None:
+        for flag, v in (("--block", args.block), ("--levels", args.levels)):
+            if v is not None:
+                raise ParameterError(f"{flag} applies to sequential generation only; give --order too")
+    elif args.order == "coarse_to_fine":
+        if args.block is not None:
+            raise ParameterError("--order coarse_to_fine does not use --block (it uses --levels)")
+    else:
+        if args.levels is not None:
+            raise ParameterError(f"--order {args.order} does not use --levels (coarse_to_fine does)")
+        if args.block is None:
+            raise ParameterError(f"--order {args.order} needs --block B (block size)")
+    steps = args.steps if args.steps is not None else (20 if args.order else 50)
+    if steps < 1:
+        raise ParameterError(f"--steps must be >= 1, got {steps}")
+    if args.sde is not None and args.sde < 0:
+        raise ParameterError(f"--sde must be >= 0, got {args.sde}")
+    if args.sde and args.solver is not None:
+        raise ParameterError("--solver applies to the ODE; with --sde > 0 the SDE is integrated by Euler-Maruyama "
+                             "(leave --solver out)")
+    if args.batch_size < 1:
+        raise ParameterError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.seed < 0:
+        raise ParameterError(f"--seed must be >= 0, got {args.seed}")
+    solver = args.solver or "heun"
+    levels = 3 if args.levels is None else args.levels
+    rec = {"solver": "euler-maruyama" if args.sde else solver, "steps": steps, "sde": args.sde,
+           "grid_power": args.grid_power, "batch_size": args.batch_size, "device": args.device}
+    if args.order:
+        rec.update(order=args.order, block=args.block if args.order != "coarse_to_fine" else None,
+                   levels=levels if args.order == "coarse_to_fine" else None, steps_per="block")
+    return steps, solver, levels, rec
+
+
+def _check_order(args, shape, levels, observed=None):
+    """Build the sequential path once, so a block or level count that does not fit fails here."""
+    from .errors import ParameterError
+    from .interpolant.paths import sequential_path
+
+    try:
+        sequential_path(shape, args.order, block=args.block, levels=levels, seed=args.seed, observed=observed)
+    except ValueError as e:
+        raise ParameterError(f"--order {args.order} on the lattice {tuple(shape)}: {e}") from None
+
+
+def _model_record(model, path) -> dict:
+    return {"model": str(Path(path).resolve()), "model_step": model.meta.get("step"),
+            "model_version": model.meta.get("version"), "param": model.param,
+            "family": getattr(model.family, "to_dict", lambda: None)(), "model_shape": list(model.shape),
+            "model_params": model.lattice.get("params")}
+
+
+def _output_params(model, shape):
+    from .lattice.params import Phi4Params
+
+    return Phi4Params.from_dict({**model.lattice["params"], "shape": list(shape)})
+
+
+def cmd_generate(args, argv):
+    import time
+
+    from .errors import ParameterError
+
+    if args.n < 1:
+        raise ParameterError(f"--n must be >= 1, got {args.n}")
+    steps, solver, levels, rec = _task_settings(args)
+    out = _check_out(args.out, args.overwrite)
+    model = _load_model(args.model, args.device)
+    shape = model.check_shape(model.shape if args.shape is None else args.shape)
+    if args.order:
+        _check_order(args, shape, levels)
+    params = _output_params(model, shape)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from .generate import generate, sequential, write_samples
+
+    t0 = time.perf_counter()
+    common = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
+                  grid_power=args.grid_power, progress=not args.no_progress)
+    if args.order:
+        phi = sequential(model, args.n, order=args.order, block=args.block, levels=levels, shape=shape, **common)
+    else:
+        phi = generate(model, args.n, shape=shape, **common)
+    wall = time.perf_counter() - t0
+    sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
+               **rec, **_model_record(model, args.model)}
+    run = {"seed": args.seed, "n": args.n, "shape": list(shape), "dtype": args.dtype,
+           "command": "phi4si " + shlex.join(argv), "wall_time": wall}
+    write_samples(out, phi, params, sampler, run, dtype=args.dtype, overwrite=args.overwrite)
+    print(f"wrote {out} ({args.n} configurations {'x'.join(map(str, shape))}, {wall:.1f} s)", file=sys.stderr)
+
+
+def _read_configs(path, n):
+    """The first n configurations (chain 0 first, then chain 1, ...), their dtype and the file's attrs."""
+    import numpy as np
+
+    from .errors import EnsembleFileError, ParameterError
+    from .store import open_ensemble
+
+    with open_ensemble(path) as ds:
+        if "phi" not in ds:
+            raise EnsembleFileError(f"{path}: holds no configurations")
+        phi = ds["phi"]
+        n_chains, n_cfg = int(phi.sizes["chain"]), int(phi.sizes["cfg"])
+        total = n_chains * n_cfg
+        if total == 0:
+            raise EnsembleFileError(f"{path}: holds no stored configurations (was it run with --every 0?)")
+        if n is None:
+            n = total
+        if n > total:
+            raise ParameterError(f"--n {n}: {path} holds only {total} configurations ({n_chains} chains x {n_cfg})")
+        parts, need = [], n
+        for c in range(n_chains):
+            if need == 0:
+                break
+            k = min(need, n_cfg)
+            parts.append(np.asarray(phi.isel(chain=c, cfg=slice(0, k)).values))
+            need -= k
+        data = np.concatenate(parts)
+        return data, str(phi.dtype), dict(ds.attrs)
+
+
+def cmd_inpaint(args, argv):
+    import time
+
+    import numpy as np
+
+    from .errors import EnsembleFileError, ParameterError
+
+    if args.n is not None and args.n < 1:
+        raise ParameterError(f"--n must be >= 1, got {args.n}")
+    steps, solver, levels, rec = _task_settings(args)
+    if _same_file(args.out, args.data):
+        raise ParameterError("--out is the --data file; write the completed configurations to another file")
+    out = _check_out(args.out, args.overwrite)
+    if not Path(args.data).exists():
+        raise EnsembleFileError(f"{args.data}: no such file")
+    model = _load_model(args.model, args.device)
+    data, data_dtype, attrs = _read_configs(args.data, args.n)
+    shape = tuple(data.shape[1:])
+    try:
+        model.check_shape(shape)
+    except Phi4siError as e:
+        raise type(e)(f"{args.data} (lattice {'x'.join(map(str, shape))}): {e}") from None
+    from .generate import inpaint, parse_mask, sequential, write_samples
+
+    unknown = parse_mask(args.mask, shape, seed=args.seed)
+    if args.order:
+        _check_order(args, shape, levels, observed=~unknown)
+    dtype = args.dtype or (data_dtype if data_dtype in ("float32", "float64") else "float64")
+    params = _output_params(model, shape)
+    mp, dp = dict(model.lattice.get("params") or {}), dict(attrs.get("params") or {})
+    mp.pop("shape", None)
+    dp.pop("shape", None)
+    if mp != dp:
+        print(f"phi4si inpaint: warning: the data ({dp}) and the model's training data ({mp}) have different "
+              "couplings; the output records the model's", file=sys.stderr)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    common = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
+                  grid_power=args.grid_power, progress=not args.no_progress)
+    if args.order:
+        phi = sequential(model, None, order=args.order, block=args.block, levels=levels, data=data,
+                         observed=~unknown, **common)
+    else:
+        phi = inpaint(model, data, unknown, **common)
+    wall = time.perf_counter() - t0
+    sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
+               **rec, **_model_record(model, args.model), "mask": args.mask,
+               "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
+               "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
+               "data_selection": "first n configurations, chain-major"}
+    run = {"seed": args.seed, "n": len(data), "shape": list(shape), "dtype": dtype,
+           "command": "phi4si " + shlex.join(argv), "wall_time": wall}
+    write_samples(out, phi, params, sampler, run, dtype=dtype, overwrite=args.overwrite)
+    print(f"wrote {out} ({len(data)} configurations, {int(unknown.sum())} of {unknown.size} sites inpainted, "
+          f"{wall:.1f} s)", file=sys.stderr)
+
+
 # A number with a leading minus in any notation (-1e-9, -.5, -2.5E+3, -inf): argparse alone
 # takes only -5 and -.5 for values, and reads "--lam -1e-9" as a missing value
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
@@ -289,6 +685,12 @@ def _run(argv) -> int:
             cmd_plot(args)
         elif args.cmd == "demo":
             cmd_demo(args)
+        elif args.cmd == "train":
+            cmd_train(args, argv)
+        elif args.cmd == "generate":
+            cmd_generate(args, argv)
+        elif args.cmd == "inpaint":
+            cmd_inpaint(args, argv)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except Phi4siError as e:
         print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)
