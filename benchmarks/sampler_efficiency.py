@@ -50,12 +50,17 @@ from _common import machine_info, save, threading_layer  # noqa: E402
 
 from phi4si.lattice import Phi4Params  # noqa: E402
 from phi4si.mcmc import make_sampler  # noqa: E402
-from phi4si.mcmc.run import sample_mcmc  # noqa: E402
+from phi4si.mcmc.run import SAMPLER_SETTINGS, sample_mcmc  # noqa: E402
 from phi4si.stats import gamma  # noqa: E402
 from phi4si.store import open_ensemble  # noqa: E402
 
 M2, LAM, N_STEPS = -4.0, 4.572, 10
 THERM_FRACTION = 0.25
+
+
+def mass_kw(name, mass) -> dict:
+    """``{"mass": mass}`` for the samplers that use a mass; sample_mcmc refuses it for the others (hmc)."""
+    return {"mass": mass} if "mass" in SAMPLER_SETTINGS[name] else {}
 
 
 def pilot_seconds_per_traj(name, params, chains, mass, tmp):
@@ -68,7 +73,7 @@ def pilot_seconds_per_traj(name, params, chains, mass, tmp):
     for n in (10, 40, 160):
         t0 = time.perf_counter()
         sample_mcmc(params, path, sampler=name, chains=chains, n_traj=n, n_therm=0, every=0, seed=1,
-                    progress=False, mass=mass, n_steps=N_STEPS, overwrite=True)
+                    progress=False, n_steps=N_STEPS, overwrite=True, **mass_kw(name, mass))
         dt = time.perf_counter() - t0
         if dt > 0.5:
             break
@@ -85,7 +90,7 @@ def run_one(name, L, mass, chains, budget, seed, tmp, max_traj):
     path = Path(tmp) / f"{name}_{mass}_{L}.h5"
     t0 = time.perf_counter()
     sample_mcmc(params, path, sampler=name, chains=chains, n_traj=n_traj, n_therm=n_therm, every=0, seed=seed,
-                progress=False, mass=mass, n_steps=N_STEPS, overwrite=True)
+                progress=False, n_steps=N_STEPS, overwrite=True, **mass_kw(name, mass))
     elapsed = time.perf_counter() - t0
     ds = open_ensemble(path, load=True)
     m = np.asarray(ds["m"].values, dtype=np.float64)
