@@ -136,6 +136,10 @@ def test_generate_and_analyze(cli, model, tmp_path):
     assert "sampler interpolant (generate)" in table and "solver rk4" in table
     rc, js, _ = cli("analyze", out, "--json")
     assert rc == 0 and '"interpolant"' in js
+    rc, listing, err = cli("plot", out, "--out", tmp_path / "plots")
+    assert rc == 0, err
+    assert sorted(Path(x).name for x in listing.split()) == ["configs.png", "correlator.png", "hist_m.png",
+                                                            "history.png"]
 
 
 def test_generate_sde_larger_lattice_float64(cli, model, tmp_path):
