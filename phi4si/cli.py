@@ -587,7 +587,8 @@ def cmd_inpaint(args, argv):
     common = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
                   grid_power=args.grid_power, progress=not args.no_progress)
     if args.order:
-        phi = sequential(model, None, order=args.order, block=args.block, levels=levels, data=data,
+        # shape given explicitly: sequential() takes the training shape when shape is None, even with data
+        phi = sequential(model, None, order=args.order, block=args.block, levels=levels, shape=shape, data=data,
                          observed=~unknown, **common)
     else:
         phi = inpaint(model, data, unknown, **common)

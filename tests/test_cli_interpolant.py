@@ -234,6 +234,20 @@ def test_inpaint_sequential_and_default_n(cli, model, ens, tmp_path):
     assert np.array_equal(phi[0][:, ~unknown], data[:, ~unknown].astype(np.float32))
 
 
+@pytest.mark.parametrize("order", [(), ("--order", "raster", "--block", "2")], ids=["inpaint", "sequential"])
+def test_inpaint_other_lattice_size(cli, model, tmp_path, order):
+    """A model trained on 4x4 completes 6x6 configurations (fully convolutional net)."""
+    data = tmp_path / "e66.h5"
+    sample_mcmc(Phi4Params((6, 6), m2=1.0, lam=0.0), data, chains=1, n_traj=10, n_therm=2, seed=1, progress=False)
+    out = tmp_path / "o.h5"
+    rc, _, err = cli("inpaint", "--model", model, "--data", data, "--mask", "block:3x2@4,5", "--out", out, *order, *Q)
+    assert rc == 0, err
+    phi, attrs = _samples(out)
+    unknown = np.asarray(attrs["sampler"]["unknown"], bool)
+    assert phi.shape == (1, 10, 6, 6) and unknown.shape == (6, 6) and attrs["params"]["shape"] == [6, 6]
+    assert np.array_equal(phi[0][:, ~unknown], _data(data, 10)[:, ~unknown])
+
+
 def test_inpaint_couplings_warning(cli, model, tmp_path):
     other = tmp_path / "other.h5"
     sample_mcmc(Phi4Params((4, 4), m2=2.0, lam=0.0), other, chains=1, n_traj=10, n_therm=2, seed=1,
