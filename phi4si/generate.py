@@ -41,7 +41,7 @@ def _solve(model, path, x_start, steps, solver, sde, gen, grid_power, callback):
     return solve(drift, path, x_start, steps=steps, method=solver, grid_power=grid_power, callback=callback)
 
 
-def _check_common(n, steps, solver, sde, batch_size):
+def _check_common(n, steps, solver, sde, batch_size, grid_power=1.0):
     from .interpolant.integrate import SOLVERS
 
     if int(n) < 1:
@@ -54,6 +54,8 @@ def _check_common(n, steps, solver, sde, batch_size):
         raise ParameterError(f"sde diffusion must be a finite number >= 0, got {sde}")
     if int(batch_size) < 1:
         raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+    if not (np.isfinite(grid_power) and grid_power > 0):
+        raise ParameterError(f"grid_power must be a finite number > 0, got {grid_power}")
 
 
 def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size, grid_power, progress):
@@ -87,7 +89,7 @@ def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", s
     from .interpolant.paths import GenerationPath
 
     shape = model.check_shape(model.shape if shape is None else shape)
-    _check_common(n, steps, solver, sde, batch_size)
+    _check_common(n, steps, solver, sde, batch_size, grid_power)
     path = GenerationPath(shape)
     return _run_batches(model, int(n), shape, lambda z, i, b: z, path, steps, solver, sde, seed, batch_size,
                         grid_power, progress)
@@ -106,7 +108,7 @@ def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: fl
         raise ParameterError(f"mask shape {unknown.shape} does not match the configurations' shape {shape}")
     if not np.isfinite(data).all():
         raise ParameterError("the configurations to inpaint contain NaN or inf")
-    _check_common(len(data), steps, solver, sde, batch_size)
+    _check_common(len(data), steps, solver, sde, batch_size, grid_power)
     path = InpaintPath(unknown)
     xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
     out = _run_batches(model, len(data), shape, lambda z, i, b: path.start(z.double(), xd[i:i + b]), path, steps,
@@ -123,8 +125,8 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int = 3
     per block; with ``data``/``observed`` the observed sites are kept (sequential inpainting)."""
     from .interpolant.paths import sequential_path
 
-    shape = model.check_shape(model.shape if shape is None else shape if data is None else np.shape(data)[1:])
-    _check_common(n if data is None else len(data), steps, solver, sde, batch_size)
+    shape = model.check_shape(np.shape(data)[1:] if data is not None else (model.shape if shape is None else shape))
+    _check_common(n if data is None else len(data), steps, solver, sde, batch_size, grid_power)
     path = sequential_path(shape, order, block=block, levels=levels, seed=order_seed if order_seed is not None else seed,
                            observed=observed)
     if data is None:

@@ -86,13 +86,17 @@ def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a phi4si model checkpoint (format {ck.get('format') if isinstance(ck, dict) else type(ck).__name__!r})")
-    net = LatticeUNet(UNetConfig.from_dict(ck["model_config"]))
-    net.load_state_dict(ck["ema_state"] if ema and ck.get("ema_state") is not None else ck["model_state"])
+    try:
+        net = LatticeUNet(UNetConfig.from_dict(ck["model_config"]))
+        net.load_state_dict(ck["ema_state"] if ema and ck.get("ema_state") is not None else ck["model_state"])
+        family, param, norm = family_from_dict(ck["family"]), ck["param"], ck["normalisation"]
+        shape, lattice = tuple(ck["lattice"]["shape"]), ck["lattice"]
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged or incompatible phi4si checkpoint ({type(e).__name__}: {e})") from None
     net = net.to(device=device, dtype=dtype).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    norm = ck["normalisation"]
-    return TrainedModel(net=net, family=family_from_dict(ck["family"]), param=ck["param"], mean=float(norm["mean"]),
-                        scale=float(norm["scale"]), shape=tuple(ck["lattice"]["shape"]), lattice=ck["lattice"],
+    return TrainedModel(net=net, family=family, param=param, mean=float(norm["mean"]),
+                        scale=float(norm["scale"]), shape=shape, lattice=lattice,
                         meta={k: ck.get(k) for k in ("version", "train_config", "step", "wall_time", "history",
                                                       "data")})

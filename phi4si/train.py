@@ -107,20 +107,23 @@ class TrainConfig:
             raise ParameterError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ParameterError("device 'cuda' requested but torch sees no CUDA device")
+        if int(self.warmup) < 0 or int(self.seed) < 0:
+            raise ParameterError(f"warmup and seed must be >= 0, got {self.warmup}, {self.seed}")
         if not 0 <= self.val_fraction < 1:
             raise ParameterError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 # ------------------------------------------------------------------------------------------------
-def _dist():
-    """(rank, world, local_rank) from torchrun's environment, initialising the process group."""
+def _dist(device: str = "cpu"):
+    """(rank, world, local_rank) from torchrun's environment, initialising the process group
+    (nccl for CUDA training, gloo for CPU training or when PHI4SI_DDP_BACKEND=gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, 0
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("PHI4SI_DDP_BACKEND") != "gloo" else "gloo"
+        backend = os.environ.get("PHI4SI_DDP_BACKEND") or ("nccl" if device.startswith("cuda") else "gloo")
         dist.init_process_group(backend=backend)
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
@@ -167,7 +170,7 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     cfg.validate()
     out = Path(out)
-    rank, world, local_rank = _dist()
+    rank, world, local_rank = _dist(cfg.device)
     if cfg.device.startswith("cuda") and world > 1:
         cfg.device = f"cuda:{local_rank}"
     device = torch.device(cfg.device)
@@ -227,7 +230,11 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
         for k, g in gens.items():
             g.set_state(ck["rng"][k])
         step, wall0, history = int(ck["step"]), float(ck["wall_time"]), list(ck.get("history", []))
-        data.mean, data.scale = ck["normalisation"]["mean"], ck["normalisation"]["scale"]
+        if (ck["normalisation"]["mean"], ck["normalisation"]["scale"]) != (data.mean, data.scale) or \
+                ck["data"].get("n_cfg") != data.n_cfg or ck["data"].get("n_chains") != data.n_chains:
+            raise ResumeError(f"cannot resume {out}: the data file differs from the one it was trained on "
+                              f"({ck['data'].get('path')}: {ck['data'].get('n_chains')} chains x {ck['data'].get('n_cfg')} "
+                              f"configurations, scale {ck['normalisation']['scale']:.6g})")
 
     model = net
     if world > 1:
@@ -282,12 +289,18 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
     n_this = 0
     loss_ema = None
 
+    def finished():
+        return (cfg.steps is not None and step >= cfg.steps) or (cfg.minutes is not None and wall >= 60.0 * cfg.minutes)
+
     def done():
-        if cfg.steps is not None and step >= cfg.steps:
-            return True
-        if cfg.minutes is not None and wall >= 60.0 * cfg.minutes:
-            return True
-        return max_steps_this_call is not None and n_this >= max_steps_this_call
+        stop = finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
+        if world > 1:          # every rank must stop at the same step (clocks differ between ranks)
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if stop else 0.0], device=device if device.type == "cuda" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item() > 0)
+        return stop
 
     try:
         while not done():
@@ -305,7 +318,7 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
             net.train()
             loss = _loss(model, fam, cfg.param, x0.to(device), x1.to(device), a.to(device), amp_ctx)
             if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"loss is {float(loss)} at step {step}: lower --lr (now {cfg.lr}) or "
+                raise TrainingDivergedError(f"loss is {float(loss.detach())} at step {step}: lower --lr (now {cfg.lr}) or "
                                             f"check the data; the last good checkpoint is {out}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -323,7 +336,8 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
             lv = float(loss.detach())
             loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
             rec = None
-            if step % cfg.val_every == 0 or done():
+            last = finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
+            if step % cfg.val_every == 0 or last:
                 rec = {"step": step, "wall": round(wall, 2), "lr": lr, "loss": loss_ema, "grad_norm": gnorm,
                        "val": validate() if val else {}}
                 history.append(rec)
@@ -336,7 +350,10 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
                 bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
-        checkpoint(final=cfg.steps is not None and step >= cfg.steps or cfg.minutes is not None)
+        checkpoint(final=finished())
+    except KeyboardInterrupt:
+        checkpoint()           # keep the work done since the last checkpoint; --resume continues it
+        raise
     finally:
         if bar is not None:
             bar.close()
