@@ -77,9 +77,52 @@ def efficiency_table(d) -> str:
     return "\n".join(out)
 
 
+def interpolant_table(d) -> str:
+    m, st = d["machine"], d["setup"]
+    dev = m.get("device", {}).get("name", m["cpu"]["model"])
+    out = [f"**Interpolant throughput** (`interpolant_throughput.py`, {m['date'][:10]}, {dev} ({st['device']}), "
+           f"torch {m['torch']}, load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}). "
+           f"Training: samples/s of a whole step (multitask measure, Hadamard, b, AdamW, EMA), batch "
+           f"{st['train_batch']}, {st['amp_train'] if st['amp_train'] != 'none' else st['dtype']}, median of "
+           f"{st['timed_steps']} steps after {st['warmup_steps']} warm-up; in brackets batch / process CPU seconds "
+           "(1 thread: the rate if the process had never waited for a core; 2 threads: per core-second).", "",
+           "| model | L | params | odd | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in st["train_threads"])
+           + f" | prep share ({st['train_threads'][0]} thr.) |",
+           "|---|---|---|---|" + "---|" * len(st["train_threads"]) + "---|"]
+    keys = []
+    for r in d["train"]:
+        k = (r["model"], r["L"], r["odd"])
+        if k not in keys:
+            keys.append(k)
+    for k in keys:
+        rows = {r["threads"]: r for r in d["train"] if (r["model"], r["L"], r["odd"]) == k}
+        cells = [f"{rows[t]['samples_per_s']:.0f} ({rows[t]['samples_per_cpu_s']:.0f})" if t in rows else "-"
+                 for t in st["train_threads"]]
+        first = rows[st["train_threads"][0]]
+        out.append(f"| {k[0]} | {k[1]} | {first['params']:,} | {'yes' if k[2] else 'no'} | " + " | ".join(cells)
+                   + f" | {100 * first['prep_fraction']:.0f} % |")
+    solvers = st["solvers"]
+    out += ["", f"Generation: configurations/s (network evaluations/s) of a full ODE solve along `GenerationPath`, "
+            f"batch {st['gen_batch']}, float32, `no_grad`, {st['gen_reps']} timed solve(s) each.", "",
+            "| model | L | odd | threads | " + " | ".join(s.replace(":", " ") + " steps" for s in solvers) + " |",
+            "|---|---|---|---|" + "---|" * len(solvers)]
+    gkeys = []
+    for r in d["generate"]:
+        k = (r["model"], r["L"], r["odd"], r["threads"])
+        if k not in gkeys:
+            gkeys.append(k)
+    for k in gkeys:
+        rows = {f"{r['method']}:{r['steps']}": r for r in d["generate"]
+                if (r["model"], r["L"], r["odd"], r["threads"]) == k}
+        cells = [f"{rows[s]['cfg_per_s']:.0f} ({rows[s]['nfe_per_s']:.1f})" if s in rows else "-" for s in solvers]
+        out.append(f"| {k[0]} | {k[1]} | {'yes' if k[2] else 'no'} | {k[3]} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def tables() -> str:
     parts = []
-    for name, fn in (("hmc_throughput.json", throughput_table), ("sampler_efficiency.json", efficiency_table)):
+    for name, fn in (("hmc_throughput.json", throughput_table), ("sampler_efficiency.json", efficiency_table),
+                     ("interpolant_throughput.json", interpolant_table)):
         p = HERE / "results" / name
         if p.exists():
             parts.append(fn(json.loads(p.read_text())))
