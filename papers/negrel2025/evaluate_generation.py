@@ -54,6 +54,20 @@ def _G_axis(path, max_cfg=20000):
     return g.mean(0), g.std(0) / np.sqrt(len(g))
 
 
+def _ref_configs(path, n):
+    """n configurations of the reference file, spread over chains and time (for inpainting)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        nc = int(f["cfg"].shape[0])
+        phi = np.asarray(f["phi"][:, :nc], dtype=np.float64)
+    flat = phi.reshape(-1, *phi.shape[2:])
+    if len(flat) < n:
+        raise SystemExit(f"{path} holds {len(flat)} configurations, fewer than --n {n}")
+    idx = np.random.default_rng(0).choice(len(flat), n, replace=False)
+    return flat[np.sort(idx)]
+
+
 def compare(gen_path, ref_path) -> dict:
     from phi4si.analysis import analyze_file
 
@@ -99,7 +113,10 @@ def main(argv=None):
     ap.add_argument("--ref", required=True, help="HMC ensemble to compare with")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--settings", nargs="+", default=["heun:20", "heun:50", "rk4:20", "euler:100"],
-                    help="solver:steps or sdeEPS:steps (e.g. sde1:100)")
+                    help="[TASK/]SOLVER:STEPS with SOLVER euler|heun|rk4 or sdeEPS (e.g. sde1:100); TASK "
+                         "seq=ORDER,BLOCK (seq=coarse_to_fine,LEVELS) for sequential generation, "
+                         "inpaint=MASK (block:4x4@2,2, random:0.5) to complete reference configurations; "
+                         "no TASK = generation from noise")
     ap.add_argument("--grid-power", type=float, default=1.0)
     ap.add_argument("--shape", type=int, nargs="+")
     ap.add_argument("--seed", type=int, default=1)
@@ -111,7 +128,7 @@ def main(argv=None):
 
     import torch
 
-    from phi4si.generate import generate, write_samples
+    from phi4si.generate import generate, inpaint, parse_mask, sequential, write_samples
     from phi4si.lattice import Phi4Params
     from phi4si.model import load_model
 
@@ -125,21 +142,35 @@ def main(argv=None):
            "command": " ".join(sys.argv), "runs": []}
     tmpdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp())
     tmpdir.mkdir(parents=True, exist_ok=True)
+    ref_phi = None
     for s in args.settings:
-        name, steps = s.split(":")
+        task, _, solv = s.rpartition("/")
+        name, steps = solv.split(":")
         steps = int(steps)
         sde = float(name[3:]) if name.startswith("sde") else None
         solver = "euler" if sde is not None else name
         t0 = time.perf_counter()
-        phi = generate(model, args.n, shape=shape, steps=steps, solver=solver, sde=sde, seed=args.seed,
-                       batch_size=args.batch_size, grid_power=args.grid_power)
+        kw = dict(steps=steps, solver=solver, sde=sde, seed=args.seed, batch_size=args.batch_size,
+                  grid_power=args.grid_power)
+        if task.startswith("seq="):                      # seq=ORDER,BLOCK  (coarse_to_fine: seq=coarse_to_fine,LEVELS)
+            order, arg = task[4:].split(",")
+            extra = {"levels": int(arg)} if order == "coarse_to_fine" else {"block": int(arg)}
+            phi = sequential(model, args.n, order=order, shape=shape, **extra, **kw)
+        elif task.startswith("inpaint="):               # inpaint=MASKSPEC on reference configurations
+            if ref_phi is None:
+                ref_phi = _ref_configs(args.ref, args.n)
+            mask = parse_mask(task[8:], shape, seed=args.seed)
+            phi = inpaint(model, ref_phi, mask, **kw)
+        else:
+            phi = generate(model, args.n, shape=shape, **kw)
         dt = time.perf_counter() - t0
-        path = tmpdir / f"gen_{s.replace(':', '_')}.h5"
-        write_samples(path, phi, params, {"sampler": "interpolant", "exact": False, "solver": solver, "steps": steps,
-                                          "sde": sde}, {"seed": args.seed, "wall_time": dt}, overwrite=True)
+        path = tmpdir / ("gen_" + "".join(ch if ch.isalnum() else "_" for ch in s) + ".h5")
+        write_samples(path, phi, params, {"sampler": "interpolant", "exact": False, "task": task or "generate",
+                                          "solver": solver, "steps": steps, "sde": sde},
+                      {"seed": args.seed, "wall_time": dt}, overwrite=True)
         c = compare(path, args.ref)
         res["runs"].append({"setting": s, "seconds": dt, "cfg_per_s": args.n / dt, **c})
-        print(f"{s:>10}  {dt:6.1f}s  " + "  ".join(
+        print(f"{s:>24}  {dt:6.1f}s  " + "  ".join(
             f"{k}={c[k]['gen']:.4g}({c[k]['rel_dev'] * 100:+.1f}%, z={c[k]['z']:+.1f})" for k in ("abs_m", "chi", "binder", "xi2")
             if c[k].get("rel_dev") is not None) + f"  TV(m)={c['hist_m']['tv']:.3f} (null {c['hist_m']['tv_null_mean']:.3f})",
               flush=True)
