@@ -21,11 +21,14 @@ if [[ $WHAT == l8 || $WHAT == all ]]; then
       --no-progress --overwrite
   $EV --model "$W/l8.pt" --ref "$W/l8_ref.h5" --n 5000 --settings heun:10 heun:20 euler:40 \
       --out "$HERE/results/l8_eval.json"
-  # ablation: parametrisation at equal steps (1500), one thread
+  # the same model on the other tasks: sequential generation, inpainting of HMC configurations, SDE
+  $EV --model "$W/l8.pt" --ref "$W/l8_ref.h5" --n 3000 --settings seq=raster,4/heun:10 seq=coarse_to_fine,3/heun:10 \
+      inpaint=block:4x4@2,2/heun:10 inpaint=random:0.5/heun:10 sde1:40 --out "$HERE/results/l8_tasks_eval.json"
+  # ablation: parametrisation at equal steps (1500)
   for P in b eta1; do
     phi4si train --data "$W/l8_train.h5" --out "$W/l8_${P}_1500.pt" --steps 1500 --model small --param $P \
-        --threads 1 --seed 0 --no-progress --overwrite
-    $EV --model "$W/l8_${P}_1500.pt" --ref "$W/l8_ref.h5" --n 3000 --settings heun:10 heun:20 euler:40 --threads 1 \
+        --threads 2 --seed 0 --no-progress --overwrite
+    $EV --model "$W/l8_${P}_1500.pt" --ref "$W/l8_ref.h5" --n 3000 --settings heun:10 heun:20 euler:40 \
         --out "$HERE/results/ablation_${P}_1500.json"
   done
 fi
