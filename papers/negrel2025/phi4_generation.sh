@@ -46,4 +46,6 @@ if [[ $WHAT == l16 || $WHAT == all ]]; then
   # train small, generate large
   $EV --model "$W/l16.pt" --ref "$W/l32_ref.h5" --shape 32 32 --n 1000 --settings heun:10 \
       --out "$HERE/results/l16_at_l32_eval.json"
+  $EV --model "$W/l16.pt" --ref "$W/l32_ref.h5" --shape 32 32 --n 1000 --settings heun:20 \
+      --out "$HERE/results/l16_at_l32_heun20_eval.json"
 fi
