@@ -416,6 +416,16 @@ def _load_model(path, device):
         raise CheckpointError(f"{path}: damaged or incompatible phi4si checkpoint ({type(e).__name__}: {e})") from None
 
 
+def _solve_settings(args, steps, solver) -> dict:
+    """Apply --threads and return the solver keywords shared by generate and inpaint."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
+                grid_power=args.grid_power, progress=not args.no_progress)
+
+
 def _task_settings(args):
     """Validated steps, solver and the settings dict recorded in the output's sampler attributes."""
     from .errors import ParameterError
@@ -492,15 +502,10 @@ def cmd_generate(args, argv):
     if args.order:
         _check_order(args, shape, levels)
     params = _output_params(model, shape)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     from .generate import generate, sequential, write_samples
 
+    common = _solve_settings(args, steps, solver)
     t0 = time.perf_counter()
-    common = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
-                  grid_power=args.grid_power, progress=not args.no_progress)
     if args.order:
         phi = sequential(model, args.n, order=args.order, block=args.block, levels=levels, shape=shape, **common)
     else:
@@ -579,15 +584,9 @@ def cmd_inpaint(args, argv):
     if mp != dp:
         print(f"phi4si inpaint: warning: the data ({dp}) and the model's training data ({mp}) have different "
               "couplings; the output records the model's", file=sys.stderr)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    common = _solve_settings(args, steps, solver)
     t0 = time.perf_counter()
-    common = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
-                  grid_power=args.grid_power, progress=not args.no_progress)
     if args.order:
-        # shape given explicitly: sequential() takes the training shape when shape is None, even with data
         phi = sequential(model, None, order=args.order, block=args.block, levels=levels, shape=shape, data=data,
                          observed=~unknown, **common)
     else:

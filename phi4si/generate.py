@@ -236,8 +236,7 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
     try:
         w.append(scalars={"m": m[None], "S": S[None], "accepted": np.ones((1, n)), "dH": np.zeros((1, n))},
                  gp=gp[None], configs=phi[None].astype(dtype), cfg_index=np.arange(n, dtype=np.int64),
-                 traj_index=np.arange(n, dtype=np.int64), state_phi=phi[-1:].reshape(1, -1),
-                 state=dict(state, n_done=0))
+                 traj_index=np.arange(n, dtype=np.int64), state_phi=phi[-1:].reshape(1, -1), state=state)
     finally:
         w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
     return out

@@ -220,7 +220,7 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
         for k in now:
             if k in ("steps", "minutes", "device", "threads", "checkpoint_every", "val_every"):
                 continue
-            if old.get(k) != now[k] and not (k == "measure" and isinstance(now[k], str) and old.get(k) == now[k]):
+            if old.get(k) != now[k]:
                 raise ResumeError(f"cannot resume {out}: setting {k} was {old.get(k)!r}, now {now[k]!r}")
         if ck["lattice"]["params"] != data.params or list(ck["lattice"]["shape"]) != list(shape):
             raise ResumeError(f"cannot resume {out}: it was trained on different data ({ck['lattice']})")
