@@ -34,6 +34,8 @@ def analyze_file(path, S: float = 2.0) -> dict:
         res = analyze(ds, S=S)
         out = {k: _clean(res[k].to_dict()) for k in KEYS}
         out["acceptance"] = res["acceptance"]
+        if "ess_fraction" in res:
+            out["ess_fraction"] = res["ess_fraction"]
         out["n_chains"] = res["n_chains"]
         out["n_traj"] = res["n_traj"]
         out["params"] = ds.attrs["params"]
@@ -68,6 +70,17 @@ def format_table(res: dict) -> str:
                + (f" per block ({s['order']})" if s.get("order") else "")
                + (f"  sde {_num(s.get('sde'), '.4g')}" if s.get("sde") else ""))
         lines = [head, f"sampler interpolant ({task})  chains {res['n_chains']}  samples/chain {res['n_traj']}  {how}"]
+    elif name == "neural":
+        method, flow = s.get("method", "?"), s.get("flow") or {}
+        how = f"log q: {flow.get('solver', '?')} {flow.get('steps', '?')} steps, {flow.get('divergence', '?')} divergence"
+        rew = s.get("reward") or {}
+        lines = [head + (f"  (reward h={rew.get('h')} k={rew.get('k')})" if any(rew.values()) else ""),
+                 f"sampler neural ({method})  chains {res['n_chains']}  samples/chain {res['n_traj']}  {how}"]
+        if "ess_fraction" in res:
+            lines.append(f"importance weights: ESS/N {_num(res['ess_fraction'], '.3f')} (self-normalised weighted "
+                         "estimates; tau_int and ESS columns are of the weighted series)")
+        else:
+            lines.append(f"acceptance {_num(res.get('acceptance'), '.3f')}")
     else:
         lines = [head, f"sampler {name}  chains {res['n_chains']}  trajectories/chain {res['n_traj']}  "
                        f"acceptance {_num(res.get('acceptance'), '.3f')}  eps {_num(res.get('eps'), '.4g')}"]

@@ -7,6 +7,8 @@
     phi4si train --data ENS.h5 --out MODEL.pt [--steps N | --minutes M] ...   train an interpolant
     phi4si generate --model MODEL.pt --n N --out FILE.h5 [--order ...]        samples -> ensemble file
     phi4si inpaint --model MODEL.pt --data ENS.h5 --mask SPEC --out FILE.h5   complete masked sites
+    phi4si sample-neural --model MODEL.pt --method imh|block|hybrid|reweight [--h H --k K] --n N --out FILE.h5
+                                                  exact sampling with the model (weights or Metropolis)
 
 Errors in the input end with a one-line message and a non-zero exit status, before
 anything on disk is touched.  The command line parses; :func:`phi4si.mcmc.run.sample_mcmc`
@@ -232,6 +234,48 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="storage dtype (default: the data's)")
     _add_task_flags(i, "inpaint")
+
+    nm = sub.add_parser("sample-neural", help="exact sampling with a trained model: importance weights, independence "
+                                              "Metropolis, neural block updates, hybrid with HMC",
+                        epilog="reweight: N model samples with log-weights (analyze uses them); imh: CHAINS chains "
+                               "of N steps through model proposals; block/hybrid: CHAINS chains of N sweeps, each "
+                               "sweep regenerating --updates random blocks by inpainting (hybrid adds --hmc-traj "
+                               "HMC trajectories). The target is exp(-S) with the training data's m2, lam plus the "
+                               "rewards --h, --k. log q comes from the ODE with its divergence: exact (autograd, "
+                               "~one network pass per moving site) or hutchinson (--probes)")
+    nm.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
+    nm.add_argument("--method", required=True, choices=("reweight", "imh", "block", "hybrid"))
+    nm.add_argument("--n", type=_int, required=True,
+                    help="samples (reweight), steps per chain (imh) or sweeps per chain (block, hybrid)")
+    nm.add_argument("--out", required=True, help="output HDF5 ensemble file")
+    nm.add_argument("--h", type=_finite_float, default=0.0, help="applied field (reward b = h 1; default 0)")
+    nm.add_argument("--k", type=_finite_float, default=0.0, help="extra coupling (reward A = 2k Id; default 0)")
+    nm.add_argument("--chains", type=_int, default=1, help="independent chains (imh, block, hybrid; default 1)")
+    nm.add_argument("--steps", type=_int, default=10, help="ODE steps of the log-density flow (default 10)")
+    nm.add_argument("--solver", choices=SOLVERS, default="rk4", help="ODE solver (default rk4)")
+    nm.add_argument("--divergence", choices=("colored", "exact", "hutchinson"), default="colored",
+                    help="divergence of the velocity: colored (default; Rademacher probes split by a lattice "
+                         "colouring of period --period), exact (autograd trace) or hutchinson")
+    nm.add_argument("--probes", type=_int, default=None,
+                    help="probe draws per step (colored, hutchinson; default 1; >= 2 gives an error estimate)")
+    nm.add_argument("--period", type=_int, default=None, help="colouring period of --divergence colored (default 4)")
+    nm.add_argument("--float64", action="store_true", help="integrate the flow in double precision")
+    nm.add_argument("--block", type=_block, default=None, metavar="B",
+                    help="block size of block/hybrid updates (B or BxC; default 4)")
+    nm.add_argument("--updates", type=_int, default=None, help="block updates per sweep (default 1)")
+    nm.add_argument("--hmc-traj", type=_int, default=None, help="HMC trajectories per hybrid sweep (default 1)")
+    nm.add_argument("--hmc-eps", type=_pos_float, default=None, help="HMC step size (default 0.1)")
+    nm.add_argument("--hmc-steps", type=_int, default=None, help="HMC leapfrog steps (default 10)")
+    nm.add_argument("--n-therm", type=_int, default=None, help="discarded sweeps (block, hybrid; default 0)")
+    nm.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    nm.add_argument("--batch-size", type=_int, default=256, help="configurations per flow batch (default 256)")
+    nm.add_argument("--max-batch", type=_int, default=512,
+                    help="network batch of the divergence's copies (default 512)")
+    nm.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="storage dtype")
+    nm.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
+    nm.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    nm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    nm.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("demo", help="a small HMC run (8x8, m2=-4, lam=8), its analysis and plots")
     d.add_argument("--out", default="phi4si-demo", help="output directory (default ./phi4si-demo)")
@@ -519,6 +563,54 @@ def cmd_generate(args, argv):
     print(f"wrote {out} ({args.n} configurations {'x'.join(map(str, shape))}, {wall:.1f} s)", file=sys.stderr)
 
 
+def cmd_sample_neural(args, argv):
+    from .density import FlowSettings
+    from .errors import ParameterError
+    from .neural_mcmc import sample_neural
+
+    m = args.method
+    only = {"--block": ("block", "hybrid"), "--updates": ("block", "hybrid"), "--n-therm": ("block", "hybrid"),
+            "--hmc-traj": ("hybrid",), "--hmc-eps": ("hybrid",), "--hmc-steps": ("hybrid",)}
+    for flag, methods in only.items():
+        if getattr(args, flag[2:].replace("-", "_")) is not None and m not in methods:
+            raise ParameterError(f"{flag} applies to --method {' or '.join(methods)} only")
+    if args.chains != 1 and m == "reweight":
+        raise ParameterError("--chains applies to imh, block and hybrid (reweight draws independent samples)")
+    if args.probes is not None and args.divergence == "exact":
+        raise ParameterError("--probes applies to --divergence colored or hutchinson only")
+    if args.period is not None and args.divergence != "colored":
+        raise ParameterError("--period applies to --divergence colored only")
+    for flag, v, lo in (("--n", args.n, 1), ("--chains", args.chains, 1), ("--steps", args.steps, 1),
+                        ("--probes", args.probes, 1), ("--period", args.period, 1),
+                        ("--batch-size", args.batch_size, 1),
+                        ("--max-batch", args.max_batch, 1), ("--seed", args.seed, 0),
+                        ("--updates", args.updates, 1), ("--hmc-traj", args.hmc_traj, 1),
+                        ("--hmc-steps", args.hmc_steps, 1), ("--n-therm", args.n_therm, 0)):
+        if v is not None and v < lo:
+            raise ParameterError(f"{flag} must be >= {lo}, got {v}")
+    fs = FlowSettings(steps=args.steps, solver=args.solver, divergence=args.divergence, probes=args.probes or 1,
+                      period=args.period or 4, float64=args.float64, batch_size=args.batch_size, max_batch=args.max_batch)
+    out = _check_out(args.out, args.overwrite)
+    model = _load_model(args.model, args.device)
+    if m in ("block", "hybrid"):
+        model.check_shape(model.shape)
+        blk = args.block if args.block is not None else 4
+        if any(b > L for b, L in zip((blk,) * len(model.shape) if isinstance(blk, int) else blk, model.shape)):
+            raise ParameterError(f"--block {blk} does not fit the model's lattice {tuple(model.shape)}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    opt = {k: v for k, v in dict(block=args.block, updates=args.updates, hmc_traj=args.hmc_traj, hmc_eps=args.hmc_eps,
+                                 hmc_steps=args.hmc_steps, n_therm=args.n_therm).items() if v is not None}
+    summary = sample_neural(model, m, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs, seed=args.seed,
+                            dtype=args.dtype, overwrite=args.overwrite, progress=not args.no_progress,
+                            model_path=str(Path(args.model).resolve()), command="phi4si " + shlex.join(argv), **opt)
+    parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
+             if k not in ("method",) and v is not None]
+    print(f"wrote {out} ({m}: {', '.join(parts)})", file=sys.stderr)
+
+
 def _read_configs(path, n):
     """The first n configurations (chain 0 first, then chain 1, ...), their dtype and the file's attrs."""
     import numpy as np
@@ -691,6 +783,8 @@ def _run(argv) -> int:
             cmd_generate(args, argv)
         elif args.cmd == "inpaint":
             cmd_inpaint(args, argv)
+        elif args.cmd == "sample-neural":
+            cmd_sample_neural(args, argv)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except Phi4siError as e:
         print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)

@@ -60,7 +60,7 @@ def _check_common(n, steps, solver, sde, batch_size, grid_power=1.0):
 
 def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size, grid_power, progress):
     gen = torch.Generator().manual_seed(int(seed))
-    dev, dt = model.device, next(model.net.parameters()).dtype
+    dev, dt = model.device, model.dtype
     out = []
     bar = None
     if progress:

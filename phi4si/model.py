@@ -23,7 +23,7 @@ import torch
 
 from .errors import Phi4siError
 
-__all__ = ["CheckpointError", "TrainedModel", "load_model", "CHECKPOINT_FORMAT"]
+__all__ = ["CheckpointError", "TrainedModel", "DriftModel", "load_model", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "phi4si-interpolant-1"
 
@@ -65,6 +65,33 @@ class TrainedModel:
                                   f"(its pooling depth); got shape {shape}")
         return shape
 
+    def astype(self, dtype) -> "TrainedModel":
+        """A copy of the model whose network computes in ``dtype`` (e.g. torch.float64 for
+        log-densities); the original is left unchanged."""
+        import copy
+
+        if next(self.net.parameters()).dtype == dtype:
+            return self
+        return TrainedModel(net=copy.deepcopy(self.net).to(dtype=dtype), family=self.family, param=self.param,
+                            mean=self.mean, scale=self.scale, shape=self.shape, lattice=self.lattice, meta=self.meta)
+
+    @property
+    def dtype(self):
+        return next(self.net.parameters()).dtype
+
+    def target_params(self, h: float = 0.0, k: float = 0.0, shape=None):
+        """:class:`~phi4si.lattice.Phi4Params` of the training data's action (m2, lam) with the
+        reward terms ``h``, ``k`` on ``shape`` (default: the training lattice): the target
+        exp(-S_{h,k}) that exact sampling with this model aims at."""
+        from .lattice.params import Phi4Params
+
+        p = self.lattice.get("params") or {}
+        if "m2" not in p or "lam" not in p:
+            raise CheckpointError("the checkpoint does not record the action parameters (m2, lam) of its data")
+        h, k = float(h) + float(p.get("h", 0.0)), float(k) + float(p.get("k", 0.0))   # rewards add to the data's
+        return Phi4Params(tuple(self.shape if shape is None else shape), m2=float(p["m2"]), lam=float(p["lam"]),
+                          h=h, k=k)
+
     def to_physical(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale + self.mean
 
@@ -100,3 +127,44 @@ def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype
                         scale=float(norm["scale"]), shape=shape, lattice=lattice,
                         meta={k: ck.get(k) for k in ("version", "train_config", "step", "wall_time", "history",
                                                       "data")})
+
+
+class DriftModel(TrainedModel):
+    """Any :class:`~phi4si.interpolant.drifts.Drift` (e.g. the exact Gaussian oracle) dressed as a
+    trained model, so that generation, log-densities and the exact samplers can be run and tested
+    with exact drifts.  ``params`` (a :class:`~phi4si.lattice.Phi4Params`) names the target action;
+    ``mean``/``scale`` map the drift's coordinates to physical fields, phi = scale x + mean.
+
+    >>> from phi4si.lattice import Phi4Params
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> p = Phi4Params((4, 4), m2=1.0, lam=0.0)
+    >>> m = DriftModel(free_field_oracle((4, 4), 1.0), p)
+    >>> m.shape, m.target_params().m2
+    ((4, 4), 1.0)
+    """
+
+    def __init__(self, drift, params, mean: float = 0.0, scale: float = 1.0):
+        super().__init__(net=None, family=drift.family, param="b", mean=float(mean), scale=float(scale),
+                         shape=tuple(params.shape), lattice={"shape": list(params.shape), "params": params.to_dict(),
+                                                              "d": params.d}, meta={"drift": type(drift).__name__})
+        self._drift = drift
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    @property
+    def dtype(self):
+        return torch.float64
+
+    def drift(self):
+        return self._drift
+
+    def astype(self, dtype):
+        return self
+
+    def check_shape(self, shape) -> tuple:
+        shape = tuple(int(s) for s in shape)
+        if shape != self.shape:
+            raise CheckpointError(f"this drift is defined on the lattice {self.shape}, not {shape}")
+        return shape

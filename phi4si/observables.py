@@ -52,10 +52,35 @@ def derived(prim: dict, V: int, L: int):
 XI2_UNDEFINED = "undefined: G~(0)/G~(p_min) <= 1 (correlation length not resolved)"
 
 
+def ess_fraction(log_w) -> float:
+    """Kish's normalised effective sample size (sum w)^2 / (N sum w^2) of importance log-weights."""
+    lw = np.asarray(log_w, dtype=np.float64).ravel()
+    if lw.size == 0 or not np.isfinite(lw).all():
+        return float("nan")
+    w = np.exp(lw - lw.max())
+    return float(w.sum() ** 2 / (lw.size * (w * w).sum()))
+
+
+def weighted_primary(series: dict, log_w) -> dict:
+    """Self-normalised importance-sampling means <O> = <w O>_q / <w>_q as pyerrors observables.
+
+    Each is the ratio of two primaries (w O and w, with w = exp(log_w - max log_w)), so its error is
+    the delta-method error of the self-normalised estimator, autocorrelations included.
+    """
+    lw = np.asarray(log_w, dtype=np.float64)
+    if not np.isfinite(lw).all():
+        raise ValueError("importance log-weights contain NaN or inf")
+    w = np.exp(lw - lw.max())
+    prim = stats.primary(dict({k: w * v for k, v in series.items()}, w=w))
+    return {k: prim[k] / prim["w"] for k in series}
+
+
 def analyze(ds, S: float = 2.0) -> dict:
     """Observables with Gamma-method errors from an ensemble dataset (see :func:`phi4si.open_ensemble`).
 
     Returns ``{key: Estimate}`` for :data:`KEYS` plus ``"acceptance"`` (float) and counts.
+    A file with importance log-weights ``log_w`` (a reweighting ensemble) gives self-normalised
+    weighted estimates (:func:`weighted_primary`) and ``"ess_fraction"``.
     An estimate whose value or error is not computable is NaN with a ``note`` saying why.
     """
     shape = tuple(int(s) for s in ds.attrs["params"]["shape"])
@@ -66,7 +91,8 @@ def analyze(ds, S: float = 2.0) -> dict:
     dirs = [mu for mu, Lm in enumerate(shape) if Lm == L]
     series = {"m": m, "abs_m": np.abs(m), "m2": m**2, "m4": m**4, "gp": gp_all[..., dirs].mean(-1),
               "s": np.asarray(ds["S"].values, dtype=np.float64) / V}
-    prim = stats.primary(series)
+    log_w = np.asarray(ds["log_w"].values, dtype=np.float64) if "log_w" in ds.variables else None
+    prim = weighted_primary(series, log_w) if log_w is not None else stats.primary(series)
     der = derived(prim, V, L)
     res = {}
     for k in KEYS:
@@ -78,6 +104,8 @@ def analyze(ds, S: float = 2.0) -> dict:
             res[k] = stats.estimate(o, S=S)
     acc = np.asarray(ds["accepted"].values, dtype=np.float64)
     res["acceptance"] = float(acc.mean()) if acc.size else float("nan")
+    if log_w is not None:
+        res["ess_fraction"] = ess_fraction(log_w)
     res["n_chains"] = int(m.shape[0])
     res["n_traj"] = int(m.shape[1])
     return res

@@ -39,6 +39,12 @@ from .errors import EnsembleFileError
 
 FORMAT = "phi4si-ensemble/1"
 SCALARS = ("m", "S", "accepted", "dH")
+OPTIONAL_SCALARS = ("log_w",)   # importance log-weights of a reweighting ensemble (phi4si sample-neural)
+
+
+def _scalars(f) -> tuple:
+    """The per-trajectory scalar datasets of an open file: SCALARS plus the optional ones present."""
+    return SCALARS + tuple(k for k in OPTIONAL_SCALARS if k in f)
 
 
 def _h5():
@@ -98,12 +104,14 @@ RNG_BYTES = 2048
 
 
 def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict, run: dict, state_phi, state: dict,
-                    extra: dict | None = None):
+                    extra: dict | None = None, weighted: bool = False):
     """Create a new, empty ensemble file atomically (written to ``path.tmp`` then renamed).
 
     ``state`` holds the resume state: ``rng`` (JSON-able dict) and the :data:`COUNTERS`.
     The file uses the HDF5 >= 1.10 format so that it can be written in SWMR mode, which
     keeps it consistent on disk at every instant (see :class:`EnsembleWriter`).
+    ``weighted=True`` adds the per-measurement importance log-weights ``log_w`` (chain, traj):
+    analyses then use self-normalised weighted means.
     """
     h5py = _h5()
     path = Path(path)
@@ -128,7 +136,7 @@ def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict
         for name, ds in scales.items():
             ds.make_scale(name)
         tchunk = max(1, min(1024, 2**20 // max(1, n_chains)))
-        for name in SCALARS:
+        for name in SCALARS + (("log_w",) if weighted else ()):
             ds = f.create_dataset(name, shape=(n_chains, 0), maxshape=(n_chains, None), dtype=np.float64,
                                   chunks=(n_chains, tchunk))
             _attach(ds, scales, ("chain", "traj"))
@@ -215,7 +223,7 @@ def repair(path):
         attrs = read_attrs(f)
         phi_state, state = _read_state(f)
         n = state["n_done"]
-        data = {k: f[k][:, :n] for k in SCALARS}
+        data = {k: f[k][:, :n] for k in _scalars(f)}
         gp = f["gp"][:, :n]
         cfg = f["cfg"][...]
         ncfg = int(np.searchsorted(cfg, n))
@@ -229,7 +237,7 @@ def repair(path):
     st0 = dict(state, n_done=0)
     create_ensemble(fixed, shape=shape, n_chains=n_chains, dtype=dtype, params=attrs["params"],
                     sampler=attrs["sampler"], run=attrs["run"], state_phi=phi_state, state=st0,
-                    extra=attrs.get("extra"))
+                    extra=attrs.get("extra"), weighted="log_w" in data)
     w = EnsembleWriter(fixed)
     w.append(scalars=data, gp=gp, configs=configs, cfg_index=cfg, traj_index=np.arange(n), state_phi=phi_state,
              state=state)
@@ -268,7 +276,7 @@ class EnsembleWriter:
         if traj_index is not None and len(traj_index):
             t = len(traj_index)
             _truncate(f, n_done)
-            for name in SCALARS:
+            for name in _scalars(f):
                 ds = f[name]
                 ds.resize(n_done + t, axis=1)
                 ds[:, n_done:] = scalars[name]
@@ -300,7 +308,7 @@ class EnsembleWriter:
 def _truncate(f, n_done):
     """Drop anything written beyond ``n_done`` by a flush that was interrupted."""
     if f["traj"].shape[0] > n_done:
-        for name in SCALARS + ("gp",):
+        for name in _scalars(f) + ("gp",):
             f[name].resize(n_done, axis=1)
         f["traj"].resize(n_done, axis=0)
     cfg = f["cfg"][...]
