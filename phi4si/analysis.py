@@ -86,8 +86,8 @@ def format_table(res: dict) -> str:
                        f"acceptance {_num(res.get('acceptance'), '.3f')}  eps {_num(res.get('eps'), '.4g')}"]
     lines.append(f"{'observable':<10} {'value':>14} {'error':>11} {'tau_int':>9} {'ESS':>9}")
     if name == "interpolant":
-        lines.insert(2, "NOTE: raw samples of a trained interpolant, not exact: they carry the model's bias (a "
-                        "Metropolis/importance-weight correction against the action is a separate step)")
+        lines.insert(2, "NOTE: raw samples of a trained interpolant, not exact: they carry the model's bias (the "
+                        "exact correction against the action: phi4si sample-neural)")
     elif s.get("exact") is False:
         lines.insert(2, "NOTE: unadjusted Langevin: results carry an O(dt) bias (use mala for exact results)")
     for k in KEYS:

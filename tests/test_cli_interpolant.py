@@ -546,3 +546,69 @@ def test_format_table_without_eps(ens, eps):
     assert "NOTE" not in table        # an exact sampler: no note
     res["sampler"] = dict(res["sampler"], sampler="langevin", exact=False)
     assert "NOTE: unadjusted Langevin" in format_table(res)
+
+
+# ---------------------------------------------------------------- sample-neural (exact sampling)
+
+NQ = ("--steps", "2", "--no-progress")
+
+
+@pytest.mark.parametrize("method,extra", [("reweight", ()), ("imh", ("--chains", "2")),
+                                          ("block", ("--chains", "3", "--block", "2", "--updates", "2")),
+                                          ("hybrid", ("--chains", "2", "--block", "2", "--hmc-eps", "0.2"))])
+def test_sample_neural_methods(cli, model, tmp_path, method, extra):
+    out = tmp_path / f"{method}.h5"
+    rc, _, err = cli("sample-neural", "--model", model, "--method", method, "--n", "6", "--out", out, "--h", "0.1",
+                     *extra, *NQ)
+    assert rc == 0, err
+    phi, attrs = _samples(out)
+    s = attrs["sampler"]
+    assert s["sampler"] == "neural" and s["method"] == method and s["reward"] == {"h": 0.1, "k": 0.0}
+    assert attrs["params"]["h"] == 0.1 and attrs["run"]["command"].startswith("phi4si sample-neural")
+    assert np.isfinite(phi).all() and phi.shape[1] == 6
+    rc, table, _ = cli("analyze", out)
+    assert rc == 0 and "sampler neural" in table
+    if method == "reweight":
+        with open_ensemble(out) as ds:
+            assert "log_w" in ds and ds["log_w"].shape == (1, 6)
+        assert "ESS/N" in table
+    else:
+        assert "acceptance" in table
+
+
+def test_sample_neural_exact_divergence_float64(cli, model, tmp_path):
+    out = tmp_path / "w.h5"
+    rc, _, err = cli("sample-neural", "--model", model, "--method", "reweight", "--n", "3", "--out", out,
+                     "--divergence", "exact", "--float64", "--solver", "heun", *NQ)
+    assert rc == 0, err
+    assert _samples(out)[1]["sampler"]["flow"]["divergence"] == "exact"
+
+
+@pytest.mark.parametrize("args,match", [
+    (("--method", "imh", "--probes", "2", "--divergence", "exact"), "--probes applies"),
+    (("--method", "imh", "--period", "2", "--divergence", "hutchinson"), "--period applies"),
+    (("--method", "imh", "--block", "2"), "--block applies"),
+    (("--method", "block", "--hmc-eps", "0.1"), "--hmc-eps applies"),
+    (("--method", "reweight", "--chains", "2"), "--chains applies"),
+    (("--method", "block", "--block", "5"), "does not fit"),
+    (("--method", "imh", "--n", "0"), "--n must be"),
+    (("--method", "imh", "--steps", "0"), "--steps must be"),
+    (("--method", "gibbs",), "invalid choice"),
+])
+def test_sample_neural_refuses(cli, model, victim, args, match):
+    if "--n" not in args:
+        args = args + ("--n", "2")
+    before = _digest(victim)
+    rc, _, err = cli("sample-neural", "--model", model, "--out", victim, "--overwrite", *args, "--no-progress")
+    assert rc != 0 and match in err
+    assert _digest(victim) == before
+
+
+def test_sample_neural_refuses_existing_output_and_bad_model(cli, model, victim, tmp_path):
+    before = _digest(victim)
+    rc, _, err = cli("sample-neural", "--model", model, "--method", "imh", "--n", "2", "--out", victim, *NQ)
+    assert rc == 1 and "exists" in err and _digest(victim) == before
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    rc, _, err = cli("sample-neural", "--model", bad, "--method", "imh", "--n", "2", "--out", tmp_path / "o.h5", *NQ)
+    assert rc == 1 and "not a readable torch checkpoint" in err and not (tmp_path / "o.h5").exists()
