@@ -119,6 +119,55 @@ def interpolant_table(d) -> str:
     return "\n".join(out)
 
 
+def _pm(e, digits=4):
+    if e is None or e.get("value") is None:
+        return "-"
+    return f"{e['value']:.{digits}f}({e['error']:.{digits}f})" if e.get("error") is not None else f"{e['value']:.{digits}f}"
+
+
+def exact_table(runs) -> str:
+    """Tables of ``exact_sampling.py`` results (one per lattice)."""
+    out = ["**Exact sampling** (`exact_sampling.py`): one model per lattice trained at h = 0 on CPU, proposals "
+           "with log q from the ODE and its divergence (RK4, colored probes), corrected by importance weights (reweight) "
+           "or independence Metropolis (imh, chains through the same proposals); the posterior h = 0.05 uses the same "
+           "proposals. z = (x - x_HMC) / combined error against long HMC ensembles.", "",
+           "| L | couplings | model | s / proposal | ESS/N prior | ESS/N h=0.05 | IMH acc. prior / h | block acc. | "
+           "hybrid acc. block / HMC | s / block update |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in runs:
+        p = d["params"]
+        hy = d["hybrid"]["summary"]
+        out.append(f"| {d['shape'][0]} | m2={p['m2']}, lam={p['lam']} | {d['train_seconds'] / 60:.0f} min, "
+                   f"{d['model_step']} steps | {d['seconds_per_proposal']:.2f} | {d['prior']['ess_fraction']:.2f} | "
+                   f"{d['posterior']['ess_fraction']:.2f} | {d['prior']['imh_acceptance']:.2f} / "
+                   f"{d['posterior']['imh_acceptance']:.2f} | {d['block']['summary']['acceptance_block']:.2f} | "
+                   f"{hy['acceptance_block']:.2f} / {hy['acceptance_hmc']:.2f} | "
+                   f"{d['block']['seconds_per_update']:.2f} |")
+    out += ["", "| L | target | observable | HMC | raw model (z) | reweight (z) | IMH (z) |", "|---|---|---|---|---|---|---|"]
+    names = {"abs_m": "<\\|m\\|>", "chi": "chi", "binder": "U4", "m": "<m>"}
+    for d in runs:
+        for tag, ref in (("prior", d["hmc_reference"]["prior"]), ("posterior", d["hmc_reference"]["posterior"])):
+            if ref is None:
+                continue
+            sec = d[tag]
+            keys = ("abs_m", "chi", "binder") if tag == "prior" else ("m", "abs_m", "chi")
+            for k in keys:
+                cells = [f"{_pm(sec[m][k])} ({sec['z'][m][k]:+.1f})" for m in ("raw", "reweight", "imh")]
+                out.append(f"| {d['shape'][0]} | {'h = 0' if tag == 'prior' else 'h = ' + str(d['h'])} | {names[k]} | "
+                           f"{_pm(ref[k])} | " + " | ".join(cells) + " |")
+    out += ["", "ESS per second relative to HMC on the same machine in the same run: the ratio of 1/(err^2 x seconds) "
+                "(neural / HMC; \"with training\" adds the model's training time).", "",
+            "| L | observable | HMC ESS/s (1/(err^2 s)) | reweight / HMC | IMH / HMC | reweight incl. training | "
+            "IMH incl. training |", "|---|---|---|---|---|---|---|"]
+    for d in runs:
+        for k in ("abs_m", "chi"):
+            e = d["efficiency"][k]
+            out.append(f"| {d['shape'][0]} | {names[k]} | {_e(e['hmc'])} | {e['reweight_ratio']:.1e} | "
+                       f"{e['imh_ratio']:.1e} | {e['reweight_with_training_ratio']:.1e} | "
+                       f"{e['imh_with_training_ratio']:.1e} |")
+    return "\n".join(out)
+
+
 def tables() -> str:
     parts = []
     for name, fn in (("hmc_throughput.json", throughput_table), ("sampler_efficiency.json", efficiency_table),
@@ -128,6 +177,9 @@ def tables() -> str:
             parts.append(fn(json.loads(p.read_text())))
         else:
             parts.append(f"(no `results/{name}` yet)")
+    runs = sorted((json.loads(p.read_text()) for p in (HERE / "results").glob("exact_sampling_*.json")),
+                  key=lambda d: d["shape"][0])
+    parts.append(exact_table(runs) if runs else "(no `results/exact_sampling_*.json` yet)")
     return "\n\n".join(parts)
 
 

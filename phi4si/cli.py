@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     nm.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
     nm.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
     nm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    nm.add_argument("--resume", action="store_true",
+                    help="continue --out (written in chunks with its random state) up to --n; same settings")
     nm.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("demo", help="a small HMC run (8x8, m2=-4, lam=8), its analysis and plots")
@@ -590,7 +592,9 @@ def cmd_sample_neural(args, argv):
             raise ParameterError(f"{flag} must be >= {lo}, got {v}")
     fs = FlowSettings(steps=args.steps, solver=args.solver, divergence=args.divergence, probes=args.probes or 1,
                       period=args.period or 4, float64=args.float64, batch_size=args.batch_size, max_batch=args.max_batch)
-    out = _check_out(args.out, args.overwrite)
+    if args.resume and args.overwrite:
+        raise ParameterError("--resume and --overwrite exclude each other")
+    out = Path(args.out) if args.resume else _check_out(args.out, args.overwrite)
     model = _load_model(args.model, args.device)
     if m in ("block", "hybrid"):
         model.check_shape(model.shape)
@@ -604,10 +608,11 @@ def cmd_sample_neural(args, argv):
     opt = {k: v for k, v in dict(block=args.block, updates=args.updates, hmc_traj=args.hmc_traj, hmc_eps=args.hmc_eps,
                                  hmc_steps=args.hmc_steps, n_therm=args.n_therm).items() if v is not None}
     summary = sample_neural(model, m, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs, seed=args.seed,
-                            dtype=args.dtype, overwrite=args.overwrite, progress=not args.no_progress,
+                            dtype=args.dtype, overwrite=args.overwrite, resume=args.resume,
+                            progress=not args.no_progress,
                             model_path=str(Path(args.model).resolve()), command="phi4si " + shlex.join(argv), **opt)
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
-             if k not in ("method",) and v is not None]
+             if k != "method" and v is not None]
     print(f"wrote {out} ({m}: {', '.join(parts)})", file=sys.stderr)
 
 

@@ -119,21 +119,25 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
 
 
 class _Out:
-    """An ensemble file for chains of configurations (measurements computed here)."""
+    """An ensemble file for chains of configurations (measurements computed here), new or resumed."""
 
-    def __init__(self, out, params, n_chains, sampler, run, weighted, dtype, first):
+    def __init__(self, out, params, dtype, n_done=0):
         from . import store
 
-        self.params, self.dtype, self.n = params, dtype, 0
-        state = {"rng": {}, "eps": 0.0, "t_therm": 0, "acc_sum": 0.0, "n_done": 0, "wall_time": 0.0}
-        store.create_ensemble(out, shape=params.shape, n_chains=n_chains, dtype=dtype, params=params.to_dict(),
-                              sampler=sampler, run=run, state_phi=first.reshape(n_chains, -1), state=state,
-                              weighted=weighted)
+        self.params, self.dtype, self.n = params, dtype, int(n_done)
         self.w = store.EnsembleWriter(out)
-        self.acc_sum = 0.0
 
-    def append(self, phi, accepted, dH, log_w=None, wall=0.0):
-        """phi (C, T, *shape); accepted, dH, log_w (C, T)."""
+    @classmethod
+    def create(cls, out, params, n_chains, sampler, run, weighted, dtype, first, state):
+        from . import store
+
+        store.create_ensemble(out, shape=params.shape, n_chains=n_chains, dtype=dtype, params=params.to_dict(),
+                              sampler=sampler, run=run, state_phi=np.reshape(first, (n_chains, -1)), state=state,
+                              weighted=weighted)
+        return cls(out, params, dtype)
+
+    def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
+        """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""
         from .lattice import kernels
 
         C, T = phi.shape[:2]
@@ -146,11 +150,10 @@ class _Out:
                 "dH": np.asarray(dH, float)}
         if log_w is not None:
             scal["log_w"] = np.asarray(log_w, float)
-        self.acc_sum += float(np.asarray(accepted, float).sum())
         idx = np.arange(self.n, self.n + T, dtype=np.int64)
-        state = {"rng": {}, "eps": 0.0, "t_therm": 0, "acc_sum": self.acc_sum, "wall_time": wall}
+        sp = flat.reshape(C, T, -1)[:, -1] if state_phi is None else np.reshape(state_phi, (C, -1))
         self.w.append(scalars=scal, gp=gp.reshape(C, T, -1), configs=phi.astype(self.dtype), cfg_index=idx,
-                      traj_index=idx, state_phi=flat.reshape(C, T, -1)[:, -1], state=state)
+                      traj_index=idx, state_phi=sp, state=state)
         self.n += T
 
     def close(self, attrs: dict):
@@ -168,6 +171,8 @@ def _check(method, n, chains, updates, hmc_traj, hmc_eps, hmc_steps, dtype):
         raise ParameterError(f"hmc_eps must be a finite number > 0, got {hmc_eps}")
     if method == "hybrid" and hmc_traj < 1:
         raise ParameterError("the hybrid method needs hmc_traj >= 1")
+    if method == "reweight" and chains != 1:
+        raise ParameterError("reweight draws independent samples: chains must be 1")
     if dtype not in ("float32", "float64"):
         raise ParameterError(f"dtype must be float32 or float64, got {dtype!r}")
 
@@ -175,7 +180,7 @@ def _check(method, n, chains, updates, hmc_traj, hmc_eps, hmc_steps, dtype):
 def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float = 0.0, chains: int = 1,
                   fs: FlowSettings = FlowSettings(), block=4, updates: int = 1, hmc_traj: int = 1,
                   hmc_eps: float = 0.1, hmc_steps: int = 10, n_therm: int = 0, seed: int = 0,
-                  dtype: str = "float32", overwrite: bool = False, progress: bool = False,
+                  dtype: str = "float32", overwrite: bool = False, resume: bool = False, progress: bool = False,
                   model_path: str | None = None, flush_every: int = 10, command: str | None = None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
 
@@ -183,68 +188,76 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     after ``n_therm`` discarded sweeps; ``chains``: independent chains (imh, block, hybrid).
     The block and hybrid chains start from raw model samples.  The target is exp(-S_{h,k}) with
     the training data's m2, lam (:meth:`~phi4si.model.TrainedModel.target_params`).
+
+    The file is written in chunks (``fs.batch_size`` proposals, or ``flush_every`` sweeps) with the
+    random state after each, so an interrupted run keeps what it wrote and ``resume=True`` continues
+    it to ``n`` with the same bits an uninterrupted run gives.
     """
+    from . import store
+    from .errors import ResumeError
+    from .mcmc.run import _rng_from_json, _rng_state_json
+
     _check(method, n, chains, updates, hmc_traj, hmc_eps, hmc_steps, dtype)
+    n, chains, updates, hmc_traj, hmc_steps, n_therm = map(int, (n, chains, updates, hmc_traj, hmc_steps, n_therm))
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    if resume and overwrite:
+        raise ParameterError("resume and overwrite exclude each other")
+    if not resume and out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or --resume to continue it")
     if not out.parent.exists():
         raise ParameterError(f"output directory {out.parent} does not exist")
     params = model.target_params(h=h, k=k)
     if method in ("block", "hybrid"):
-        _block_size(block, params.shape)
-    rng = np.random.default_rng(int(seed))
-    t0 = time.time()
+        block = list(_block_size(block, params.shape))
     sampler = {"sampler": "neural", "method": method, "flow": fs.to_dict(), "model": model_path,
-               "model_step": model.meta.get("step"), "reward": {"h": float(h), "k": float(k)}}
+               "model_step": model.meta.get("step"), "reward": {"h": float(h), "k": float(k)}, "chains": chains}
     if method in ("block", "hybrid"):
-        sampler.update(block=list(_block_size(block, params.shape)), updates=int(updates))
+        sampler.update(block=block, updates=updates, n_therm=n_therm)
     if method == "hybrid":
-        sampler.update(hmc_traj=int(hmc_traj), hmc_eps=float(hmc_eps), hmc_steps=int(hmc_steps))
-    run = {"seed": int(seed), "n": int(n), "chains": int(chains), "n_therm": int(n_therm), "version": __version__,
-           "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command or "phi4si.neural_mcmc.sample_neural"}
-    if method in ("reweight", "imh"):
-        return _independent(model, method, out, int(n), int(chains), params, fs, rng, sampler, run, dtype, t0,
-                            progress)
-    return _blocks(model, method, out, int(n), int(chains), params, fs, rng, sampler, run, dtype, t0, block,
-                   int(updates), int(hmc_traj), float(hmc_eps), int(hmc_steps), int(n_therm), progress,
-                   max(1, int(flush_every)))
-
-
-def _independent(model, method, out, n, chains, params, fs, rng, sampler, run, dtype, t0, progress):
-    total = n if method == "reweight" else n * chains
-    prop = sample(model, total, fs, seed=int(rng.integers(0, 2**62)), progress=progress)
-    lw = log_weights(prop.phi, prop.log_q, params)
-    t_gen = time.time() - t0
-    from .observables import ess_fraction
-
-    summary = {"method": method, "ess_fraction": ess_fraction(lw), "proposals": total,
-               "log_q_error_mean": float(np.mean(prop.log_q_error)), "time_proposals": t_gen}
-    if method == "reweight":
-        C, phi, acc, dH, w = 1, prop.phi[None], np.ones((1, n)), np.zeros((1, n)), lw[None]
+        sampler.update(hmc_traj=hmc_traj, hmc_eps=float(hmc_eps), hmc_steps=hmc_steps)
+    run = {"seed": int(seed), "n": n, "version": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "command": command or "phi4si.neural_mcmc.sample_neural"}
+    t0 = time.time()
+    C = 1 if method == "reweight" else chains
+    if resume:
+        if not out.exists():
+            raise ResumeError(f"cannot resume: {out} does not exist")
+        store.repair(out)
+        attrs, state_phi, state = store.read_state(out)
+        old = attrs["sampler"]
+        for key, v in sampler.items():
+            if key != "model" and old.get(key) != v:
+                raise ResumeError(f"cannot resume {out}: sampler setting {key} was {old.get(key)!r}, now {v!r}")
+        if attrs["params"] != params.to_dict():
+            raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
+        if state["n_done"] > n:
+            raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n={n} measurements")
+        extra = state["rng"]
+        rng = _rng_from_json(extra["rng"])
+        wall0 = float(state["wall_time"])
+        cur = np.asarray(state_phi, dtype=np.float64).reshape(C, *params.shape)
+        cur_lw = np.asarray(extra["log_w"], dtype=np.float64) if extra.get("log_w") is not None else None
+        counts = dict(extra.get("counts", {}))
+        o = _Out(out, params, dtype, state["n_done"])
+        old_run = attrs["run"]
+        resumed = list(old_run.get("resumed", [])) + [{"date": run["date"], "command": run["command"],
+                                                        "version": __version__, "n_done": state["n_done"], "n": n}]
+        store.update_attrs(out, {"run": json.dumps(dict(old_run, n=n, resumed=resumed))})
     else:
-        C = chains
-        lwc = lw.reshape(C, n)
-        idx, accb, dH = imh_chain(lwc, rng)
-        phi = prop.phi.reshape(C, n, *params.shape)[np.arange(C)[:, None], idx]
-        acc, w = accb.astype(float), None
-        summary["acceptance"] = float(accb[:, 1:].mean()) if n > 1 else float("nan")
-    run = dict(run, wall_time=time.time() - t0)
-    o = _Out(out, params, C, sampler, run, w is not None, dtype, phi[:, -1])
-    o.append(phi, acc, dH, w, wall=time.time() - t0)
-    o.close({"n_done": n, "wall_time": float(time.time() - t0),
-               "acceptance": float(summary.get("acceptance", 1.0)), "eps": 0.0})
-    _record(out, summary)
-    summary["wall_time"] = time.time() - t0
-    return summary
+        rng = np.random.default_rng(int(seed))
+        wall0, cur_lw, counts = 0.0, None, {}
+        if method in ("block", "hybrid"):
+            from .generate import generate
 
+            cur = generate(model, C, steps=fs.steps, solver="heun" if fs.solver == "euler" else fs.solver,
+                           seed=int(rng.integers(0, 2**62)), batch_size=fs.batch_size)
+        else:
+            cur = np.zeros((C, *params.shape))
+        if out.exists():
+            out.unlink()
+        st = {"rng": {"rng": _rng_state_json(rng)}, "n_done": 0, "wall_time": 0.0}
+        o = _Out.create(out, params, C, sampler, run, method == "reweight", dtype, cur, st)
 
-def _blocks(model, method, out, n, chains, params, fs, rng, sampler, run, dtype, t0, block, updates, hmc_traj,
-            hmc_eps, hmc_steps, n_therm, progress, flush_every):
-    from .generate import generate
-
-    phi = generate(model, chains, steps=fs.steps, solver="heun" if fs.solver == "euler" else fs.solver,
-                   seed=int(rng.integers(0, 2**62)), batch_size=fs.batch_size)
     hmc = None
     if method == "hybrid":
         from .mcmc.hmc import HMC
@@ -254,60 +267,98 @@ def _blocks(model, method, out, n, chains, params, fs, rng, sampler, run, dtype,
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n + n_therm, desc=method, unit="sweep", dynamic_ncols=True)
-    o = None
-    buf_phi, buf_acc, buf_dH = [], [], []
-    acc_block = acc_hmc = 0.0
-    n_block = n_hmc = 0
+        bar = tqdm(total=n, initial=o.n, desc=method, dynamic_ncols=True)
+
+    def state(extra_lw=None):
+        """Resume state after the current chunk (the writer sets n_done itself)."""
+        return {"rng": {"rng": _rng_state_json(rng), "log_w": None if extra_lw is None else list(map(float, extra_lw)),
+                        "counts": counts},
+                "n_done": o.n, "wall_time": wall0 + time.time() - t0, "acc_sum": 0.0}
+
     try:
-        for sweep in range(n + n_therm):
-            acc_s = np.zeros(chains)
-            dH_s = np.zeros(chains)
-            for _ in range(updates):
-                phi, acc, la = block_update(model, phi, params, block, rng, fs)
-                acc_s += acc
-                dH_s = -la
-                if sweep >= n_therm:
-                    acc_block += acc.sum()
-                    n_block += chains
-            if hmc is not None:
-                flat = np.ascontiguousarray(phi.reshape(chains, -1))
-                for _ in range(hmc_traj):
-                    a, _dh = hmc.step(flat, rng, hmc_eps)
-                    if sweep >= n_therm:
-                        acc_hmc += a.sum()
-                        n_hmc += chains
-                phi = flat.reshape(phi.shape)
-            if not np.isfinite(phi).all():
-                raise FloatingPointError(f"sweep {sweep}: the chains produced NaN/inf (HMC step size too large?)")
+        if method in ("block", "hybrid") and o.n == 0 and not counts.get("thermalised"):
+            for _ in range(n_therm):
+                cur = _sweep(model, cur, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, None)
+            counts["thermalised"] = True
+        while o.n < n:
+            if method == "reweight":
+                T = min(n - o.n, fs.batch_size)
+                prop = sample(model, T, fs, seed=int(rng.integers(0, 2**62)))
+                lw = log_weights(prop.phi, prop.log_q, params)
+                o.append(prop.phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=state(),
+                         state_phi=np.zeros((1, params.volume)))
+            elif method == "imh":
+                T = min(n - o.n, max(1, fs.batch_size // C))
+                prop = sample(model, C * T, fs, seed=int(rng.integers(0, 2**62)))
+                lw = log_weights(prop.phi, prop.log_q, params).reshape(C, T)
+                idx, acc, dH = imh_chain(lw, rng, current=cur_lw)
+                pool = prop.phi.reshape(C, T, *params.shape)
+                held = np.where((idx >= 0).reshape(C, T, *([1] * len(params.shape))),
+                                pool[np.arange(C)[:, None], np.maximum(idx, 0)], cur[:, None])
+                cur = held[:, -1].copy()
+                cur_lw = np.where(idx[:, -1] >= 0, lw[np.arange(C), np.maximum(idx[:, -1], 0)], cur_lw)
+                o.append(held, acc.astype(float), dH, None, state=state(cur_lw), state_phi=cur)
+            else:
+                T = min(n - o.n, flush_every)
+                res, accs, dHs = [], [], []
+                for _ in range(T):
+                    cur, acc, dH = _sweep(model, cur, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, counts,
+                                          with_stats=True)
+                    res.append(cur.copy())
+                    accs.append(acc)
+                    dHs.append(dH)
+                o.append(np.stack(res, 1), np.stack(accs, 1), np.stack(dHs, 1), None, state=state(), state_phi=cur)
             if bar is not None:
-                bar.update(1)
-            if sweep < n_therm:
-                continue
-            buf_phi.append(phi.copy())
-            buf_acc.append(acc_s / updates)
-            buf_dH.append(dH_s)
-            if len(buf_phi) >= flush_every or sweep == n + n_therm - 1:
-                block_phi = np.stack(buf_phi, 1)
-                if o is None:
-                    o = _Out(out, params, chains, sampler, dict(run, wall_time=time.time() - t0), False, dtype,
-                             block_phi[:, -1])
-                o.append(block_phi, np.stack(buf_acc, 1), np.stack(buf_dH, 1), wall=time.time() - t0)
-                buf_phi, buf_acc, buf_dH = [], [], []
+                bar.n = o.n
+                bar.refresh()
     finally:
         if bar is not None:
             bar.close()
-        if o is not None:
-            o.close({"n_done": o.n, "wall_time": float(time.time() - t0),
-                       "acceptance": float(acc_block / max(1, n_block)), "eps": float(hmc_eps if hmc else 0.0)})
-    summary = {"method": method, "acceptance_block": float(acc_block / max(1, n_block)),
-               "acceptance_hmc": float(acc_hmc / n_hmc) if n_hmc else None, "sweeps": n, "chains": chains}
-    _record(out, summary)
-    summary["wall_time"] = time.time() - t0
+        o.close({"n_done": o.n, "wall_time": float(wall0 + time.time() - t0), "eps": float(hmc_eps if hmc else 0.0)})
+    summary = _summary(out, method, counts)
+    summary["wall_time"] = wall0 + time.time() - t0
     return summary
 
 
-def _record(out, summary):
-    from . import store
+def _sweep(model, phi, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, counts, with_stats=False):
+    """``updates`` block updates, then (hybrid) ``hmc_traj`` HMC trajectories, on every chain."""
+    C = len(phi)
+    acc_s, dH = np.zeros(C), np.zeros(C)
+    for _ in range(updates):
+        phi, acc, la = block_update(model, phi, params, block, rng, fs)
+        acc_s += acc
+        dH = -la
+    if counts is not None:
+        counts["block_acc"] = counts.get("block_acc", 0.0) + float(acc_s.sum())
+        counts["block_n"] = counts.get("block_n", 0) + C * updates
+    if hmc is not None:
+        flat = np.ascontiguousarray(phi.reshape(C, -1))
+        for _ in range(hmc_traj):
+            a, _dh = hmc.step(flat, rng, hmc_eps)
+            if counts is not None:
+                counts["hmc_acc"] = counts.get("hmc_acc", 0.0) + float(np.sum(a))
+                counts["hmc_n"] = counts.get("hmc_n", 0) + C
+        phi = flat.reshape(phi.shape)
+    if not np.isfinite(phi).all():
+        raise FloatingPointError("the chains produced NaN/inf (HMC step size too large?)")
+    return (phi, acc_s / updates, dH) if with_stats else phi
 
-    store.update_attrs(out, {"summary": json.dumps({k: v for k, v in summary.items()})})
+
+def _summary(out, method, counts):
+    """Summary from the file (so that it covers resumed runs too), stored in its ``summary`` attribute."""
+    from . import store
+    from .observables import ess_fraction
+
+    with store.open_ensemble(out, load=True) as ds:
+        acc = np.asarray(ds["accepted"].values)
+        s = {"method": method, "n_done": int(acc.shape[1]), "chains": int(acc.shape[0])}
+        if method == "reweight":
+            s["ess_fraction"] = ess_fraction(ds["log_w"].values)
+        elif method == "imh":
+            s["acceptance"] = float(acc[:, 1:].mean()) if acc.shape[1] > 1 else float("nan")
+        else:
+            s["acceptance_block"] = counts.get("block_acc", 0.0) / max(1, counts.get("block_n", 0))
+            s["acceptance_hmc"] = (counts["hmc_acc"] / counts["hmc_n"]) if counts.get("hmc_n") else None
+    acc_attr = s.get("acceptance", s.get("acceptance_block", 1.0))
+    store.update_attrs(out, {"summary": json.dumps(s), "acceptance": float(acc_attr)})
+    return s

@@ -612,3 +612,15 @@ def test_sample_neural_refuses_existing_output_and_bad_model(cli, model, victim,
     bad.write_bytes(b"not a model")
     rc, _, err = cli("sample-neural", "--model", bad, "--method", "imh", "--n", "2", "--out", tmp_path / "o.h5", *NQ)
     assert rc == 1 and "not a readable torch checkpoint" in err and not (tmp_path / "o.h5").exists()
+
+
+def test_sample_neural_resume(cli, model, tmp_path):
+    out = tmp_path / "imh.h5"
+    base = ("sample-neural", "--model", model, "--method", "imh", "--chains", "2", "--out", out, "--batch-size", "4", *NQ)
+    assert cli(*base, "--n", "2")[0] == 0
+    rc, _, err = cli(*base, "--n", "4", "--resume")
+    assert rc == 0, err
+    phi, attrs = _samples(out)
+    assert phi.shape[1] == 4 and len(attrs["run"]["resumed"]) == 1
+    rc, _, err = cli(*base, "--n", "6", "--resume", "--overwrite")
+    assert rc == 1 and "exclude" in err

@@ -339,3 +339,30 @@ def test_posterior_target_from_the_prior_model(tmp_path):
     val, err = weighted_mean(s.phi.mean(axis=(1, 2)), lw)
     assert abs(val - m_exact) < 4 * err
     assert np.allclose(log_target(s.phi, post), log_target(s.phi, model.target_params()) + h * s.phi.sum((1, 2)))
+
+
+@pytest.mark.parametrize("method", ["reweight", "imh", "block", "hybrid"])
+def test_sample_neural_resume_gives_the_same_bits(tmp_path, method):
+    from phi4si import open_ensemble
+
+    model, _ = _model(m2_model=1.2)
+    fs = FlowSettings(steps=3, batch_size=4)
+    kw = dict(reweight={}, imh=dict(chains=2), block=dict(chains=2, block=2, n_therm=1, flush_every=2),
+              hybrid=dict(chains=2, block=2, hmc_eps=0.2, hmc_steps=3, flush_every=2))[method]
+    full, part = tmp_path / "full.h5", tmp_path / "part.h5"
+    sample_neural(model, method, full, 8, fs=fs, seed=4, **kw)
+    sample_neural(model, method, part, 4, fs=fs, seed=4, **kw)
+    s = sample_neural(model, method, part, 8, fs=fs, seed=4, resume=True, **kw)
+    assert s["n_done"] == 8
+    with open_ensemble(full, load=True) as a, open_ensemble(part, load=True) as b:
+        for name in ("phi", "m", "accepted", "dH") + (("log_w",) if method == "reweight" else ()):
+            assert np.array_equal(a[name].values, b[name].values), name
+        assert len(b.attrs["run"]["resumed"]) == 1
+    from phi4si.errors import ResumeError
+
+    with pytest.raises(ResumeError, match="setting"):
+        sample_neural(model, method, part, 10, fs=FlowSettings(steps=4, batch_size=4), seed=4, resume=True, **kw)
+    with pytest.raises(ResumeError, match="already holds"):
+        sample_neural(model, method, part, 6, fs=fs, seed=4, resume=True, **kw)
+    with pytest.raises(ResumeError, match="does not exist"):
+        sample_neural(model, method, tmp_path / "none.h5", 6, fs=fs, seed=4, resume=True, **kw)
