@@ -359,6 +359,11 @@ def _summary(out, method, counts):
         else:
             s["acceptance_block"] = counts.get("block_acc", 0.0) / max(1, counts.get("block_n", 0))
             s["acceptance_hmc"] = (counts["hmc_acc"] / counts["hmc_n"]) if counts.get("hmc_n") else None
+        if method != "reweight" and acc.shape[1] >= 5:
+            from .stats import gamma
+
+            e = gamma(np.abs(np.asarray(ds["m"].values)))
+            s["tau_int_abs_m"] = e.tau_int if np.isfinite(e.tau_int) else None
     acc_attr = s.get("acceptance", s.get("acceptance_block", 1.0))
     store.update_attrs(out, {"summary": json.dumps(s), "acceptance": float(acc_attr)})
     return s

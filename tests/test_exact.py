@@ -339,6 +339,12 @@ def test_posterior_target_from_the_prior_model(tmp_path):
     val, err = weighted_mean(s.phi.mean(axis=(1, 2)), lw)
     assert abs(val - m_exact) < 4 * err
     assert np.allclose(log_target(s.phi, post), log_target(s.phi, model.target_params()) + h * s.phi.sum((1, 2)))
+    # quadratic reward k < 0: covariance (C^-1 - 2k)^-1
+    kk = -0.3
+    lw = log_weights(s.phi, s.log_q, model.target_params(k=kk))
+    Ck = np.linalg.inv(np.linalg.inv(C) - 2 * kk * np.eye(V))
+    val, err = weighted_mean(s.phi.mean(axis=(1, 2)) ** 2, lw)
+    assert abs(val - Ck.sum() / V**2) < 4 * err
 
 
 @pytest.mark.parametrize("method", ["reweight", "imh", "block", "hybrid"])
