@@ -51,11 +51,11 @@ def _z(a, b):
 
 
 def _write(path, params, phi, acc, dH, log_w, sampler):
-    from phi4si.neural_mcmc import _Out
+    from phi4si.store import ConfigurationWriter
 
     st = {"rng": {}, "n_done": 0, "wall_time": 0.0}
-    o = _Out.create(path, params, phi.shape[0], sampler, {"command": " ".join(sys.argv)}, log_w is not None,
-                    "float32", phi[:, -1], st)
+    o = ConfigurationWriter.create(path, params, phi.shape[0], sampler, {"command": " ".join(sys.argv)},
+                                   log_w is not None, "float32", phi[:, -1], st)
     o.append(phi, acc, dH, log_w, state=st)
     o.close({"n_done": phi.shape[1], "acceptance": float(np.mean(acc)), "eps": 0.0, "wall_time": 0.0})
 

@@ -212,8 +212,6 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
                   overwrite: bool = False) -> Path:
     """Write configurations (n, *shape) as an ensemble file (1 chain, n measurements)."""
     from . import store
-    from .lattice import kernels
-    from .lattice.kernels import phase_tables
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -224,19 +222,11 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
     n = phi.shape[0]
     if not np.isfinite(phi).all():
         raise ParameterError("generated configurations contain NaN or inf; nothing written")
-    flat = phi.reshape(n, -1)
-    cos_t, sin_t, strides = phase_tables(params.shape)
-    m, S, gp = kernels.measure_batch(flat, np.array(params.shape, dtype=np.int64), params.mass_term, params.lam,
-                                     params.h, cos_t, sin_t, strides)
     run = dict(run, version=__version__, date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     state = {"rng": {}, "eps": 0.0, "t_therm": 0, "acc_sum": float(n), "n_done": 0, "wall_time": run.get("wall_time", 0.0)}
-    store.create_ensemble(out, shape=params.shape, n_chains=1, dtype=dtype, params=params.to_dict(),
-                          sampler=sampler, run=run, state_phi=phi[-1:].reshape(1, -1), state=state)
-    w = store.EnsembleWriter(out)
+    w = store.ConfigurationWriter.create(out, params, 1, sampler, run, False, dtype, phi[-1:], state)
     try:
-        w.append(scalars={"m": m[None], "S": S[None], "accepted": np.ones((1, n)), "dH": np.zeros((1, n))},
-                 gp=gp[None], configs=phi[None].astype(dtype), cfg_index=np.arange(n, dtype=np.int64),
-                 traj_index=np.arange(n, dtype=np.int64), state_phi=phi[-1:].reshape(1, -1), state=state)
+        w.append(phi[None], np.ones((1, n)), np.zeros((1, n)), state=state)
     finally:
         w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
     return out

@@ -38,6 +38,7 @@ from ._version import __version__
 from .density import FlowSettings, conditional_log_prob, propose_block, sample
 from .errors import OutputExistsError, ParameterError
 from .reweight import log_target, log_weights
+from .store import ConfigurationWriter
 
 __all__ = ["METHODS", "imh_chain", "random_blocks", "block_update", "sample_neural"]
 
@@ -118,48 +119,6 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
     return new, acc, log_alpha
 
 
-class _Out:
-    """An ensemble file for chains of configurations (measurements computed here), new or resumed."""
-
-    def __init__(self, out, params, dtype, n_done=0):
-        from . import store
-
-        self.params, self.dtype, self.n = params, dtype, int(n_done)
-        self.w = store.EnsembleWriter(out)
-
-    @classmethod
-    def create(cls, out, params, n_chains, sampler, run, weighted, dtype, first, state):
-        from . import store
-
-        store.create_ensemble(out, shape=params.shape, n_chains=n_chains, dtype=dtype, params=params.to_dict(),
-                              sampler=sampler, run=run, state_phi=np.reshape(first, (n_chains, -1)), state=state,
-                              weighted=weighted)
-        return cls(out, params, dtype)
-
-    def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
-        """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""
-        from .lattice import kernels
-
-        C, T = phi.shape[:2]
-        flat = np.ascontiguousarray(phi, dtype=np.float64).reshape(C * T, -1)
-        cos_t, sin_t, strides = kernels.phase_tables(self.params.shape)
-        p = self.params
-        m, S, gp = kernels.measure_batch(flat, np.array(p.shape, dtype=np.int64), p.mass_term, p.lam, p.h,
-                                         cos_t, sin_t, strides)
-        scal = {"m": m.reshape(C, T), "S": S.reshape(C, T), "accepted": np.asarray(accepted, float),
-                "dH": np.asarray(dH, float)}
-        if log_w is not None:
-            scal["log_w"] = np.asarray(log_w, float)
-        idx = np.arange(self.n, self.n + T, dtype=np.int64)
-        sp = flat.reshape(C, T, -1)[:, -1] if state_phi is None else np.reshape(state_phi, (C, -1))
-        self.w.append(scalars=scal, gp=gp.reshape(C, T, -1), configs=phi.astype(self.dtype), cfg_index=idx,
-                      traj_index=idx, state_phi=sp, state=state)
-        self.n += T
-
-    def close(self, attrs: dict):
-        self.w.close(attrs)
-
-
 def _check(method, n, chains, updates, hmc_traj, hmc_eps, hmc_steps, dtype):
     if method not in METHODS:
         raise ParameterError(f"unknown method {method!r} (choose from {METHODS})")
@@ -238,7 +197,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         cur = np.asarray(state_phi, dtype=np.float64).reshape(C, *params.shape)
         cur_lw = np.asarray(extra["log_w"], dtype=np.float64) if extra.get("log_w") is not None else None
         counts = dict(extra.get("counts", {}))
-        o = _Out(out, params, dtype, state["n_done"])
+        o = ConfigurationWriter(out, params, dtype, state["n_done"])
         old_run = attrs["run"]
         resumed = list(old_run.get("resumed", [])) + [{"date": run["date"], "command": run["command"],
                                                         "version": __version__, "n_done": state["n_done"], "n": n}]
@@ -256,7 +215,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         if out.exists():
             out.unlink()
         st = {"rng": {"rng": _rng_state_json(rng)}, "n_done": 0, "wall_time": 0.0}
-        o = _Out.create(out, params, C, sampler, run, method == "reweight", dtype, cur, st)
+        o = ConfigurationWriter.create(out, params, C, sampler, run, method == "reweight", dtype, cur, st)
 
     hmc = None
     if method == "hybrid":

@@ -305,6 +305,48 @@ class EnsembleWriter:
                     f.attrs[k] = v
 
 
+class ConfigurationWriter:
+    """Write chains of configurations (C, T, *shape) to an ensemble file, computing the per-measurement
+    scalars (m, S, gp) from them: the writer of every sampler that produces configurations rather than
+    trajectories (generated samples, ``phi4si sample-neural``).  :meth:`create` makes a new file,
+    the constructor reopens one (to resume it after ``n_done`` measurements)."""
+
+    def __init__(self, out, params, dtype, n_done=0):
+        self.params, self.dtype, self.n = params, dtype, int(n_done)
+        self.w = EnsembleWriter(out)
+
+    @classmethod
+    def create(cls, out, params, n_chains, sampler, run, weighted, dtype, first, state):
+        create_ensemble(out, shape=params.shape, n_chains=n_chains, dtype=dtype, params=params.to_dict(),
+                        sampler=sampler, run=run, state_phi=np.reshape(first, (n_chains, -1)), state=state,
+                        weighted=weighted)
+        return cls(out, params, dtype)
+
+    def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
+        """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""
+        from .lattice import kernels
+
+        C, T = phi.shape[:2]
+        flat = np.ascontiguousarray(phi, dtype=np.float64).reshape(C * T, -1)
+        cos_t, sin_t, strides = kernels.phase_tables(self.params.shape)
+        p = self.params
+        m, S, gp = kernels.measure_batch(flat, np.array(p.shape, dtype=np.int64), p.mass_term, p.lam, p.h,
+                                         cos_t, sin_t, strides)
+        scal = {"m": m.reshape(C, T), "S": S.reshape(C, T), "accepted": np.asarray(accepted, float),
+                "dH": np.asarray(dH, float)}
+        if log_w is not None:
+            scal["log_w"] = np.asarray(log_w, float)
+        idx = np.arange(self.n, self.n + T, dtype=np.int64)
+        sp = flat.reshape(C, T, -1)[:, -1] if state_phi is None else np.reshape(state_phi, (C, -1))
+        self.w.append(scalars=scal, gp=gp.reshape(C, T, -1), configs=phi.astype(self.dtype), cfg_index=idx,
+                      traj_index=idx, state_phi=sp, state=state)
+        self.n += T
+
+    def close(self, attrs: dict):
+        self.w.close(attrs)
+
+
+
 def _truncate(f, n_done):
     """Drop anything written beyond ``n_done`` by a flush that was interrupted."""
     if f["traj"].shape[0] > n_done:
