@@ -596,11 +596,6 @@ def cmd_sample_neural(args, argv):
         raise ParameterError("--resume and --overwrite exclude each other")
     out = Path(args.out) if args.resume else _check_out(args.out, args.overwrite)
     model = _load_model(args.model, args.device)
-    if m in ("block", "hybrid"):
-        model.check_shape(model.shape)
-        blk = args.block if args.block is not None else 4
-        if any(b > L for b, L in zip((blk,) * len(model.shape) if isinstance(blk, int) else blk, model.shape)):
-            raise ParameterError(f"--block {blk} does not fit the model's lattice {tuple(model.shape)}")
     if args.threads:
         import torch
 

@@ -198,10 +198,8 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         cur_lw = np.asarray(extra["log_w"], dtype=np.float64) if extra.get("log_w") is not None else None
         counts = dict(extra.get("counts", {}))
         o = ConfigurationWriter(out, params, dtype, state["n_done"])
-        old_run = attrs["run"]
-        resumed = list(old_run.get("resumed", [])) + [{"date": run["date"], "command": run["command"],
-                                                        "version": __version__, "n_done": state["n_done"], "n": n}]
-        store.update_attrs(out, {"run": json.dumps(dict(old_run, n=n, resumed=resumed))})
+        store.record_resume(out, attrs["run"], {"date": run["date"], "command": run["command"],
+                                                "version": __version__, "n_done": state["n_done"], "n": n}, n=n)
     else:
         rng = np.random.default_rng(int(seed))
         wall0, cur_lw, counts = 0.0, None, {}
@@ -212,8 +210,6 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
                            seed=int(rng.integers(0, 2**62)), batch_size=fs.batch_size)
         else:
             cur = np.zeros((C, *params.shape))
-        if out.exists():
-            out.unlink()
         st = {"rng": {"rng": _rng_state_json(rng)}, "n_done": 0, "wall_time": 0.0}
         o = ConfigurationWriter.create(out, params, C, sampler, run, method == "reweight", dtype, cur, st)
 
@@ -232,7 +228,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         """Resume state after the current chunk (the writer sets n_done itself)."""
         return {"rng": {"rng": _rng_state_json(rng), "log_w": None if extra_lw is None else list(map(float, extra_lw)),
                         "counts": counts},
-                "n_done": o.n, "wall_time": wall0 + time.time() - t0, "acc_sum": 0.0}
+                "wall_time": wall0 + time.time() - t0}
 
     try:
         if method in ("block", "hybrid") and o.n == 0 and not counts.get("thermalised"):
@@ -308,7 +304,7 @@ def _summary(out, method, counts):
     from . import store
     from .observables import ess_fraction
 
-    with store.open_ensemble(out, load=True) as ds:
+    with store.open_ensemble(out) as ds:                    # lazy: the configurations are not read
         acc = np.asarray(ds["accepted"].values)
         s = {"method": method, "n_done": int(acc.shape[1]), "chains": int(acc.shape[0])}
         if method == "reweight":

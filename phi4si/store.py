@@ -246,6 +246,14 @@ def repair(path):
     return True
 
 
+def record_resume(path, old_run: dict, entry: dict, **updates):
+    """Provenance of a resumed run: the original ``run`` record stays, ``entry`` (date, command,
+    version, counts) is appended to its ``resumed`` list and ``updates`` (e.g. the new target
+    length) are applied."""
+    resumed = list(old_run.get("resumed", [])) + [entry]
+    update_attrs(path, {"run": json.dumps(dict(old_run, resumed=resumed, **updates))})
+
+
 def update_attrs(path, attrs: dict):
     """Set root attributes of a (closed) ensemble file."""
     with _open(path, "r+") as f:

@@ -31,7 +31,7 @@ import torch
 from .drifts import Drift
 from .paths import Path, time_grid
 
-__all__ = ["SOLVERS", "solve", "solve_sde", "velocity"]
+__all__ = ["SOLVERS", "rk_step", "solve", "solve_sde", "velocity"]
 
 SOLVERS = ("euler", "heun", "rk4")
 
@@ -63,6 +63,42 @@ def _finish(x, x_start, pinned, grid_s, callback, k, n):
     return x
 
 
+def rk_step(f: Callable, sa: float, sb: float, x: torch.Tensor, method: str):
+    """One explicit Runge-Kutta step of dX/ds = v from s = sa to sb (sb < sa integrates backwards).
+
+    ``f(s, x)`` returns ``(v, aux)``; ``aux`` (a tensor, or None) is integrated with the same
+    tableau, so an augmented quantity (e.g. the divergence of v) rides along with X.  Stages at the
+    step's ends are evaluated just inside it, so a kink of the path at sa or sb uses this step's
+    derivative.  Returns ``(x_new, aux_increment)`` (the increment is None when ``aux`` is).
+    """
+    h = sb - sa
+    lo, hi = min(sa, sb), max(sa, sb)
+    start = min(max(sa, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo))
+    end = min(max(sb, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo))
+
+    def comb(c, *terms):                       # c * (sum of weight * aux) in the tableau's order
+        if terms[0][1] is None:
+            return None
+        total = terms[0][1]
+        for w, d in terms[1:]:
+            total = total + (d if w == 1 else w * d)
+        return c * total
+
+    if method == "euler":
+        k1, d1 = f(start, x)
+        return x + h * k1, comb(h, (1, d1))
+    if method == "heun":
+        k1, d1 = f(start, x)
+        k2, d2 = f(end, x + h * k1)
+        return x + 0.5 * h * (k1 + k2), comb(0.5 * h, (1, d1), (1, d2))
+    mid = 0.5 * (sa + sb)
+    k1, d1 = f(start, x)
+    k2, d2 = f(mid, x + 0.5 * h * k1)
+    k3, d3 = f(mid, x + 0.5 * h * k2)
+    k4, d4 = f(end, x + h * k3)
+    return x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), comb(h / 6.0, (1, d1), (2, d2), (2, d3), (1, d4))
+
+
 @torch.no_grad()
 def solve(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 50, method: str = "heun",
           grid_power: float = 1.0, callback: Callable | None = None) -> torch.Tensor:
@@ -79,26 +115,10 @@ def solve(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 50, meth
     pinned = pinned if bool(pinned.any()) else None
     x = x_start.clone()
     n = len(grid) - 1
+    f = lambda s, y: (velocity(drift, path, s, y), None)  # noqa: E731
     for k in range(n):
-        s0, s1 = float(grid[k]), float(grid[k + 1])
-        # evaluate just inside the segment so that a kink at s0/s1 uses this segment's derivative
-        lo, hi = s0 + 1e-9 * (s1 - s0), s1 - 1e-9 * (s1 - s0)
-        h = s1 - s0
-        f = lambda s, y: velocity(drift, path, s, y)
-        if method == "euler":
-            x = x + h * f(lo, x)
-        elif method == "heun":
-            k1 = f(lo, x)
-            k2 = f(hi, x + h * k1)
-            x = x + 0.5 * h * (k1 + k2)
-        else:
-            mid = 0.5 * (s0 + s1)
-            k1 = f(lo, x)
-            k2 = f(mid, x + 0.5 * h * k1)
-            k3 = f(mid, x + 0.5 * h * k2)
-            k4 = f(hi, x + h * k3)
-            x = x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-        x = _finish(x, x_start, pinned, s1, callback, k, n)
+        x, _ = rk_step(f, float(grid[k]), float(grid[k + 1]), x, method)
+        x = _finish(x, x_start, pinned, float(grid[k + 1]), callback, k, n)
     return x
 
 

@@ -115,6 +115,11 @@ def colored_probes(repeats: int, period: int, x: torch.Tensor, generator: torch.
     return eps.reshape(int(repeats) * n_col, *x.shape)
 
 
+def _copies(x: torch.Tensor, k: int) -> torch.Tensor:
+    """k detached copies of the batch x stacked along the batch axis (k blocks of B), with grad."""
+    return x.detach().repeat(k, *([1] * (x.ndim - 1))).requires_grad_(True)
+
+
 def _tile(t: torch.Tensor, n: int) -> torch.Tensor:
     """Repeat a batch (B, ...) n times along the batch axis (copies stacked as n blocks of B)."""
     return t.repeat(n, *([1] * (t.ndim - 1))) if t.shape[0] != 1 else t
@@ -148,7 +153,7 @@ def divergence(fn: Callable, x: torch.Tensor, weight: torch.Tensor, method: str 
         for lo in range(0, active.numel(), per):
             idx = active[lo:lo + per]
             k = idx.numel()
-            xr = x.detach().unsqueeze(0).expand(k, *x.shape).reshape(k * B, *x.shape[1:]).clone().requires_grad_(True)
+            xr = _copies(x, k)
             pick = idx.view(k, 1, 1).expand(k, B, 1)
             with torch.enable_grad():
                 y = fn(xr).reshape(k, B, -1)
@@ -163,7 +168,7 @@ def divergence(fn: Callable, x: torch.Tensor, weight: torch.Tensor, method: str 
     for lo in range(0, P, per):
         hi = min(P, lo + per)
         k = hi - lo
-        xc = x.detach().unsqueeze(0).expand(k, *x.shape).reshape(k * B, *x.shape[1:]).clone().requires_grad_(True)
+        xc = _copies(x, k)
         e = (eps[lo:hi] * (w != 0).to(x.dtype)).reshape(k * B, *x.shape[1:])
         with torch.enable_grad():
             y = fn(xc)
@@ -202,7 +207,7 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
     ``steps`` per path segment, ``method`` in 'euler', 'heun', 'rk4'; see the module docstring for
     ``divergence_method``, ``probes`` and ``max_batch``.
     """
-    from .integrate import SOLVERS
+    from .integrate import SOLVERS, rk_step
 
     if method not in SOLVERS:
         raise ValueError(f"unknown solver {method!r} (choose from {SOLVERS})")
@@ -210,8 +215,6 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
         raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
     if divergence_method not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence_method!r} (choose from {DIVERGENCES})")
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
     pinned, moving = _check_path(path, x_start)
     grid = time_grid(path, steps, grid_power)
     if direction == "reverse":
@@ -226,8 +229,6 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
         divergence_method = "exact"          # as many passes as moving sites: the exact trace is cheaper
     use_probes = divergence_method in ("hutchinson", "colored")
     groups = int(period) ** len(path.shape) if divergence_method == "colored" else 1
-    if use_probes and int(probes) < 1:
-        raise ValueError(f"probes must be >= 1, got {probes}")
     integral = torch.zeros(B, dtype=dt, device=dev)
     var_sum = torch.zeros(B, dtype=dt, device=dev)
 
@@ -240,27 +241,11 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
 
     n = len(grid) - 1
     for k in range(n):
-        sa, sb = float(grid[k]), float(grid[k + 1])
-        h = sb - sa
-        lo, hi = min(sa, sb), max(sa, sb)
-        inside = lambda s: min(max(s, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo))  # noqa: E731
+        sb = float(grid[k + 1])
         # one set of probes per step, shared by its stages
         eps = (None if not use_probes else colored_probes(probes, period, x, generator)
                if divergence_method == "colored" else rademacher(probes, x, generator))
-        if method == "euler":
-            k1, d1 = f(inside(sa), x, eps)
-            x, est = x + h * k1, h * d1
-        elif method == "heun":
-            k1, d1 = f(inside(sa), x, eps)
-            k2, d2 = f(inside(sb), x + h * k1, eps)
-            x, est = x + 0.5 * h * (k1 + k2), 0.5 * h * (d1 + d2)
-        else:
-            mid = 0.5 * (sa + sb)
-            k1, d1 = f(inside(sa), x, eps)
-            k2, d2 = f(mid, x + 0.5 * h * k1, eps)
-            k3, d3 = f(mid, x + 0.5 * h * k2, eps)
-            k4, d4 = f(inside(sb), x + h * k3, eps)
-            x, est = x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), h / 6.0 * (d1 + 2 * d2 + 2 * d3 + d4)
+        x, est = rk_step(lambda s, y: f(s, y, eps), float(grid[k]), sb, x, method)
         integral = integral + est.mean(0)
         if use_probes and est.shape[0] > 1:       # probes are independent between steps: variances add
             var_sum = var_sum + est.var(0) / est.shape[0]

@@ -210,10 +210,8 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         wall0 = float(state["wall_time"])
         acc_sum = float(state["acc_sum"])
         # provenance: the original run's record stays; every resume is appended to it
-        resumed = list(old_run.get("resumed", [])) + [
-            {"date": run["date"], "command": run["command"], "version": __version__, "n_done": t_meas,
-             "n_traj": n_traj}]
-        store.update_attrs(out, {"run": _json(dict(old_run, n_traj=n_traj, resumed=resumed))})
+        store.record_resume(out, old_run, {"date": run["date"], "command": run["command"], "version": __version__,
+                                           "n_done": t_meas, "n_traj": n_traj}, n_traj=n_traj)
     else:
         if out.exists() and not overwrite:
             raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or --resume to continue it")
@@ -311,12 +309,6 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         raise
     finish()
     return out
-
-
-def _json(d):
-    import json
-
-    return json.dumps(d)
 
 
 def _now() -> str:
