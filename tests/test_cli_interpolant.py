@@ -594,6 +594,17 @@ def test_sample_neural_exact_divergence_float64(cli, model, tmp_path):
     (("--method", "imh", "--n", "0"), "--n must be"),
     (("--method", "imh", "--steps", "0"), "--steps must be"),
     (("--method", "gibbs",), "invalid choice"),
+    (("--method", "imh", "--divergence", "hutchinson", "--probes", "0"), "--probes must be"),
+    (("--method", "imh", "--period", "0"), "--period must be"),
+    (("--method", "imh", "--chains", "0"), "--chains must be"),
+    (("--method", "imh", "--batch-size", "0"), "--batch-size must be"),
+    (("--method", "imh", "--max-batch", "0"), "--max-batch must be"),
+    (("--method", "block", "--updates", "0"), "--updates must be"),
+    (("--method", "hybrid", "--hmc-traj", "0"), "--hmc-traj must be"),
+    (("--method", "hybrid", "--hmc-steps", "0"), "--hmc-steps must be"),
+    (("--method", "block", "--n-therm", "-1"), "--n-therm must be"),
+    (("--method", "imh", "--seed", "-1"), "--seed must be"),
+    (("--method", "imh", "--h", "nan"), "--h"),
 ])
 def test_sample_neural_refuses(cli, model, victim, args, match):
     if "--n" not in args:
@@ -624,3 +635,9 @@ def test_sample_neural_resume(cli, model, tmp_path):
     assert phi.shape[1] == 4 and len(attrs["run"]["resumed"]) == 1
     rc, _, err = cli(*base, "--n", "6", "--resume", "--overwrite")
     assert rc == 1 and "exclude" in err
+
+
+def test_sample_neural_resume_of_a_missing_file(cli, model, tmp_path):
+    out = tmp_path / "none.h5"
+    rc, _, err = cli("sample-neural", "--model", model, "--method", "imh", "--n", "2", "--out", out, "--resume", *NQ)
+    assert rc == 1 and "does not exist" in err and not out.exists()

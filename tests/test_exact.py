@@ -372,3 +372,33 @@ def test_sample_neural_resume_gives_the_same_bits(tmp_path, method):
         sample_neural(model, method, part, 6, fs=fs, seed=4, resume=True, **kw)
     with pytest.raises(ResumeError, match="does not exist"):
         sample_neural(model, method, tmp_path / "none.h5", 6, fs=fs, seed=4, resume=True, **kw)
+
+
+def test_bad_settings_and_inputs_are_refused(tmp_path):
+    from phi4si.interpolant.rewards import Reward
+    from phi4si.model import CheckpointError
+
+    for kw, match in ((dict(probes=0), "probes"), (dict(period=0), "period"), (dict(batch_size=0), "batch_size"),
+                      (dict(max_batch=0), "max_batch"), (dict(grid_power=0.0), "grid_power"),
+                      (dict(steps=0), "steps")):
+        with pytest.raises(ParameterError, match=match):
+            FlowSettings(**kw)
+    model, params = _model()
+    with pytest.raises(CheckpointError, match="lattice"):
+        model.check_shape((4, 5))
+    with pytest.raises(ValueError, match="not finite"):
+        log_weights(np.zeros((1, *SHAPE)), np.array([np.inf]), params)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        from phi4si.observables import weighted_primary
+
+        weighted_primary({"x": np.ones((1, 3))}, np.array([[0.0, np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="finite"):
+        Reward(np.nan, 0.0)
+    with pytest.raises(ValueError, match="probes"):
+        flow_log_density(model.drift(), GenerationPath(SHAPE), _noise(1), divergence_method="hutchinson", probes=0)
+    with pytest.raises(ValueError, match="steps"):
+        flow_log_density(model.drift(), GenerationPath(SHAPE), _noise(1), steps=0)
+    broken = DriftModel(model.drift(), params)
+    broken.lattice = {"shape": list(SHAPE), "params": {}}
+    with pytest.raises(CheckpointError, match="m2, lam"):
+        broken.target_params()
