@@ -168,6 +168,20 @@ def exact_table(runs) -> str:
     return "\n".join(out)
 
 
+def accuracy_table(d) -> str:
+    out = [f"**Log-density accuracy** (`log_density_accuracy.py`, L = {d['shape'][0]}, {d['n']} samples of the "
+           f"model): difference of log q from the reference, time in the same run (spread of log w on these "
+           f"samples: {d['log_w_std']:.2f}).", "",
+           "| setting | seconds | cost / reference | std of difference | mean of difference |", "|---|---|---|---|---|"]
+    for r in d["rows"]:
+        if "dlogq_std" not in r:
+            out.append(f"| {r['setting']} | {r['seconds']:.1f} | 1 | - | - |")
+        else:
+            out.append(f"| {r['setting']} | {r['seconds']:.1f} | {r['cost_vs_reference']:.2f} | {r['dlogq_std']:.3f} | "
+                       f"{r['dlogq_mean']:+.3f} |")
+    return "\n".join(out)
+
+
 def tables() -> str:
     parts = []
     for name, fn in (("hmc_throughput.json", throughput_table), ("sampler_efficiency.json", efficiency_table),
@@ -180,6 +194,8 @@ def tables() -> str:
     runs = sorted((json.loads(p.read_text()) for p in (HERE / "results").glob("exact_sampling_*.json")),
                   key=lambda d: d["shape"][0])
     parts.append(exact_table(runs) if runs else "(no `results/exact_sampling_*.json` yet)")
+    for p in sorted((HERE / "results").glob("log_density_accuracy_*.json")):
+        parts.append(accuracy_table(json.loads(p.read_text())))
     return "\n\n".join(parts)
 
 
