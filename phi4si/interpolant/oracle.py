@@ -148,6 +148,33 @@ class GaussianOracle(Drift):
         z = torch.randn(n, self.V, generator=generator, dtype=torch.float64)
         return (self.mu + z @ self.L.T).reshape(n, 1, *self.shape)
 
+    def eta1_operators(self, x, alpha, beta):
+        """eta1 = mu + C beta^T Sigma^-1 (x - beta mu) for dense operators ``alpha``, ``beta`` (V x V, any
+        invertible alpha, not necessarily of a family); ``x`` (n, V) -> (n, V), float64."""
+        alpha, beta = (torch.as_tensor(t, dtype=torch.float64) for t in (alpha, beta))
+        x = torch.as_tensor(x, dtype=torch.float64).reshape(-1, self.V)
+        Sigma = alpha @ alpha.T + beta @ self.C @ beta.T
+        y = torch.linalg.solve(Sigma, (x - beta @ self.mu).T)
+        return (self.mu[:, None] + self.C @ beta.T @ y).T
+
+    def posterior(self, A, b) -> "GaussianOracle":
+        """The oracle of the exact posterior exp(1/2 <x, A x> + <b, x>) N(mu, C): precision C^-1 - A,
+        mean (C^-1 - A)^-1 (C^-1 mu + b).  ``A``: dense (V, V) or a diagonal (V,); ``b``: (V,) or scalar.
+
+        >>> orc = free_field_oracle((4,), 1.0)
+        >>> post = orc.posterior(np.zeros(4), 0.3)            # a field h = 0.3: mean C h 1
+        >>> bool(np.allclose(post.mu.numpy(), orc.C.numpy() @ np.full(4, 0.3)))
+        True
+        """
+        A = np.asarray(A, dtype=np.float64)
+        A = np.diag(np.broadcast_to(A, (self.V,))) if A.ndim <= 1 else A
+        P = np.linalg.inv(self.C.numpy()) - 0.5 * (A + A.T)
+        if np.linalg.eigvalsh(P).min() <= 0:
+            raise ValueError("the posterior is not normalisable (C^-1 - A is not positive definite)")
+        Cp = np.linalg.inv(P)
+        mp = Cp @ (np.linalg.solve(self.C.numpy(), self.mu.numpy()) + np.broadcast_to(np.asarray(b, float), (self.V,)))
+        return GaussianOracle(mp, Cp, self.shape, self.family)
+
 
 class MixtureOracle(Drift):
     """Exact drift for sum_k w_k N(mean_k, cov_k): responsibility-weighted component drifts.
