@@ -128,6 +128,45 @@ def _add_task_flags(p, what):
     p.add_argument("--no-progress", action="store_true")
 
 
+def _start(s):
+    if s in ("pilot", "noise"):
+        return s
+    try:
+        return _finite_float(s)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be pilot, noise or a number: {s!r}") from None
+
+
+def _add_posterior_flags(p, required=False):
+    """Reward flags: the task then samples the posterior exp(h sum phi + k sum phi^2) p(phi) with the
+    prior model (reward transform, no retraining)."""
+    p.add_argument("--h", type=_finite_float, default=None, help="applied field h of the posterior (reward b = h 1)")
+    p.add_argument("--k", type=_finite_float, default=None, help="extra coupling k of the posterior (reward A = 2k Id)")
+    p.add_argument("--a0", type=_finite_float, default=None,
+                   help="start time of the posterior path, 0 < a0 < 1 (default 0.9, or below the bound of k > 0)")
+    p.add_argument("--start", type=_start, default=None,
+                   help="start mean: pilot (default: a pilot run's mean), noise (0) or a number (physical units)")
+    p.add_argument("--pilot", type=_int, default=None, help="pilot-run size for --start pilot (default 256)")
+
+
+def _posterior(args, required=False):
+    """The Posterior of the reward flags, or None (prior) when no reward flag is given."""
+    from .errors import ParameterError
+    from .posterior import Posterior
+
+    given = [f for f in ("h", "k", "a0", "start", "pilot") if getattr(args, f, None) is not None]
+    if not given:
+        if required:
+            raise ParameterError("give a reward: --h and/or --k (the prior is `phi4si generate`)")
+        return None
+    if args.h is None and args.k is None:
+        raise ParameterError(f"{', '.join('--' + f for f in given)} need a reward: --h and/or --k")
+    if args.pilot is not None and args.start not in (None, "pilot"):
+        raise ParameterError("--pilot applies to --start pilot only")
+    return Posterior(h=args.h or 0.0, k=args.k or 0.0, a0=args.a0, start="pilot" if args.start is None else args.start,
+                     pilot=256 if args.pilot is None else args.pilot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .mcmc import SAMPLERS
 
@@ -222,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="storage dtype (default float32)")
     _add_task_flags(g, "generate")
+    _add_posterior_flags(g)
 
     i = sub.add_parser("inpaint", help="complete the masked sites of configurations from an ensemble file",
                        epilog="mask: block:RxC@I,J (periodic block at I,J), random:FRACTION (drawn with --seed) or "
@@ -234,6 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="storage dtype (default: the data's)")
     _add_task_flags(i, "inpaint")
+    _add_posterior_flags(i)
+
+    q = sub.add_parser("posterior", help="posterior samples under a field h and/or coupling k with a prior model "
+                                         "(reward transform, no retraining)",
+                       epilog="without --data: generation (or sequential generation with --order); with --data and "
+                              "--mask: posterior inpainting of those configurations. The posterior path starts at "
+                              "a0 < 1 from a0 z + (1 - a0) m, m the start mean. The output records the posterior's "
+                              "couplings (h, k), so analyze and sample-mcmc comparisons use the same action")
+    q.add_argument("--n", type=_int, default=None, help="number of configurations (with --data: the first N)")
+    q.add_argument("--shape", type=_int_at_least(2), nargs="+", default=None,
+                   help="lattice sides (default: the training lattice)")
+    q.add_argument("--data", default=None, help="ensemble file to inpaint under the posterior (needs --mask)")
+    q.add_argument("--mask", default=None, help="unknown sites for --data: block:RxC@I,J | random:FRACTION | FILE.npy")
+    q.add_argument("--dtype", choices=("float32", "float64"), default=None, help="storage dtype (default float32)")
+    _add_task_flags(q, "generate")
+    _add_posterior_flags(q)
 
     nm = sub.add_parser("sample-neural", help="exact sampling with a trained model: importance weights, independence "
                                               "Metropolis, neural block updates, hybrid with HMC",
@@ -528,6 +584,30 @@ def _model_record(model, path) -> dict:
             "model_params": model.lattice.get("params")}
 
 
+def _posterior_record(post, model) -> dict:
+    if post is None:
+        return {}
+    return {"posterior": {**post.describe(), "a0": post.start_time(model)}}
+
+
+def cmd_posterior(args, argv):
+    from .errors import ParameterError
+
+    _posterior(args, required=True)
+    if args.data is not None:
+        if args.mask is None:
+            raise ParameterError("--data needs --mask (the sites to generate under the posterior)")
+        if args.shape is not None:
+            raise ParameterError("--shape does not apply with --data (the data's lattice is used)")
+        return cmd_inpaint(args, argv)
+    if args.mask is not None:
+        raise ParameterError("--mask needs --data (the configurations to inpaint)")
+    if args.n is None:
+        raise ParameterError("--n is required without --data")
+    args.dtype = args.dtype or "float32"
+    return cmd_generate(args, argv)
+
+
 def _output_params(model, shape):
     from .lattice.params import Phi4Params
 
@@ -547,10 +627,14 @@ def cmd_generate(args, argv):
     shape = model.check_shape(model.shape if args.shape is None else args.shape)
     if args.order:
         _check_order(args, shape, levels)
+    post = _posterior(args)
     params = _output_params(model, shape)
+    if post is not None:
+        params = params.with_rewards(h=post.h, k=post.k)
+        post.start_time(model)                       # a0 against the feasibility bound, before any work
     from .generate import generate, sequential, write_samples
 
-    common = _solve_settings(args, steps, solver)
+    common = dict(_solve_settings(args, steps, solver), posterior=post)
     t0 = time.perf_counter()
     if args.order:
         phi = sequential(model, args.n, order=args.order, block=args.block, levels=levels, shape=shape, **common)
@@ -558,7 +642,7 @@ def cmd_generate(args, argv):
         phi = generate(model, args.n, shape=shape, **common)
     wall = time.perf_counter() - t0
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
-               **rec, **_model_record(model, args.model)}
+               **rec, **_model_record(model, args.model), **_posterior_record(post, model)}
     run = {"seed": args.seed, "n": args.n, "shape": list(shape), "dtype": args.dtype,
            "command": "phi4si " + shlex.join(argv), "wall_time": wall}
     write_samples(out, phi, params, sampler, run, dtype=args.dtype, overwrite=args.overwrite)
@@ -669,14 +753,18 @@ def cmd_inpaint(args, argv):
     if args.order:
         _check_order(args, shape, levels, observed=~unknown)
     dtype = args.dtype or (data_dtype if data_dtype in ("float32", "float64") else "float64")
+    post = _posterior(args)
     params = _output_params(model, shape)
+    if post is not None:
+        params = params.with_rewards(h=post.h, k=post.k)
+        post.start_time(model)
     mp, dp = dict(model.lattice.get("params") or {}), dict(attrs.get("params") or {})
     mp.pop("shape", None)
     dp.pop("shape", None)
     if mp != dp:
         print(f"phi4si inpaint: warning: the data ({dp}) and the model's training data ({mp}) have different "
               "couplings; the output records the model's", file=sys.stderr)
-    common = _solve_settings(args, steps, solver)
+    common = dict(_solve_settings(args, steps, solver), posterior=post)
     t0 = time.perf_counter()
     if args.order:
         phi = sequential(model, None, order=args.order, block=args.block, levels=levels, shape=shape, data=data,
@@ -685,7 +773,7 @@ def cmd_inpaint(args, argv):
         phi = inpaint(model, data, unknown, **common)
     wall = time.perf_counter() - t0
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
-               **rec, **_model_record(model, args.model), "mask": args.mask,
+               **rec, **_model_record(model, args.model), **_posterior_record(post, model), "mask": args.mask,
                "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
                "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
                "data_selection": "first n configurations, chain-major"}
@@ -785,6 +873,8 @@ def _run(argv) -> int:
             cmd_inpaint(args, argv)
         elif args.cmd == "sample-neural":
             cmd_sample_neural(args, argv)
+        elif args.cmd == "posterior":
+            cmd_posterior(args, argv)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except Phi4siError as e:
         print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)

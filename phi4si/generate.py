@@ -31,10 +31,9 @@ from .errors import OutputExistsError, ParameterError
 __all__ = ["generate", "inpaint", "sequential", "parse_mask", "write_samples"]
 
 
-def _solve(model, path, x_start, steps, solver, sde, gen, grid_power, callback):
+def _solve(drift, path, x_start, steps, solver, sde, gen, grid_power, callback):
     from .interpolant.integrate import solve, solve_sde
 
-    drift = model.drift()
     if sde:
         return solve_sde(drift, path, x_start, steps=steps, eps=sde, generator=gen, grid_power=grid_power,
                          callback=callback)
@@ -58,47 +57,76 @@ def _check_common(n, steps, solver, sde, batch_size, grid_power=1.0):
         raise ParameterError(f"grid_power must be a finite number > 0, got {grid_power}")
 
 
-def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size, grid_power, progress):
-    gen = torch.Generator().manual_seed(int(seed))
+def _loop(model, drift, n, shape, make_start, path, steps, solver, sde, gen, batch_size, grid_power, bar):
+    """Normalised samples (n, 1, *shape) on the model's device, in batches."""
     dev, dt = model.device, model.dtype
-    out = []
+    out, done = [], 0
+    while done < n:
+        b = min(batch_size, n - done)
+        noise = torch.randn((b, 1, *shape), generator=gen)
+        x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
+        out.append(_solve(drift, path, x_start, steps, solver, sde, gen, grid_power, None))
+        done += b
+        if bar is not None:
+            bar.update(b)
+    return torch.cat(out)
+
+
+def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size, grid_power, progress,
+                 posterior=None, site_average=False):
+    """Run a task (``path``, start from ``make_start(noise, offset, size)``) for n samples; with a
+    :class:`~phi4si.posterior.Posterior`, its drift, its start time a0 and its start mean (a pilot run
+    when asked for, with its own random stream) are used.  Returns physical configurations."""
+    from .posterior import _setup, start_mean
+
+    drift, run_path, _ = _setup(model, path, posterior)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=int(n), desc="generate", unit="cfg", dynamic_ncols=True)
-    done = 0
-    while done < n:
-        b = min(batch_size, n - done)
-        noise = torch.randn((b, 1, *shape), generator=gen)
-        x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
-        x = _solve(model, path, x_start, steps, solver, sde, gen, grid_power, None)
-        out.append(model.to_physical(x.double()).cpu().numpy()[:, 0])
-        done += b
+    try:
+        start = make_start
+        if posterior is not None:
+            def pilot_run(m):
+                g = torch.Generator().manual_seed(int(seed) + 7919)
+                lifted = lambda z, i, b: run_path.lift(make_start(z, i, b), 0.0)  # noqa: E731
+                m = m if site_average else min(m, int(n))       # with data: the first samples' data
+                x = _loop(model, drift, m, shape, lifted, run_path, steps, solver, sde, g, batch_size, grid_power,
+                          None).double()
+                return x.mean(dim=tuple(range(2, x.dim())), keepdim=True) if site_average else x
+
+            mean = start_mean(model, posterior, pilot_run)
+            start = lambda z, i, b: run_path.lift(make_start(z, i, b), mean)  # noqa: E731
+        gen = torch.Generator().manual_seed(int(seed))
+        x = _loop(model, drift, int(n), shape, start, run_path, steps, solver, sde, gen, batch_size, grid_power, bar)
+    finally:
         if bar is not None:
-            bar.update(b)
-    if bar is not None:
-        bar.close()
-    return np.concatenate(out)
+            bar.close()
+    return model.to_physical(x.double()).cpu().numpy()[:, 0]
 
 
 def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", sde: float | None = None,
-             seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False) -> np.ndarray:
+             seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
+             posterior=None) -> np.ndarray:
     """n configurations (physical units, shape (n, *shape)) from noise; ``shape`` defaults to the
-    training lattice (any compatible shape works: train small, generate large)."""
+    training lattice (any compatible shape works: train small, generate large).  With ``posterior``
+    (a :class:`~phi4si.posterior.Posterior`), samples of the posterior under its field h and
+    coupling k, from the same model."""
     from .interpolant.paths import GenerationPath
 
     shape = model.check_shape(model.shape if shape is None else shape)
     _check_common(n, steps, solver, sde, batch_size, grid_power)
     path = GenerationPath(shape)
     return _run_batches(model, int(n), shape, lambda z, i, b: z, path, steps, solver, sde, seed, batch_size,
-                        grid_power, progress)
+                        grid_power, progress, posterior, site_average=True)
 
 
 def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: float | None = None, seed: int = 0,
-            batch_size: int = 512, grid_power: float = 1.0, progress: bool = False) -> np.ndarray:
+            batch_size: int = 512, grid_power: float = 1.0, progress: bool = False, posterior=None) -> np.ndarray:
     """Complete each configuration of ``data`` (n, *shape) on the ``unknown`` sites (bool mask of
-    the lattice shape); observed sites are returned exactly as given."""
+    the lattice shape); observed sites are returned exactly as given.  With ``posterior``, the
+    completion follows the posterior's conditional law (posterior inpainting)."""
     from .interpolant.paths import InpaintPath
 
     data = np.asarray(data, dtype=np.float64)
@@ -112,7 +140,7 @@ def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: fl
     path = InpaintPath(unknown)
     xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
     out = _run_batches(model, len(data), shape, lambda z, i, b: path.start(z.double(), xd[i:i + b]), path, steps,
-                       solver, sde, seed, batch_size, grid_power, progress)
+                       solver, sde, seed, batch_size, grid_power, progress, posterior)
     out[:, ~unknown] = data[:, ~unknown]       # bit-exact observed sites (float32 round trips otherwise)
     return out
 
@@ -120,9 +148,10 @@ def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: fl
 def sequential(model, n: int, order: str = "raster", block=None, levels: int = 3, shape=None, steps: int = 20,
                solver: str = "heun", sde: float | None = None, seed: int = 0, order_seed: int | None = None,
                data=None, observed=None, batch_size: int = 512, grid_power: float = 1.0,
-               progress: bool = False) -> np.ndarray:
+               progress: bool = False, posterior=None) -> np.ndarray:
     """Blockwise generation in ``order`` ('raster', 'reverse', 'random', 'coarse_to_fine'), ``steps``
-    per block; with ``data``/``observed`` the observed sites are kept (sequential inpainting)."""
+    per block; with ``data``/``observed`` the observed sites are kept (sequential inpainting); with
+    ``posterior``, posterior sequential generation."""
     from .interpolant.paths import sequential_path
 
     shape = model.check_shape(np.shape(data)[1:] if data is not None else (model.shape if shape is None else shape))
@@ -139,7 +168,8 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int = 3
         xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
         start = lambda z, i, b: path.start(z.double(), xd[i:i + b])  # noqa: E731
         count = len(data)
-    out = _run_batches(model, count, shape, start, path, steps, solver, sde, seed, batch_size, grid_power, progress)
+    out = _run_batches(model, count, shape, start, path, steps, solver, sde, seed, batch_size, grid_power, progress,
+                       posterior, site_average=data is None)
     if data is not None and observed is not None:
         obs = np.asarray(observed, bool)
         out[:, obs] = data[:, obs]

@@ -84,14 +84,48 @@ def analyze(ds, S: float = 2.0) -> dict:
     An estimate whose value or error is not computable is NaN with a ``note`` saying why.
     """
     shape = tuple(int(s) for s in ds.attrs["params"]["shape"])
+    log_w = np.asarray(ds["log_w"].values, dtype=np.float64) if "log_w" in ds.variables else None
+    res = _estimates(shape, np.asarray(ds["m"].values, dtype=np.float64), np.asarray(ds["gp"].values, dtype=np.float64),
+                     np.asarray(ds["S"].values, dtype=np.float64), log_w, S)
+    acc = np.asarray(ds["accepted"].values, dtype=np.float64)
+    res["acceptance"] = float(acc.mean()) if acc.size else float("nan")
+    return res
+
+
+def analyze_configs(phi, params, log_w=None, S: float = 2.0) -> dict:
+    """:func:`analyze` for configurations in memory: ``phi`` (chain, traj, *shape) or (n, *shape)
+    (independent samples, one chain), ``params`` a :class:`~phi4si.lattice.Phi4Params` (for S),
+    optional importance log-weights (same leading shape) for self-normalised estimates.
+
+    >>> import numpy as np
+    >>> from phi4si.lattice import Phi4Params
+    >>> r = analyze_configs(np.random.default_rng(0).normal(size=(100, 4, 4)), Phi4Params((4, 4), m2=1.0, lam=0.0))
+    >>> abs(r["m"].value) < 0.1
+    True
+    """
+    from .lattice import kernels
+
+    shape = tuple(int(s) for s in params.shape)
+    phi = np.asarray(phi, dtype=np.float64)
+    if phi.shape[-len(shape):] != shape:
+        raise ValueError(f"configurations of shape {phi.shape[-len(shape):]} for a lattice {shape}")
+    if phi.ndim == len(shape) + 1:
+        phi = phi[None]
+    C, T = phi.shape[:2]
+    cos_t, sin_t, strides = kernels.phase_tables(shape)
+    m, Sv, gp = kernels.measure_batch(np.ascontiguousarray(phi.reshape(C * T, -1)), np.array(shape, dtype=np.int64),
+                                      params.mass_term, params.lam, params.h, cos_t, sin_t, strides)
+    if log_w is not None:
+        log_w = np.asarray(log_w, dtype=np.float64).reshape(C, T)
+    return _estimates(shape, m.reshape(C, T), gp.reshape(C, T, -1), Sv.reshape(C, T), log_w, S)
+
+
+def _estimates(shape, m, gp_all, S_series, log_w, S):
     V = int(np.prod(shape))
     L = shape[0]
-    m = np.asarray(ds["m"].values, dtype=np.float64)
-    gp_all = np.asarray(ds["gp"].values, dtype=np.float64)
     dirs = [mu for mu, Lm in enumerate(shape) if Lm == L]
     series = {"m": m, "abs_m": np.abs(m), "m2": m**2, "m4": m**4, "gp": gp_all[..., dirs].mean(-1),
-              "s": np.asarray(ds["S"].values, dtype=np.float64) / V}
-    log_w = np.asarray(ds["log_w"].values, dtype=np.float64) if "log_w" in ds.variables else None
+              "s": S_series / V}
     prim = weighted_primary(series, log_w) if log_w is not None else stats.primary(series)
     der = derived(prim, V, L)
     res = {}
@@ -102,8 +136,6 @@ def analyze(ds, S: float = 2.0) -> dict:
             res[k] = stats.Estimate(nan, nan, nan, nan, nan, note=XI2_UNDEFINED)
         else:
             res[k] = stats.estimate(o, S=S)
-    acc = np.asarray(ds["accepted"].values, dtype=np.float64)
-    res["acceptance"] = float(acc.mean()) if acc.size else float("nan")
     if log_w is not None:
         res["ess_fraction"] = ess_fraction(log_w)
     res["n_chains"] = int(m.shape[0])

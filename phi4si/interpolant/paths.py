@@ -13,6 +13,8 @@ moves X from I(a(0)) to I(a(1)); with a(1) = 0 everywhere the result is a data s
   coarse-to-fine; see :mod:`~phi4si.interpolant.partitions`), optionally with observed sites
 * :class:`TablePath`        piecewise-linear interpolation of a table (s_k, a_k)
 * :class:`FunctionPath`     any callable s -> a (derivative given or by central differences)
+* :class:`StartAt`          any path scaled to start at a0 < 1 (a -> a0 a): posterior paths, whose
+  reward transform is singular at the noise end (THEORY.md section 5)
 
 >>> import torch
 >>> p = InpaintPath(torch.tensor([[True, False], [False, False]]))   # True = unknown site
@@ -32,7 +34,7 @@ import torch
 from .partitions import block_ids, coarse_to_fine_ids, group_masks, group_order
 
 __all__ = ["Path", "GenerationPath", "InpaintPath", "SequentialPath", "TablePath", "FunctionPath",
-           "sequential_path", "time_grid"]
+           "StartAt", "sequential_path", "time_grid"]
 
 _DT = torch.float64
 
@@ -201,6 +203,43 @@ class FunctionPath(Path):
         h = 1e-6
         lo, hi = max(s - h, 0.0), min(s + h, 1.0)
         return (self._eval(self.fn, hi) - self._eval(self.fn, lo)) / (hi - lo)
+
+
+class StartAt(Path):
+    """``path`` with every time scaled by ``a0`` in (0, 1]: a(s) = a0 a_path(s), same breakpoints.
+
+    Sites that start as noise (a_path(0) = 1) now start at a0: X(a0) = a0 z + (1 - a0) x1, whose
+    data part is unknown before sampling; :meth:`start` replaces x1 by ``mean`` (0, a number or a
+    field in the drift's coordinates), an approximation whose error vanishes with 1 - a0.
+
+    >>> p = StartAt(GenerationPath((2,)), 0.9)
+    >>> p.a(0.0).tolist(), p.start(torch.ones(1, 1, 2, dtype=torch.float64), mean=2.0).tolist()
+    ([[[0.9, 0.9]]], [[[1.1, 1.1]]])
+    """
+
+    def __init__(self, path: Path, a0: float):
+        a0 = float(a0)
+        if not 0 < a0 <= 1:
+            raise ValueError(f"the start time a0 must be in (0, 1], got {a0}")
+        self.path, self.a0 = path, a0
+        self.shape, self.breakpoints = path.shape, path.breakpoints
+
+    def a(self, s):
+        return self.a0 * self.path.a(s)
+
+    def da(self, s):
+        return self.a0 * self.path.da(s)
+
+    def start(self, noise, data=None, mean=0.0):
+        """X(0) = a0 (a_p noise + (1 - a_p) data) + (1 - a0) a_p mean with a_p = a_path(0) (1 on moving
+        sites, 0 on observed ones)."""
+        return self.lift(self.path.start(noise, data) if data is not None else self.path.start(noise), mean)
+
+    def lift(self, x, mean=0.0):
+        """The start of this path from the start ``x`` of the unscaled path (noise on moving sites)."""
+        ap = self.path.a(0.0).to(device=x.device, dtype=x.dtype)
+        mean = torch.as_tensor(mean).to(device=x.device, dtype=x.dtype)
+        return self.a0 * x + (1 - self.a0) * (ap * mean + (1 - ap) * x)
 
 
 def sequential_path(shape, order: str = "raster", block=None, levels: int = 3, seed: int | None = None,

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Posterior magnetisation study (issue: posterior sampling without retraining, the paper's figure 5):
+# one model trained at h = 0 samples posteriors at h in {0.01, 0.02, 0.05, 0.1} and k in {-0.5, -0.25};
+# compared with HMC run at the same h or k and with reweighting of the prior HMC ensemble.
+#   bash papers/negrel2025/posterior_study.sh [hmc|study|all] [l8|l8b|l16|all] [WORKDIR]
+# Needs the models and prior ensembles of phi4_generation.sh in WORKDIR (l8.pt, l8_ref.h5, l16.pt,
+# l16_ref.h5); the L = 8, lam = 4.572 point (l8b) is made here.  Results: papers/negrel2025/results/
+# posterior_<point>.json and .png (committed).  CPU: HMC ~25 min, study ~30 min on 2 cores.
+set -euo pipefail
+STAGE=${1:-all}
+WHAT=${2:-all}
+W=${3:-negrel2025_work}
+HERE=$(cd "$(dirname "$0")" && pwd)
+export OMP_WAIT_POLICY=PASSIVE
+HS=(0.01 0.02 0.05 0.1)
+KS=(-0.5 -0.25)
+mkdir -p "$W"
+
+point() {  # name -> "L lam ntraj every"
+  case $1 in
+    l8) echo "8 8 4000 4" ;;
+    l8b) echo "8 4.572 4000 4" ;;
+    l16) echo "16 4.572 3000 3" ;;
+  esac
+}
+want() { [[ $WHAT == all || $WHAT == "$1" ]]; }
+
+if [[ $STAGE == hmc || $STAGE == all ]]; then
+  if want l8b && [[ ! -f $W/l8b.pt ]]; then
+    phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-traj 10000 --n-therm 500 \
+        --every 5 --seed 21 --out "$W/l8b_train.h5" --dtype float32 --no-progress --overwrite
+    phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-traj 10000 --n-therm 500 \
+        --every 10 --seed 22 --out "$W/l8b_ref.h5" --dtype float32 --no-progress --overwrite
+    phi4si train --data "$W/l8b_train.h5" --out "$W/l8b.pt" --minutes 10 --model small --threads 2 --seed 0 \
+        --no-progress --overwrite
+  fi
+  for P in l8 l8b l16; do
+    want $P || continue
+    read -r L LAM NT EV <<< "$(point $P)"
+    SEED=100
+    for H in "${HS[@]}"; do
+      SEED=$((SEED + 1))
+      [[ -f $W/${P}_h$H.h5 ]] || phi4si sample-mcmc --shape $L $L --m2 -4 --lam $LAM --h $H --sampler hmc --chains 64 \
+          --n-traj $NT --n-therm 500 --every $EV --seed $SEED --out "$W/${P}_h$H.h5" --dtype float32 --no-progress
+    done
+    for K in "${KS[@]}"; do
+      SEED=$((SEED + 1))
+      [[ -f $W/${P}_k$K.h5 ]] || phi4si sample-mcmc --shape $L $L --m2 -4 --lam $LAM --k $K --sampler hmc --chains 64 \
+          --n-traj $NT --n-therm 500 --every $EV --seed $SEED --out "$W/${P}_k$K.h5" --dtype float32 --no-progress
+    done
+  done
+fi
+
+if [[ $STAGE == study || $STAGE == all ]]; then
+  for P in l8 l8b l16; do
+    want $P || continue
+    N=16000; [[ $P == l16 ]] && N=1500
+    python "$HERE/posterior_study.py" --model "$W/$P.pt" --prior "$W/${P}_ref.h5" --hmc "$W/${P}_{reward}.h5" \
+        --h "${HS[@]}" --k "${KS[@]}" --n $N --steps 20 --solver heun --name $P \
+        --out "$HERE/results/posterior_$P.json" --figure "$HERE/results/posterior_$P.png"
+  done
+fi

@@ -1,0 +1,148 @@
+"""Posterior sampling with a prior model, no retraining (THEORY.md section 5).
+
+The posterior of the phi^4 model under a field h and an extra coupling k,
+
+    p_{h,k}(phi) ~ exp(h sum_x phi_x + k sum_x phi_x^2) p(phi),
+
+is sampled by running any task (generation, inpainting, sequential generation) with the posterior
+drift of the reward transform (:class:`~phi4si.interpolant.rewards.PosteriorDrift`) in place of the
+prior drift.  The reward is given in physical units and mapped to the model's normalised
+coordinates (A' = scale^2 A, b' = scale (A mean + b)) here.
+
+Start point.  The transform is singular at the noise end, so posterior paths run from a = a0 < 1
+(:class:`~phi4si.interpolant.paths.StartAt`).  The exact law there is a0 z + (1 - a0) x1 with x1
+from the posterior; the start replaces x1 by its mean m:
+
+* ``start="noise"``: m = 0 - the mean of the result is off by O(1 - a0) (for a Gaussian target
+  exactly by T (1 - a0) m_r, T = C_r^(1/2) (a0^2 + (1 - a0)^2 C_r)^(-1/2) per mode);
+* ``start="pilot"`` (default): m = the mean of a short pilot run started from noise (``pilot``
+  samples) - the O(1 - a0) error becomes O((1 - a0)^2);
+* a number: m in physical units (e.g. the posterior <phi> if known).
+
+Choosing a0 trades that start error against extrapolation: near the noise end the transformed
+field x_r = x + a^2/(1 - a) b' leaves the training distribution like 1/(1 - a)
+(``papers/negrel2025/posterior_start.py`` measures the bias against a0 on the oracle and on
+trained models).  The default a0 = 0.9 (or just below the feasibility bound of a positive k).
+
+>>> # m = load_model("model.pt"); phi = sample_posterior(m, 1000, h=0.05, steps=20)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ParameterError
+
+__all__ = ["Posterior", "posterior_drift", "sample_posterior", "DEFAULT_A0"]
+
+DEFAULT_A0 = 0.9
+STARTS = ("pilot", "noise")
+
+
+@dataclass
+class Posterior:
+    """Reward (physical units) and start settings of a posterior run.
+
+    h, k: r(phi) = h sum phi + k sum phi^2; a0: start time (None: :data:`DEFAULT_A0`, or just below
+    the feasibility bound 1/(1 + sqrt(2k scale^2)) when k > 0); start: 'pilot', 'noise' or a number
+    (the start mean in physical units); pilot: pilot-run size for ``start='pilot'``.
+
+    >>> Posterior(h=0.05).describe()["reward"]
+    {'h': 0.05, 'k': 0.0}
+    """
+
+    h: float = 0.0
+    k: float = 0.0
+    a0: float | None = None
+    start: str | float = "pilot"
+    pilot: int = 256
+
+    def __post_init__(self):
+        for name in ("h", "k"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise ParameterError(f"posterior {name} must be a finite number, got {v!r}")
+        if self.a0 is not None and not (isinstance(self.a0, (int, float)) and 0 < self.a0 < 1):
+            raise ParameterError(f"posterior start time a0 must be in (0, 1), got {self.a0!r}")
+        if isinstance(self.start, str):
+            if self.start not in STARTS:
+                raise ParameterError(f"posterior start must be one of {STARTS} or a number, got {self.start!r}")
+        elif not (isinstance(self.start, (int, float)) and math.isfinite(self.start)):
+            raise ParameterError(f"posterior start mean must be finite, got {self.start!r}")
+        if int(self.pilot) < 2:
+            raise ParameterError(f"pilot run size must be >= 2, got {self.pilot}")
+
+    def reward(self, model):
+        """The reward in the model's normalised coordinates."""
+        from .interpolant.rewards import Reward
+
+        return Reward.physical(self.h, self.k, model.mean, model.scale)
+
+    def start_time(self, model) -> float:
+        """a0, checked against the feasibility bound of a positive k."""
+        from .interpolant.rewards import feasible_start
+
+        bound = feasible_start(self.reward(model), model.family)
+        if self.a0 is None:
+            return min(DEFAULT_A0, bound)
+        if self.a0 > bound:
+            raise ParameterError(f"k = {self.k} > 0: the reward transform exists only for a <= {bound + 1e-3:.4g} "
+                                 f"(scale {model.scale:.4g}); got a0 = {self.a0}")
+        return float(self.a0)
+
+    def describe(self) -> dict:
+        return {"reward": {"h": float(self.h), "k": float(self.k)}, "a0": self.a0, "start": self.start,
+                "pilot": int(self.pilot)}
+
+
+def posterior_drift(model, h: float = 0.0, k: float = 0.0):
+    """The posterior drift of a trained model under the physical reward (h, k).
+
+    >>> import torch
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> from phi4si.model import DriftModel
+    >>> from phi4si.lattice import Phi4Params
+    >>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+    >>> type(posterior_drift(m, h=0.1)).__name__
+    'PosteriorDrift'
+    """
+    from .interpolant.rewards import PosteriorDrift
+
+    return PosteriorDrift(model.drift(), Posterior(h=h, k=k).reward(model))
+
+
+def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | None = None, start="pilot",
+                     pilot: int = 256, **kwargs) -> np.ndarray:
+    """n configurations (physical units) from the posterior exp(h sum phi + k sum phi^2) p(phi) with a
+    prior model: :func:`phi4si.generate.generate` with ``posterior=Posterior(h, k, a0, start, pilot)``;
+    ``kwargs`` go to it (shape, steps, solver, sde, seed, batch_size, grid_power, progress)."""
+    from .generate import generate
+
+    return generate(model, n, posterior=Posterior(h=h, k=k, a0=a0, start=start, pilot=pilot), **kwargs)
+
+
+def _setup(model, path, posterior: Posterior | None):
+    """(drift, path, a0) for a task: the prior drift and path, or the posterior ones."""
+    if posterior is None:
+        return model.drift(), path, None
+    from .interpolant.paths import StartAt
+    from .interpolant.rewards import PosteriorDrift
+
+    a0 = posterior.start_time(model)
+    return PosteriorDrift(model.drift(), posterior.reward(model)), StartAt(path, a0), a0
+
+
+def start_mean(model, posterior: Posterior, pilot_run) -> torch.Tensor | float:
+    """The start mean in normalised coordinates: 0, the given number, or the mean of a pilot run
+    (``pilot_run(n)`` returns normalised samples (n, 1, *shape)); for generation the lattice is
+    translation invariant and the pilot mean is averaged over sites."""
+    if posterior.start == "noise":
+        return 0.0
+    if posterior.start != "pilot":
+        return (float(posterior.start) - model.mean) / model.scale
+    x = pilot_run(int(posterior.pilot))
+    return x.mean(0, keepdim=True)

@@ -1,0 +1,219 @@
+"""Posterior sampling with a prior model (phi4si.posterior): end to end with the Gaussian oracle as the
+model (exact posterior mean and covariance for the free field under h and k < 0; posterior inpainting
+and sequential generation; the start-point bias against its exact Gaussian formula), the CLI
+``phi4si posterior`` and its refusals."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phi4si import Phi4Params, open_ensemble
+from phi4si.errors import ParameterError
+from phi4si.generate import generate, inpaint, sequential
+from phi4si.interpolant.integrate import solve
+from phi4si.interpolant.oracle import free_field_oracle, gaussian_conditional
+from phi4si.interpolant.paths import GenerationPath, StartAt
+from phi4si.interpolant.rewards import PosteriorDrift, Reward
+from phi4si.model import DriftModel
+from phi4si.posterior import Posterior, posterior_drift, sample_posterior
+
+SHAPE, M2 = (4, 4), 0.5
+V = 16
+
+
+@pytest.fixture(scope="module")
+def oracle_model():
+    """The free field's exact drift dressed as a model, in normalised coordinates with mean 0.3 and
+    scale 1.5 (so the reward mapping to the model's coordinates is exercised)."""
+    orc = free_field_oracle(SHAPE, M2)
+    return orc, DriftModel(orc, Phi4Params(SHAPE, m2=M2, lam=0.0), mean=0.3, scale=1.5)
+
+
+def _exact(orc, h, k, mean=0.3, scale=1.5):
+    """Exact physical posterior (mean, covariance) of phi = scale y + mean, y ~ N(0, C)."""
+    C = scale**2 * orc.C.numpy()
+    P = np.linalg.inv(C) - 2 * k * np.eye(V)
+    Cp = np.linalg.inv(P)
+    return Cp @ (np.linalg.solve(C, np.full(V, mean)) + h), Cp
+
+
+def _check_moments(phi, mu, C, zmax=4.5):
+    x = phi.reshape(len(phi), -1)
+    n = len(x)
+    se = np.sqrt(np.diag(C) / n)
+    assert np.abs((x.mean(0) - mu) / se).max() < zmax, (x.mean(0), mu)
+    Ce = np.cov(x.T)
+    se_c = np.sqrt((C**2 + np.outer(np.diag(C), np.diag(C))) / n)   # Gaussian standard error of the covariance
+    assert np.abs((Ce - C) / se_c).max() < zmax + 0.5
+
+
+@pytest.mark.parametrize("h,k", [(0.3, 0.0), (0.0, -0.4), (0.2, -0.25)])
+def test_oracle_posterior_generation_matches_the_exact_posterior(oracle_model, h, k):
+    orc, model = oracle_model
+    phi = generate(model, 3000, steps=30, solver="rk4", seed=1, batch_size=1000,
+                   posterior=Posterior(h=h, k=k, a0=0.99))
+    _check_moments(phi, *_exact(orc, h, k))
+
+
+def test_start_bias_is_the_gaussian_formula(oracle_model):
+    """Started from x = a0 z + (1 - a0) m, the ODE (affine for a Gaussian target) maps the start mean
+    to the final mean; per mode the exact flow gives mu - T (1 - a0)(mu - m), T = sqrt(c / (a0^2 +
+    (1 - a0)^2 c)), c the mode's posterior variance.  For a uniform h only the zero mode moves."""
+    orc, _ = oracle_model
+    h = 0.2
+    post = PosteriorDrift(orc, Reward(torch.tensor(0.0), torch.tensor(h)))
+    c = 1.0 / (2 * M2)                                   # zero-mode variance of N(0, (2K)^-1)
+    mu0 = h / (2 * M2)                                   # posterior mean per site
+    for a0 in (0.5, 0.9, 0.99):
+        d = 1 - a0
+        T = math.sqrt(c / (a0**2 + d**2 * c))
+        for m in (0.0, 0.5 * mu0):
+            path = StartAt(GenerationPath(SHAPE), a0)
+            x = solve(post, path, path.lift(torch.zeros(1, 1, *SHAPE, dtype=torch.float64), m), steps=200,
+                      method="rk4")
+            got = float(x.mean())
+            assert got == pytest.approx(mu0 - T * d * (mu0 - m), rel=1e-7, abs=1e-10)
+
+
+def test_pilot_start_removes_the_first_order_bias(oracle_model):
+    orc, model = oracle_model
+    mu, _ = _exact(orc, 0.4, 0.0)
+    noise = generate(model, 2000, steps=20, solver="rk4", seed=3, batch_size=1000,
+                     posterior=Posterior(h=0.4, a0=0.8, start="noise"))
+    pilot = generate(model, 2000, steps=20, solver="rk4", seed=3, batch_size=1000,
+                     posterior=Posterior(h=0.4, a0=0.8, start="pilot", pilot=2000))
+    given = generate(model, 2000, steps=20, solver="rk4", seed=3, batch_size=1000,
+                     posterior=Posterior(h=0.4, a0=0.8, start=float(mu.mean())))
+    err = lambda p: abs(p.mean() - mu.mean())             # noqa: E731
+    assert err(noise) > 5 * err(given) and err(pilot) < 0.3 * err(noise)
+
+
+def test_oracle_posterior_inpainting_is_the_exact_conditional(oracle_model):
+    orc, model = oracle_model
+    h, k = 0.3, -0.3
+    mu, C = _exact(orc, h, k)
+    unknown = np.zeros(SHAPE, bool)
+    unknown[1:3, 1:4] = True
+    x_obs = np.random.default_rng(0).normal(size=V) + 0.3
+    data = np.tile(x_obs.reshape(SHAPE), (3000, 1, 1))
+    phi = inpaint(model, data, unknown, steps=30, solver="rk4", seed=2, batch_size=1000,
+                  posterior=Posterior(h=h, k=k, a0=0.99))
+    assert np.array_equal(phi[:, ~unknown], data[:, ~unknown])
+    cm, cc = gaussian_conditional(mu, C, ~unknown.ravel(), x_obs[~unknown.ravel()])
+    _check_moments(phi[:, unknown], cm, cc)
+
+
+def test_oracle_posterior_sequential_generation(oracle_model):
+    orc, model = oracle_model
+    phi = sequential(model, 3000, order="random", block=2, steps=15, solver="rk4", seed=4, batch_size=1000,
+                     posterior=Posterior(h=0.3, k=-0.2, a0=0.99))
+    _check_moments(phi, *_exact(orc, 0.3, -0.2))
+
+
+def test_positive_k_starts_below_the_feasibility_bound(oracle_model):
+    orc, model = oracle_model
+    post = Posterior(k=0.1)
+    bound = 1 / (1 + math.sqrt(2 * 0.1 * 1.5**2))
+    assert post.start_time(model) == pytest.approx(bound - 1e-3)
+    with pytest.raises(ParameterError, match="exists only for a <="):
+        Posterior(k=0.1, a0=0.9).start_time(model)
+    # far from the noise end the start approximation is poor: with start="noise" the final mean is off by
+    # exactly T (1 - a0) mu in the zero mode (Gaussian formula above, normalised units), here ~ 2/3 of mu
+    a0 = post.start_time(model)
+    phi = sample_posterior(model, 4000, k=0.1, h=0.1, start="noise", steps=30, solver="rk4", seed=5, batch_size=1000)
+    mu, C = _exact(orc, 0.1, 0.1)
+    mu_y, c = (mu.mean() - 0.3) / 1.5, C.sum() / V / 1.5**2
+    T = math.sqrt(c / (a0**2 + (1 - a0) ** 2 * c))
+    se = math.sqrt(C.sum() / V**2 / 4000)
+    assert abs(phi.mean() - (0.3 + 1.5 * mu_y * (1 - T * (1 - a0)))) < 4 * se
+    assert T * (1 - a0) > 0.5
+
+
+def test_posterior_drift_of_a_model_maps_the_reward(oracle_model):
+    orc, model = oracle_model
+    d = posterior_drift(model, h=0.2, k=-0.1)
+    r = d.reward
+    assert float(r.A) == pytest.approx(1.5**2 * -0.2) and float(r.b) == pytest.approx(1.5 * (-0.2 * 0.3 + 0.2))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(h=float("nan")), "h must be a finite"), (dict(k=float("inf")), "k must be a finite"),
+    (dict(h=0.1, a0=1.0), "a0 must be in"), (dict(h=0.1, a0=0.0), "a0 must be in"),
+    (dict(h=0.1, start="middle"), "start must be one of"), (dict(h=0.1, start=float("nan")), "start mean must be"),
+    (dict(h=0.1, pilot=1), "pilot run size"),
+])
+def test_bad_posterior_settings_are_refused(kw, match):
+    with pytest.raises(ParameterError, match=match):
+        Posterior(**kw)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny trained model and its training ensemble (4x4 free field)."""
+    from phi4si.cli import main
+    from phi4si.mcmc.run import sample_mcmc
+
+    d = tmp_path_factory.mktemp("post_cli")
+    ens = d / "free.h5"
+    sample_mcmc(Phi4Params(SHAPE, m2=1.0, lam=0.0), ens, chains=2, n_traj=100, n_therm=20, seed=5, progress=False)
+    out = d / "tiny.pt"
+    assert main(["train", "--data", str(ens), "--out", str(out), "--steps", "20", "--model", "tiny", "--batch-size",
+                 "16", "--warmup", "5", "--threads", "1", "--no-progress"]) == 0
+    return out, ens
+
+
+def test_cli_posterior_generate_and_inpaint(cli, tiny, tmp_path):
+    model, ens = tiny
+    out = tmp_path / "post.h5"
+    rc, _, err = cli("posterior", "--model", model, "--h", "0.2", "--k", "-0.1", "--n", "12", "--out", out,
+                     "--steps", "3", "--pilot", "4", "--no-progress")
+    assert rc == 0, err
+    with open_ensemble(out) as ds:
+        attrs = dict(ds.attrs)
+        assert ds["phi"].shape[1] == 12 and np.isfinite(ds["phi"].values).all()
+    assert attrs["params"]["h"] == 0.2 and attrs["params"]["k"] == -0.1
+    assert attrs["sampler"]["posterior"]["a0"] == 0.9 and attrs["sampler"]["posterior"]["start"] == "pilot"
+    assert attrs["run"]["command"].startswith("phi4si posterior")
+    out2 = tmp_path / "post_inp.h5"
+    rc, _, err = cli("posterior", "--model", model, "--h", "0.2", "--data", ens, "--mask", "block:2x2@1,1",
+                     "--n", "5", "--out", out2, "--steps", "3", "--start", "noise", "--a0", "0.95", "--no-progress")
+    assert rc == 0, err
+    with open_ensemble(out2) as ds:
+        assert ds["phi"].shape[1] == 5 and ds.attrs["sampler"]["task"] == "inpaint"
+        assert ds.attrs["sampler"]["posterior"]["a0"] == 0.95
+    # the same flags on generate (sequential posterior generation)
+    out3 = tmp_path / "post_seq.h5"
+    rc, _, err = cli("generate", "--model", model, "--h", "0.1", "--n", "4", "--out", out3, "--order", "raster",
+                     "--block", "2", "--steps", "2", "--start", "0.05", "--no-progress")
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("args,match", [
+    ((), "give a reward"),
+    (("--a0", "0.9"), "need a reward"),
+    (("--h", "0.1", "--a0", "1.5"), "a0 must be in"),
+    (("--h", "0.1", "--start", "sideways"), "pilot, noise or a number"),
+    (("--h", "0.1", "--start", "noise", "--pilot", "8"), "--pilot applies to --start pilot"),
+    (("--h", "0.1", "--pilot", "1"), "pilot run size"),
+    (("--k", "0.2", "--a0", "0.95"), "exists only for a <="),
+    (("--h", "0.1", "--mask", "block:2x2@0,0"), "--mask needs --data"),
+    (("--h", "0.1", "--data", "DATA"), "--data needs --mask"),
+    (("--h", "nan"), "must be finite"),
+])
+def test_cli_posterior_refusals_keep_existing_output(cli, tiny, tmp_path, args, match):
+    model, ens = tiny
+    victim = tmp_path / "keep.h5"
+    victim.write_bytes(b"precious")
+    args = tuple(str(ens) if a == "DATA" else a for a in args)
+    n = () if "--data" in args else ("--n", "3")
+    rc, _, err = cli("posterior", "--model", model, *n, "--out", victim, "--overwrite", *args, "--steps", "2",
+                     "--no-progress")
+    assert rc != 0 and "Traceback" not in err and re.search(match, err), err
+    assert victim.read_bytes() == b"precious"
