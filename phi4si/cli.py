@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_finite_float, default=2e-3, help="peak learning rate (default 2e-3)")
     t.add_argument("--warmup", type=_int, default=100, help="linear warm-up steps (default 100)")
     t.add_argument("--model", choices=MODEL_PRESETS, default="small", help="U-Net preset (default small)")
+    t.add_argument("--net", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a U-Net field of the preset (repeatable), e.g. --net norm=group "
+                        "--net linear_head=false --net channel_mult=1,2,2 (fields: phi4si.nn.UNetConfig)")
     t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
     t.add_argument("--measure", choices=MEASURES, default="multitask", help="task measure (default multitask)")
     t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
@@ -306,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     nm.add_argument("--out", required=True, help="output HDF5 ensemble file")
     nm.add_argument("--h", type=_finite_float, default=0.0, help="applied field (reward b = h 1; default 0)")
     nm.add_argument("--k", type=_finite_float, default=0.0, help="extra coupling (reward A = 2k Id; default 0)")
+    nm.add_argument("--proposal", choices=("prior", "posterior"), default="prior",
+                    help="reweight/imh proposals: the model (prior, default) or its posterior drift under --h/--k "
+                         "(reward transform; keeps the ESS up when the posterior sits in the prior's tail)")
+    nm.add_argument("--a0", type=_finite_float, default=None, help="--proposal posterior: start time (default 0.9)")
+    nm.add_argument("--start", type=_start, default=None,
+                    help="--proposal posterior: start mean pilot (default), noise or a number")
+    nm.add_argument("--pilot", type=_int, default=None, help="--proposal posterior: pilot-run size (default 256)")
     nm.add_argument("--chains", type=_int, default=1, help="independent chains (imh, block, hybrid; default 1)")
     nm.add_argument("--steps", type=_int, default=10, help="ODE steps of the log-density flow (default 10)")
     nm.add_argument("--solver", choices=SOLVERS, default="rk4", help="ODE solver (default rk4)")
@@ -482,7 +492,8 @@ def cmd_train(args, argv):
     cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                       ema=args.ema, param=args.param, measure=args.measure, model=args.model, odd=args.odd,
                       augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
-                      checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads)
+                      checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
+                      model_overrides=_net_overrides(args.net))
     if args.warmup < 0:
         raise ParameterError(f"--warmup must be >= 0, got {args.warmup}")
     if args.seed < 0:
@@ -493,6 +504,44 @@ def cmd_train(args, argv):
     val = ", ".join(f"{k} {v:.4g}" for k, v in (last.get("val") or {}).items())
     print(f"wrote {out} (step {res['step']}, {res['wall_time']:.1f} s"
           + (f"; validation loss: {val}" if val else "") + ")", file=sys.stderr)
+
+
+def _net_overrides(specs) -> dict:
+    """``--net KEY=VALUE`` flags -> UNetConfig overrides (bool, int, float, comma tuple or string),
+    checked against the preset so that a bad field or value fails before training starts."""
+    import dataclasses
+
+    from .errors import ParameterError
+    from .nn.unet import UNetConfig
+
+    names = {f.name for f in dataclasses.fields(UNetConfig)} - {"dim", "odd"}
+    out = {}
+
+    def conv(v):
+        if v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        for t in (int, float):
+            try:
+                return t(v)
+            except ValueError:
+                pass
+        return v
+
+    for spec in specs or []:
+        key, eq, val = spec.partition("=")
+        if not eq or not key or not val:
+            raise ParameterError(f"--net {spec!r}: use KEY=VALUE")
+        if key not in names:
+            raise ParameterError(f"--net {key}: not a U-Net field (choose from {', '.join(sorted(names))}; "
+                                 "dim comes from the data, odd from --odd)")
+        out[key] = tuple(conv(v) for v in val.split(",")) if "," in val else conv(val)
+        if key in ("channel_mult", "a_features") and not isinstance(out[key], tuple):
+            out[key] = (out[key],)
+    try:
+        UNetConfig(**out)
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"--net: {e}") from None
+    return out
 
 
 def _checkpoint_config(path) -> dict:
@@ -660,6 +709,22 @@ def cmd_sample_neural(args, argv):
     for flag, methods in only.items():
         if getattr(args, flag[2:].replace("-", "_")) is not None and m not in methods:
             raise ParameterError(f"{flag} applies to --method {' or '.join(methods)} only")
+    proposal = None
+    if args.proposal == "posterior":
+        from .posterior import Posterior
+
+        if m not in ("reweight", "imh"):
+            raise ParameterError("--proposal posterior applies to --method reweight or imh only")
+        if args.h == 0 and args.k == 0:
+            raise ParameterError("--proposal posterior needs a reward: --h and/or --k")
+        if args.pilot is not None and args.start not in (None, "pilot"):
+            raise ParameterError("--pilot applies to --start pilot only")
+        proposal = Posterior(h=args.h, k=args.k, a0=args.a0, start="pilot" if args.start is None else args.start,
+                             pilot=256 if args.pilot is None else args.pilot)
+    else:
+        for flag in ("a0", "start", "pilot"):
+            if getattr(args, flag) is not None:
+                raise ParameterError(f"--{flag} applies to --proposal posterior only")
     if args.chains != 1 and m == "reweight":
         raise ParameterError("--chains applies to imh, block and hybrid (reweight draws independent samples)")
     if args.probes is not None and args.divergence == "exact":
@@ -687,6 +752,7 @@ def cmd_sample_neural(args, argv):
     opt = {k: v for k, v in dict(block=args.block, updates=args.updates, hmc_traj=args.hmc_traj, hmc_eps=args.hmc_eps,
                                  hmc_steps=args.hmc_steps, n_therm=args.n_therm).items() if v is not None}
     summary = sample_neural(model, m, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs, seed=args.seed,
+                            proposal=proposal,
                             dtype=args.dtype, overwrite=args.overwrite, resume=args.resume,
                             progress=not args.no_progress,
                             model_path=str(Path(args.model).resolve()), command="phi4si " + shlex.join(argv), **opt)

@@ -88,12 +88,28 @@ def _model(model, fs: FlowSettings):
     return model.astype(torch.float64) if fs.float64 else model
 
 
-def _flow(model, path, x_start, fs: FlowSettings, direction, gen):
+def _flow(model, path, x_start, fs: FlowSettings, direction, gen, drift=None, start_mean=0.0):
     from .interpolant.likelihood import flow_log_density
 
-    return flow_log_density(model.drift(), path, x_start, steps=fs.steps, method=fs.solver, direction=direction,
-                            divergence_method=fs.divergence, probes=fs.probes, generator=gen,
-                            grid_power=fs.grid_power, max_batch=fs.max_batch, period=min(fs.period, *x_start.shape[2:]))
+    return flow_log_density(drift or model.drift(), path, x_start, steps=fs.steps, method=fs.solver,
+                            direction=direction, divergence_method=fs.divergence, probes=fs.probes, generator=gen,
+                            grid_power=fs.grid_power, max_batch=fs.max_batch,
+                            period=min(fs.period, *x_start.shape[2:]), start_mean=start_mean)
+
+
+def _generation(model, shape, posterior):
+    """(drift, path, start mean in normalised units) of the prior or of a posterior with a fixed start."""
+    from .interpolant.paths import GenerationPath
+
+    if posterior is None:
+        return None, GenerationPath(shape), 0.0
+    from .posterior import _setup
+
+    if isinstance(posterior.start, str):
+        raise ParameterError("a posterior proposal needs a fixed start mean (phi4si.posterior.resolve_start), "
+                             f"got start={posterior.start!r}")
+    drift, path, _ = _setup(model, GenerationPath(shape), posterior)
+    return drift, path, (float(posterior.start) - model.mean) / model.scale
 
 
 def _to_phys(model, res):
@@ -112,22 +128,24 @@ def _cat(parts):
 
 
 def sample(model, n: int, fs: FlowSettings = FlowSettings(), shape=None, seed: int = 0,
-           progress: bool = False) -> Proposal:
-    """n configurations from noise with their log q (generation path, forward)."""
-    from .interpolant.paths import GenerationPath
-
+           progress: bool = False, posterior=None) -> Proposal:
+    """n configurations from noise with their log q (generation path, forward).  With ``posterior``
+    (a :class:`~phi4si.posterior.Posterior` with a fixed start mean, see
+    :func:`~phi4si.posterior.resolve_start`), proposals from the posterior drift of the reward
+    transform, started at a0 from N((1 - a0) m, a0^2): their log q is exact for that law too."""
     if int(n) < 1:
         raise ParameterError(f"n must be >= 1, got {n}")
     shape = model.check_shape(model.shape if shape is None else shape)
     m = _model(model, fs)
+    drift, path, mean = _generation(m, shape, posterior)
     g_noise, g_probe = _gens(seed)
-    path = GenerationPath(shape)
     parts, done = [], 0
     bar = _bar(progress, n, "sample")
     while done < n:
         b = min(fs.batch_size, n - done)
         z = torch.randn((b, 1, *shape), generator=g_noise).to(device=m.device, dtype=m.dtype)
-        parts.append(_to_phys(m, _flow(m, path, z, fs, "forward", g_probe)))
+        x0 = z if posterior is None else path.lift(z, mean)
+        parts.append(_to_phys(m, _flow(m, path, x0, fs, "forward", g_probe, drift, mean)))
         done += b
         _tick(bar, b)
     _close(bar)
@@ -144,19 +162,19 @@ def _as_phi(model, phi):
     return phi, shape
 
 
-def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progress: bool = False):
-    """(log q, standard error) of each configuration in ``phi`` (n, *shape) (reverse flow)."""
-    from .interpolant.paths import GenerationPath
-
+def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progress: bool = False,
+             posterior=None):
+    """(log q, standard error) of each configuration in ``phi`` (n, *shape) (reverse flow); with
+    ``posterior``, the density of the posterior proposals of :func:`sample`."""
     phi, shape = _as_phi(model, phi)
     m = _model(model, fs)
     _, g_probe = _gens(seed)
-    path = GenerationPath(shape)
+    drift, path, mean = _generation(m, shape, posterior)
     parts = []
     bar = _bar(progress, len(phi), "log q")
     for lo in range(0, len(phi), fs.batch_size):
         x = m.to_normalised(torch.from_numpy(phi[lo:lo + fs.batch_size])).unsqueeze(1).to(m.device, m.dtype)
-        parts.append(_to_phys(m, _flow(m, path, x, fs, "reverse", g_probe)))
+        parts.append(_to_phys(m, _flow(m, path, x, fs, "reverse", g_probe, drift, mean)))
         _tick(bar, len(x))
     _close(bar)
     p = _cat(parts)

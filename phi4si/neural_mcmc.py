@@ -140,13 +140,19 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
                   fs: FlowSettings = FlowSettings(), block=4, updates: int = 1, hmc_traj: int = 1,
                   hmc_eps: float = 0.1, hmc_steps: int = 10, n_therm: int = 0, seed: int = 0,
                   dtype: str = "float32", overwrite: bool = False, resume: bool = False, progress: bool = False,
-                  model_path: str | None = None, flush_every: int = 10, command: str | None = None) -> dict:
+                  model_path: str | None = None, flush_every: int = 10, command: str | None = None,
+                  proposal=None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
 
     ``n``: proposals (reweight), proposals per chain (imh) or sweeps per chain (block, hybrid)
     after ``n_therm`` discarded sweeps; ``chains``: independent chains (imh, block, hybrid).
     The block and hybrid chains start from raw model samples.  The target is exp(-S_{h,k}) with
     the training data's m2, lam (:meth:`~phi4si.model.TrainedModel.target_params`).
+
+    ``proposal``: None (the prior model) or a :class:`~phi4si.posterior.Posterior` for reweight and imh:
+    proposals from the posterior drift of the reward transform (usually with the same h, k as the
+    target; its start mean is resolved once by a pilot run, so the proposal law is fixed), which keeps
+    the ESS high when the posterior sits in the prior's tail.
 
     The file is written in chunks (``fs.batch_size`` proposals, or ``flush_every`` sweeps) with the
     random state after each, so an interrupted run keeps what it wrote and ``resume=True`` continues
@@ -168,12 +174,24 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     params = model.target_params(h=h, k=k)
     if method in ("block", "hybrid"):
         block = list(_block_size(block, params.shape))
+    if proposal is not None:
+        from .posterior import Posterior, resolve_start
+
+        if method not in ("reweight", "imh"):
+            raise ParameterError("a posterior proposal applies to the reweight and imh methods only")
+        if not isinstance(proposal, Posterior):
+            raise ParameterError(f"proposal must be None or a phi4si.posterior.Posterior, got {type(proposal).__name__}")
+        proposal.start_time(model)
+        proposal = resolve_start(model, proposal, steps=fs.steps, solver=fs.solver, seed=seed,
+                                 batch_size=fs.batch_size)
     sampler = {"sampler": "neural", "method": method, "flow": fs.to_dict(), "model": model_path,
                "model_step": model.meta.get("step"), "reward": {"h": float(h), "k": float(k)}, "chains": chains}
     if method in ("block", "hybrid"):
         sampler.update(block=block, updates=updates, n_therm=n_therm)
     if method == "hybrid":
         sampler.update(hmc_traj=hmc_traj, hmc_eps=float(hmc_eps), hmc_steps=hmc_steps)
+    if proposal is not None:
+        sampler["proposal"] = {**proposal.describe(), "a0": proposal.start_time(model)}
     run = {"seed": int(seed), "n": n, "version": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "command": command or "phi4si.neural_mcmc.sample_neural"}
     t0 = time.time()
@@ -238,13 +256,13 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         while o.n < n:
             if method == "reweight":
                 T = min(n - o.n, fs.batch_size)
-                prop = sample(model, T, fs, seed=int(rng.integers(0, 2**62)))
+                prop = sample(model, T, fs, seed=int(rng.integers(0, 2**62)), posterior=proposal)
                 lw = log_weights(prop.phi, prop.log_q, params)
                 o.append(prop.phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=state(),
                          state_phi=np.zeros((1, params.volume)))
             elif method == "imh":
                 T = min(n - o.n, max(1, fs.batch_size // C))
-                prop = sample(model, C * T, fs, seed=int(rng.integers(0, 2**62)))
+                prop = sample(model, C * T, fs, seed=int(rng.integers(0, 2**62)), posterior=proposal)
                 lw = log_weights(prop.phi, prop.log_q, params).reshape(C, T)
                 idx, acc, dH = imh_chain(lw, rng, current=cur_lw)
                 pool = prop.phi.reshape(C, T, *params.shape)

@@ -125,6 +125,32 @@ def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | 
     return generate(model, n, posterior=Posterior(h=h, k=k, a0=a0, start=start, pilot=pilot), **kwargs)
 
 
+def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solver: str = "heun", seed: int = 0,
+                  batch_size: int = 512) -> Posterior:
+    """The same posterior with its start mean fixed to a number (physical units): a pilot generation
+    run (``posterior.pilot`` samples, seed ``seed``) for ``start='pilot'``, 0 for 'noise'.  A proposal
+    whose density enters importance weights or Metropolis ratios must not change between batches:
+    resolve the start once, then use the result everywhere.
+
+    >>> # fixed = resolve_start(m, Posterior(h=0.05)); fixed.start   -> e.g. 0.0371
+    """
+    import dataclasses
+
+    from .generate import _loop
+    from .interpolant.paths import GenerationPath
+
+    if not isinstance(posterior.start, str):
+        return posterior
+    if posterior.start == "noise":
+        return dataclasses.replace(posterior, start=float(model.mean))
+    shape = model.check_shape(model.shape if shape is None else shape)
+    drift, path, _ = _setup(model, GenerationPath(shape), posterior)
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    x = _loop(model, drift, int(posterior.pilot), shape, lambda z, i, b: path.lift(z, 0.0), path, steps, solver,
+              None, g, batch_size, 1.0, None)
+    return dataclasses.replace(posterior, start=float(model.to_physical(x.double()).mean()))
+
+
 def _setup(model, path, posterior: Posterior | None):
     """(drift, path, a0) for a task: the prior drift and path, or the posterior ones."""
     if posterior is None:

@@ -641,3 +641,24 @@ def test_sample_neural_resume_of_a_missing_file(cli, model, tmp_path):
     out = tmp_path / "none.h5"
     rc, _, err = cli("sample-neural", "--model", model, "--method", "imh", "--n", "2", "--out", out, "--resume", *NQ)
     assert rc == 1 and "does not exist" in err and not out.exists()
+
+
+# ---------------------------------------------------------------- train --net (architecture overrides)
+def test_train_net_overrides_reach_the_checkpoint(cli, ens, tmp_path):
+    out = tmp_path / "gn.pt"
+    rc, _, err = cli("train", "--data", ens, "--out", out, "--steps", "2", *TRAIN, "--net", "norm=group",
+                     "--net", "linear_head=false", "--net", "channel_mult=1")
+    assert rc == 0, err
+    ck = torch.load(out, map_location="cpu", weights_only=False)
+    assert ck["model_config"]["norm"] == "group" and ck["model_config"]["linear_head"] is False
+    assert tuple(ck["model_config"]["channel_mult"]) == (1,)
+    assert load_model(out).net.config.norm == "group"
+
+
+@pytest.mark.parametrize("spec,match", [("norm", "KEY=VALUE"), ("width=3", "not a U-Net field"),
+                                        ("odd=true", "odd from --odd"), ("norm=batch", "norm must be one of")])
+def test_train_net_refusals(cli, ens, tmp_path, spec, match):
+    victim = tmp_path / "keep.pt"
+    victim.write_bytes(b"precious")
+    _refused(cli("train", "--data", ens, "--out", victim, "--overwrite", "--steps", "2", *TRAIN, "--net", spec), match)
+    assert victim.read_bytes() == b"precious"

@@ -189,6 +189,7 @@ def main(argv=None):
                              variants, a.seed)
         rows.append(row)
         hists.append(hs)
+        Path(a.out).write_text(json.dumps({"name": a.name, "partial": True, "rows": rows}, indent=1))
         g = row["generator"][0]
         print(f"{tag}: HMC <m> {row['hmc']['m'][0]:.4f}({row['hmc']['m'][1]:.1g})  reweight z={row['reweight']['z_m']:+.1f}"
               f"  generator {100 * g['rel_m']:+.1f}% z={g['z_m']:+.1f}", flush=True)

@@ -2,7 +2,7 @@
 # Posterior magnetisation study (issue: posterior sampling without retraining, the paper's figure 5):
 # one model trained at h = 0 samples posteriors at h in {0.01, 0.02, 0.05, 0.1} and k in {-0.5, -0.25};
 # compared with HMC run at the same h or k and with reweighting of the prior HMC ensemble.
-#   bash papers/negrel2025/posterior_study.sh [hmc|study|all] [l8|l8b|l16|all] [WORKDIR]
+#   bash papers/negrel2025/posterior_study.sh [hmc|study|start|all] [l8|l8b|l16|all] [WORKDIR]
 # Needs the models and prior ensembles of phi4_generation.sh in WORKDIR (l8.pt, l8_ref.h5, l16.pt,
 # l16_ref.h5); the L = 8, lam = 4.572 point (l8b) is made here.  Results: papers/negrel2025/results/
 # posterior_<point>.json and .png (committed).  CPU: HMC ~25 min, study ~30 min on 2 cores.
@@ -54,9 +54,17 @@ fi
 if [[ $STAGE == study || $STAGE == all ]]; then
   for P in l8 l8b l16; do
     want $P || continue
-    N=16000; [[ $P == l16 ]] && N=1500
+    N=16000; [[ $P == l16 ]] && N=2000; [[ $P == l8b ]] && N=8000
     python "$HERE/posterior_study.py" --model "$W/$P.pt" --prior "$W/${P}_ref.h5" --hmc "$W/${P}_{reward}.h5" \
         --h "${HS[@]}" --k "${KS[@]}" --n $N --steps 20 --solver heun --name $P \
         --out "$HERE/results/posterior_$P.json" --figure "$HERE/results/posterior_$P.png"
   done
+fi
+
+if [[ $STAGE == start || $STAGE == all ]] && want l8; then
+  # the start-point study: bias of the raw generator against a0 and the start mean (h = 0.05, 0.1)
+  python "$HERE/posterior_study.py" --model "$W/l8.pt" --prior "$W/l8_ref.h5" --hmc "$W/l8_{reward}.h5" \
+      --h 0.05 0.1 --n 8000 --steps 20 --solver heun --name l8_start --variants a0=0.9,start=pilot \
+      a0=0.9,start=noise a0=0.7,start=pilot a0=0.97,start=pilot a0=0.99,start=noise a0=0.999,start=noise \
+      --out "$HERE/results/posterior_l8_start.json"
 fi

@@ -190,16 +190,22 @@ def _check_path(path: Path, x: torch.Tensor):
     if bool((a1 != 0).any()):
         raise ValueError("a log-density needs a path that ends at the data end (a(1) = 0 on every site)")
     moving = ~pinned
-    if bool(((a0 != 1) & moving.expand_as(a0)).any()):
-        raise ValueError("a log-density needs a path whose moving sites start as pure noise (a(0) = 1)")
-    return pinned.to(x.device), moving.to(x.device)
+    start = float(getattr(path, "a0", 1.0))              # StartAt paths: moving sites start at a0
+    if bool(((a0 != start) & moving.expand_as(a0)).any()):
+        raise ValueError("a log-density needs a path whose moving sites all start at the same time a(0) = a0 "
+                         "(1 = pure noise, or a StartAt path)")
+    return pinned.to(x.device), moving.to(x.device), start
 
 
 def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 50, method: str = "rk4",
                      direction: str = "forward", divergence_method: str = "exact", probes: int = 1,
                      generator: torch.Generator | None = None, grid_power: float = 1.0,
-                     max_batch: int = 4096, period: int = 4) -> FlowResult:
+                     max_batch: int = 4096, period: int = 4, start_mean=0.0) -> FlowResult:
     """Integrate X and log q together along ``path``.
+
+    The start law on the moving sites is N(0, Id) for paths from the noise end, and
+    N((1 - a0) m, a0^2 Id) for a :class:`~phi4si.interpolant.paths.StartAt` path from a0 < 1 started at
+    a0 z + (1 - a0) m (``start_mean`` m, a number or a field), as posterior paths are.
 
     ``direction="forward"``: ``x_start`` is the state at s = 0 (noise on the moving sites, data on
     the pinned ones); returns the generated configuration and its log q.  ``direction="reverse"``:
@@ -215,7 +221,7 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
         raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
     if divergence_method not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence_method!r} (choose from {DIVERGENCES})")
-    pinned, moving = _check_path(path, x_start)
+    pinned, moving, a_start = _check_path(path, x_start)
     grid = time_grid(path, steps, grid_power)
     if direction == "reverse":
         grid = grid[::-1]
@@ -259,8 +265,13 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
         noise, data, div_int = x_start.detach(), x, integral
     else:
         noise, data, div_int = x, x_start.detach(), -integral
-    log_q0 = standard_normal_log_density(noise, moving)
     n_moving = moving.expand_as(x).flatten(1).sum(1)
+    if a_start == 1.0:
+        log_q0 = standard_normal_log_density(noise, moving)
+    else:
+        m = torch.as_tensor(start_mean).to(device=dev, dtype=dt)
+        log_q0 = standard_normal_log_density((noise - (1 - a_start) * m) / a_start, moving) \
+            - n_moving.to(dt) * math.log(a_start)
     err = torch.zeros_like(var_sum) if divergence_method == "exact" else var_sum.clamp_min(0).sqrt()
     return FlowResult(x=x, log_q=log_q0 - div_int, log_q0=log_q0, div_integral=div_int, div_error=err,
                       noise=noise, data=data, n_moving=n_moving)
