@@ -147,24 +147,34 @@ def _add_posterior_flags(p, required=False):
     p.add_argument("--start", type=_start, default=None,
                    help="start mean: pilot (default: a pilot run's mean), noise (0) or a number (physical units)")
     p.add_argument("--pilot", type=_int, default=None, help="pilot-run size for --start pilot (default 256)")
+    p.add_argument("--pilot-rounds", type=_int, default=None,
+                   help="pilot runs for --start pilot, each started from the last (default 2)")
 
 
 def _posterior(args, required=False):
     """The Posterior of the reward flags, or None (prior) when no reward flag is given."""
     from .errors import ParameterError
-    from .posterior import Posterior
 
-    given = [f for f in ("h", "k", "a0", "start", "pilot") if getattr(args, f, None) is not None]
+    given = [f for f in ("h", "k", "a0", "start", "pilot", "pilot_rounds") if getattr(args, f, None) is not None]
     if not given:
         if required:
             raise ParameterError("give a reward: --h and/or --k (the prior is `phi4si generate`)")
         return None
     if args.h is None and args.k is None:
-        raise ParameterError(f"{', '.join('--' + f for f in given)} need a reward: --h and/or --k")
-    if args.pilot is not None and args.start not in (None, "pilot"):
-        raise ParameterError("--pilot applies to --start pilot only")
-    return Posterior(h=args.h or 0.0, k=args.k or 0.0, a0=args.a0, start="pilot" if args.start is None else args.start,
-                     pilot=256 if args.pilot is None else args.pilot)
+        raise ParameterError(f"{', '.join('--' + f.replace('_', '-') for f in given)} need a reward: --h and/or --k")
+    return _posterior_settings(args, args.h or 0.0, args.k or 0.0)
+
+
+def _posterior_settings(args, h, k):
+    from .errors import ParameterError
+    from .posterior import Posterior
+
+    for flag in ("pilot", "pilot_rounds"):
+        if getattr(args, flag) is not None and args.start not in (None, "pilot"):
+            raise ParameterError(f"--{flag.replace('_', '-')} applies to --start pilot only")
+    return Posterior(h=h, k=k, a0=args.a0, start="pilot" if args.start is None else args.start,
+                     pilot=256 if args.pilot is None else args.pilot,
+                     rounds=2 if args.pilot_rounds is None else args.pilot_rounds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     nm.add_argument("--start", type=_start, default=None,
                     help="--proposal posterior: start mean pilot (default), noise or a number")
     nm.add_argument("--pilot", type=_int, default=None, help="--proposal posterior: pilot-run size (default 256)")
+    nm.add_argument("--pilot-rounds", type=_int, default=None, help="--proposal posterior: pilot runs (default 2)")
     nm.add_argument("--chains", type=_int, default=1, help="independent chains (imh, block, hybrid; default 1)")
     nm.add_argument("--steps", type=_int, default=10, help="ODE steps of the log-density flow (default 10)")
     nm.add_argument("--solver", choices=SOLVERS, default="rk4", help="ODE solver (default rk4)")
@@ -711,20 +722,15 @@ def cmd_sample_neural(args, argv):
             raise ParameterError(f"{flag} applies to --method {' or '.join(methods)} only")
     proposal = None
     if args.proposal == "posterior":
-        from .posterior import Posterior
-
         if m not in ("reweight", "imh"):
             raise ParameterError("--proposal posterior applies to --method reweight or imh only")
         if args.h == 0 and args.k == 0:
             raise ParameterError("--proposal posterior needs a reward: --h and/or --k")
-        if args.pilot is not None and args.start not in (None, "pilot"):
-            raise ParameterError("--pilot applies to --start pilot only")
-        proposal = Posterior(h=args.h, k=args.k, a0=args.a0, start="pilot" if args.start is None else args.start,
-                             pilot=256 if args.pilot is None else args.pilot)
+        proposal = _posterior_settings(args, args.h, args.k)
     else:
-        for flag in ("a0", "start", "pilot"):
+        for flag in ("a0", "start", "pilot", "pilot_rounds"):
             if getattr(args, flag) is not None:
-                raise ParameterError(f"--{flag} applies to --proposal posterior only")
+                raise ParameterError(f"--{flag.replace('_', '-')} applies to --proposal posterior only")
     if args.chains != 1 and m == "reweight":
         raise ParameterError("--chains applies to imh, block and hybrid (reweight draws independent samples)")
     if args.probes is not None and args.divergence == "exact":

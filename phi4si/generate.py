@@ -75,9 +75,11 @@ def _loop(model, drift, n, shape, make_start, path, steps, solver, sde, gen, bat
 def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size, grid_power, progress,
                  posterior=None, site_average=False):
     """Run a task (``path``, start from ``make_start(noise, offset, size)``) for n samples; with a
-    :class:`~phi4si.posterior.Posterior`, its drift, its start time a0 and its start mean (a pilot run
-    when asked for, with its own random stream) are used.  Returns physical configurations."""
-    from .posterior import _setup, start_mean
+    :class:`~phi4si.posterior.Posterior`, its drift, its start time a0 and its start point are used
+    (``start='pilot'``: a pilot run with its own random stream supplies the data part of the start,
+    see :func:`~phi4si.posterior.pilot_start`).  ``site_average``: the task's law is translation
+    invariant (generation without observed sites).  Returns physical configurations."""
+    from .posterior import _setup, pilot_start
 
     drift, run_path, _ = _setup(model, path, posterior)
     bar = None
@@ -88,16 +90,15 @@ def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, ba
     try:
         start = make_start
         if posterior is not None:
-            def pilot_run(m):
-                g = torch.Generator().manual_seed(int(seed) + 7919)
-                lifted = lambda z, i, b: run_path.lift(make_start(z, i, b), 0.0)  # noqa: E731
+            def pilot_run(m, x1, r):
+                g = torch.Generator().manual_seed(int(seed) + 7919 * (r + 1))
+                lifted = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
                 m = m if site_average else min(m, int(n))       # with data: the first samples' data
-                x = _loop(model, drift, m, shape, lifted, run_path, steps, solver, sde, g, batch_size, grid_power,
-                          None).double()
-                return x.mean(dim=tuple(range(2, x.dim())), keepdim=True) if site_average else x
+                return _loop(model, drift, m, shape, lifted, run_path, steps, solver, sde, g, batch_size, grid_power,
+                             None).double()
 
-            mean = start_mean(model, posterior, pilot_run)
-            start = lambda z, i, b: run_path.lift(make_start(z, i, b), mean)  # noqa: E731
+            x1 = pilot_start(model, posterior, pilot_run, site_average, seed)
+            start = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
         gen = torch.Generator().manual_seed(int(seed))
         x = _loop(model, drift, int(n), shape, start, run_path, steps, solver, sde, gen, batch_size, grid_power, bar)
     finally:

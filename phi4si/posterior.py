@@ -11,12 +11,13 @@ coordinates (A' = scale^2 A, b' = scale (A mean + b)) here.
 
 Start point.  The transform is singular at the noise end, so posterior paths run from a = a0 < 1
 (:class:`~phi4si.interpolant.paths.StartAt`).  The exact law there is a0 z + (1 - a0) x1 with x1
-from the posterior; the start replaces x1 by its mean m:
+from the posterior; the start replaces x1 by an approximation:
 
 * ``start="noise"``: m = 0 - the mean of the result is off by O(1 - a0) (for a Gaussian target
   exactly by T (1 - a0) m_r, T = C_r^(1/2) (a0^2 + (1 - a0)^2 C_r)^(-1/2) per mode);
-* ``start="pilot"`` (default): m = the mean of a short pilot run started from noise (``pilot``
-  samples) - the O(1 - a0) error becomes O((1 - a0)^2);
+* ``start="pilot"`` (default): x1 = a random, randomly translated sample of a short pilot run started
+  from noise (``pilot`` samples; for inpainting, the pilot's mean) - the O(1 - a0) error in the mean
+  and in the variance becomes O((1 - a0)^2);
 * a number: m in physical units (e.g. the posterior <phi> if known).
 
 Choosing a0 trades that start error against extrapolation: near the noise end the transformed
@@ -49,7 +50,8 @@ class Posterior:
 
     h, k: r(phi) = h sum phi + k sum phi^2; a0: start time (None: :data:`DEFAULT_A0`, or just below
     the feasibility bound 1/(1 + sqrt(2k scale^2)) when k > 0); start: 'pilot', 'noise' or a number
-    (the start mean in physical units); pilot: pilot-run size for ``start='pilot'``.
+    (the start mean in physical units); pilot, rounds: size and number of the pilot runs for
+    ``start='pilot'``.
 
     >>> Posterior(h=0.05).describe()["reward"]
     {'h': 0.05, 'k': 0.0}
@@ -60,6 +62,7 @@ class Posterior:
     a0: float | None = None
     start: str | float = "pilot"
     pilot: int = 256
+    rounds: int = 2
 
     def __post_init__(self):
         for name in ("h", "k"):
@@ -75,6 +78,8 @@ class Posterior:
             raise ParameterError(f"posterior start mean must be finite, got {self.start!r}")
         if int(self.pilot) < 2:
             raise ParameterError(f"pilot run size must be >= 2, got {self.pilot}")
+        if int(self.rounds) < 1:
+            raise ParameterError(f"pilot rounds must be >= 1, got {self.rounds}")
 
     def reward(self, model):
         """The reward in the model's normalised coordinates."""
@@ -96,7 +101,7 @@ class Posterior:
 
     def describe(self) -> dict:
         return {"reward": {"h": float(self.h), "k": float(self.k)}, "a0": self.a0, "start": self.start,
-                "pilot": int(self.pilot)}
+                "pilot": int(self.pilot), "rounds": int(self.rounds)}
 
 
 def posterior_drift(model, h: float = 0.0, k: float = 0.0):
@@ -116,13 +121,14 @@ def posterior_drift(model, h: float = 0.0, k: float = 0.0):
 
 
 def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | None = None, start="pilot",
-                     pilot: int = 256, **kwargs) -> np.ndarray:
+                     pilot: int = 256, rounds: int = 2, **kwargs) -> np.ndarray:
     """n configurations (physical units) from the posterior exp(h sum phi + k sum phi^2) p(phi) with a
     prior model: :func:`phi4si.generate.generate` with ``posterior=Posterior(h, k, a0, start, pilot)``;
     ``kwargs`` go to it (shape, steps, solver, sde, seed, batch_size, grid_power, progress)."""
     from .generate import generate
 
-    return generate(model, n, posterior=Posterior(h=h, k=k, a0=a0, start=start, pilot=pilot), **kwargs)
+    return generate(model, n, posterior=Posterior(h=h, k=k, a0=a0, start=start, pilot=pilot, rounds=rounds),
+                    **kwargs)
 
 
 def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solver: str = "heun", seed: int = 0,
@@ -145,10 +151,16 @@ def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solv
         return dataclasses.replace(posterior, start=float(model.mean))
     shape = model.check_shape(model.shape if shape is None else shape)
     drift, path, _ = _setup(model, GenerationPath(shape), posterior)
-    g = torch.Generator().manual_seed(int(seed) + 7919)
-    x = _loop(model, drift, int(posterior.pilot), shape, lambda z, i, b: path.lift(z, 0.0), path, steps, solver,
-              None, g, batch_size, 1.0, None)
-    return dataclasses.replace(posterior, start=float(model.to_physical(x.double()).mean()))
+    last = {}
+
+    def pilot_run(m, x1, r):
+        g = torch.Generator().manual_seed(int(seed) + 7919 * (r + 1))
+        last["x"] = _loop(model, drift, m, shape, lambda z, i, b: path.lift(z, x1(b)), path, steps, solver, None, g,
+                          batch_size, 1.0, None).double()
+        return last["x"]
+
+    pilot_start(model, posterior, pilot_run, True, seed)
+    return dataclasses.replace(posterior, start=float(model.to_physical(last["x"]).mean()))
 
 
 def _setup(model, path, posterior: Posterior | None):
@@ -162,13 +174,40 @@ def _setup(model, path, posterior: Posterior | None):
     return PosteriorDrift(model.drift(), posterior.reward(model)), StartAt(path, a0), a0
 
 
-def start_mean(model, posterior: Posterior, pilot_run) -> torch.Tensor | float:
-    """The start mean in normalised coordinates: 0, the given number, or the mean of a pilot run
-    (``pilot_run(n)`` returns normalised samples (n, 1, *shape)); for generation the lattice is
-    translation invariant and the pilot mean is averaged over sites."""
+def pilot_start(model, posterior: Posterior, pilot_run, translation_invariant: bool, seed: int = 0):
+    """The data part x1 of the start a0 z + (1 - a0) x1, as a function of the batch size b (normalised
+    coordinates): 0 (``start='noise'``), the given number, or for ``start='pilot'`` the result of
+    ``rounds`` pilot runs (``pilot_run(n, x1, round)`` returns normalised samples (n, 1, *shape) of the
+    task started with data part ``x1``), each started from the previous one (the first from noise):
+
+    * translation-invariant tasks (generation): a random pilot sample, randomly translated, per start -
+      the start law then has the posterior's mean *and* covariance up to the last pilot's error; each
+      round multiplies the start error by T (1 - a0) < 1 per mode (T as in the module docstring; it
+      approaches 1 for the critical zero mode when (1 - a0)^2 c >> a0^2, hence several rounds);
+    * tasks with observed data (inpainting): the pilot's per-site mean (its samples belong to other
+      data), which fixes the mean only.
+    """
     if posterior.start == "noise":
-        return 0.0
+        return lambda b: 0.0
     if posterior.start != "pilot":
-        return (float(posterior.start) - model.mean) / model.scale
-    x = pilot_run(int(posterior.pilot))
-    return x.mean(0, keepdim=True)
+        v = (float(posterior.start) - model.mean) / model.scale
+        return lambda b: v
+    g = torch.Generator().manual_seed(int(seed) + 104729)
+
+    def sampler(x):
+        if not translation_invariant:
+            mean = x.mean(0, keepdim=True)
+            return lambda b: mean
+        sp = tuple(range(1, x.dim() - 1))
+
+        def draw(b):
+            idx = torch.randint(len(x), (b,), generator=g)
+            shifts = [torch.randint(int(L), (b,), generator=g) for L in x.shape[2:]]
+            return torch.stack([torch.roll(x[int(j)], tuple(int(s[i]) for s in shifts), dims=sp)
+                                for i, j in enumerate(idx)])
+        return draw
+
+    x1 = lambda b: 0.0  # noqa: E731
+    for r in range(int(posterior.rounds)):
+        x1 = sampler(pilot_run(int(posterior.pilot), x1, r))
+    return x1

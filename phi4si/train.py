@@ -26,12 +26,10 @@ import copy
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ._version import __version__
@@ -165,7 +163,7 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
     from .interpolant.measures import Mixture, measure_from_dict, preset_measure
     from .interpolant.operators import family_from_dict
     from .nn.augment import random_symmetry
-    from .nn.unet import LatticeUNet, UNetConfig, preset
+    from .nn.unet import LatticeUNet, preset
 
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     cfg.validate()

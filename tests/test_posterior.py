@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +93,28 @@ def test_pilot_start_removes_the_first_order_bias(oracle_model):
     assert err(noise) > 5 * err(given) and err(pilot) < 0.3 * err(noise)
 
 
+def test_pilot_samples_fix_the_start_variance_too(oracle_model):
+    """A start mean alone leaves the zero mode's variance short by a0^2 / (a0^2 + (1 - a0)^2 c) (here
+    -16%); drawing the start's data part from the pilot samples removes that to second order."""
+    orc, model = oracle_model
+    mu, C = _exact(orc, 0.3, 0.0)
+    var_exact = C.sum() / V**2                     # variance of the lattice mean m
+    a0 = 0.7
+    kw = dict(steps=20, solver="rk4", seed=6, batch_size=1000)
+    mean_only = generate(model, 3000, posterior=Posterior(h=0.3, a0=a0, start=float(mu.mean())), **kw)
+    pilot = generate(model, 3000, posterior=Posterior(h=0.3, a0=a0, start="pilot", pilot=1000, rounds=1), **kw)
+    c = C.sum() / V / 1.5**2                       # zero-mode variance in normalised units
+    ratio = lambda p: p.reshape(len(p), -1).mean(1).var() / var_exact   # noqa: E731
+    assert ratio(mean_only) == pytest.approx(a0**2 / (a0**2 + (1 - a0) ** 2 * c), abs=0.08)
+    assert abs(ratio(pilot) - 1) < 0.08
+    # mean: the pilot (from noise) is off by T (1 - a0) (mu - 0.3) in the zero mode, the main run by the square
+    Td = (1 - a0) / math.sqrt(a0**2 + (1 - a0) ** 2 * c)
+    assert pilot.mean() == pytest.approx(0.3 + (mu.mean() - 0.3) * (1 - Td**2), abs=0.03)
+    # each further pilot round multiplies the error by T (1 - a0) again
+    three = generate(model, 3000, posterior=Posterior(h=0.3, a0=a0, start="pilot", pilot=1000, rounds=3), **kw)
+    assert three.mean() == pytest.approx(0.3 + (mu.mean() - 0.3) * (1 - Td**4), abs=0.03)
+
+
 def test_oracle_posterior_inpainting_is_the_exact_conditional(oracle_model):
     orc, model = oracle_model
     h, k = 0.3, -0.3
@@ -146,7 +167,7 @@ def test_posterior_drift_of_a_model_maps_the_reward(oracle_model):
     (dict(h=float("nan")), "h must be a finite"), (dict(k=float("inf")), "k must be a finite"),
     (dict(h=0.1, a0=1.0), "a0 must be in"), (dict(h=0.1, a0=0.0), "a0 must be in"),
     (dict(h=0.1, start="middle"), "start must be one of"), (dict(h=0.1, start=float("nan")), "start mean must be"),
-    (dict(h=0.1, pilot=1), "pilot run size"),
+    (dict(h=0.1, pilot=1), "pilot run size"), (dict(h=0.1, rounds=0), "pilot rounds"),
 ])
 def test_bad_posterior_settings_are_refused(kw, match):
     with pytest.raises(ParameterError, match=match):
@@ -202,6 +223,9 @@ def test_cli_posterior_generate_and_inpaint(cli, tiny, tmp_path):
     (("--h", "0.1", "--start", "sideways"), "pilot, noise or a number"),
     (("--h", "0.1", "--start", "noise", "--pilot", "8"), "--pilot applies to --start pilot"),
     (("--h", "0.1", "--pilot", "1"), "pilot run size"),
+    (("--h", "0.1", "--pilot-rounds", "0"), "pilot rounds must be"),
+    (("--h", "0.1", "--start", "0.2", "--pilot-rounds", "2"), "--pilot-rounds applies to --start pilot"),
+    (("--pilot-rounds", "2"), "--pilot-rounds need a reward"),
     (("--k", "0.2", "--a0", "0.95"), "exists only for a <="),
     (("--h", "0.1", "--mask", "block:2x2@0,0"), "--mask needs --data"),
     (("--h", "0.1", "--data", "DATA"), "--data needs --mask"),
@@ -297,6 +321,7 @@ def test_cli_sample_neural_posterior_proposal(cli, tiny, tmp_path):
     (("--method", "block", "--proposal", "posterior", "--h", "0.1"), "reweight or imh only"),
     (("--method", "reweight", "--a0", "0.9", "--h", "0.1"), "--a0 applies to --proposal posterior"),
     (("--method", "reweight", "--start", "noise"), "--start applies to --proposal posterior"),
+    (("--method", "imh", "--pilot-rounds", "3"), "--pilot-rounds applies to --proposal posterior"),
     (("--method", "reweight", "--proposal", "posterior", "--h", "0.1", "--start", "noise", "--pilot", "9"),
      "--pilot applies to --start pilot"),
     (("--method", "reweight", "--proposal", "posterior", "--h", "0.1", "--a0", "2"), "a0 must be in"),

@@ -73,7 +73,6 @@ def run_reward(model, params, prior_phi, hmc_path, h, k, n, steps, solver, varia
     from phi4si.posterior import Posterior
 
     pr = params.with_rewards(h=h, k=k)
-    V = int(np.prod(params.shape))
     row = {"reward": {"h": h, "k": k}}
     hm = analyze_file(hmc_path)
     row["hmc"] = {o: [hm[o]["value"], hm[o]["error"]] for o in OBS}
