@@ -1,4 +1,5 @@
-"""Render results/*.json of evaluate_generation.py as markdown tables into README.md.
+"""Render results/*.json of evaluate_generation.py as markdown tables into README.md, and the
+posterior study's tables (results/posterior_*.md, written by posterior_study.py) into their block.
 
     python papers/negrel2025/make_tables.py          # print
     python papers/negrel2025/make_tables.py --write  # replace the block between the markers in README.md
@@ -10,6 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 BEGIN, END = "<!-- BEGIN GENERATED TABLES (make_tables.py) -->", "<!-- END GENERATED TABLES -->"
+PBEGIN, PEND = "<!-- BEGIN POSTERIOR TABLES (make_tables.py) -->", "<!-- END POSTERIOR TABLES -->"
 
 
 def _fmt(e, k):
@@ -35,17 +37,24 @@ def table(path: Path) -> str:
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
+def _replace(s, begin, end, text):
+    i, j = s.index(begin) + len(begin), s.index(end)
+    return s[:i] + "\n" + text + s[j:]
+
+
 def main():
-    files = sorted((HERE / "results").glob("*.json"))
+    files = sorted(f for f in (HERE / "results").glob("*.json") if not f.stem.startswith("posterior_"))
     text = "\n".join(table(f) for f in files)
+    post = "\n".join(f.read_text() for f in sorted((HERE / "results").glob("posterior_*.md")))
     if "--write" in sys.argv:
         readme = HERE / "README.md"
-        s = readme.read_text()
-        i, j = s.index(BEGIN) + len(BEGIN), s.index(END)
-        readme.write_text(s[:i] + "\n" + text + s[j:])
+        s = _replace(readme.read_text(), BEGIN, END, text)
+        if PBEGIN in s:
+            s = _replace(s, PBEGIN, PEND, post)
+        readme.write_text(s)
         print(f"updated {readme}")
     else:
-        print(text)
+        print(text + "\n" + post)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ fi
 if [[ $STAGE == start || $STAGE == all ]] && want l8; then
   # the start-point study: bias of the raw generator against a0 and the start mean (h = 0.05, 0.1)
   python "$HERE/posterior_study.py" --model "$W/l8.pt" --prior "$W/l8_ref.h5" --hmc "$W/l8_{reward}.h5" \
-      --h 0.05 0.1 --n 8000 --steps 20 --solver heun --name l8_start --variants a0=0.9,start=pilot \
+      --h 0.05 0.1 --n 6000 --steps 20 --solver heun --name l8_start --variants a0=0.9,start=pilot \
       a0=0.9,start=noise a0=0.7,start=pilot a0=0.97,start=pilot a0=0.99,start=noise a0=0.999,start=noise \
       --out "$HERE/results/posterior_l8_start.json"
 fi
