@@ -115,7 +115,7 @@ def table(rows, name, shape, meta):
            f"{meta['n']} posterior samples per row ({meta['solver']}:{meta['steps']}); HMC at the same h or k; "
            f"reweighting of the prior HMC ensemble ({rows[0]['reweight']['n']} configurations).",
            "",
-           "| reward | method | <m> | <\\|m\\|> | chi | U4 | <m> vs HMC | note |",
+           "| reward | method | <m> | <\\|m\\|> | chi | U4 | vs HMC (<m> for h, <\\|m\\|> for k) | note |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rew = ", ".join(f"{k}={v:g}" for k, v in r["reward"].items() if v)
@@ -124,11 +124,12 @@ def table(rows, name, shape, meta):
             return " | ".join(f"{d[o][0]:.4g}({d[o][1]:.2g})" for o in OBS)
         out.append(f"| {rew} | HMC | {cells(r['hmc'])} | | |")
         rw = r["reweight"]
-        out.append(f"| {rew} | reweight | {cells(rw)} | z={rw['z_m']:+.1f} | ESS/N {rw['ess_fraction']:.2f} |")
+        o = "m" if r["reward"]["h"] else "abs_m"           # <m> vanishes for a pure k reward
+        out.append(f"| {rew} | reweight | {cells(rw)} | z={rw['z_' + o]:+.1f} | ESS/N {rw['ess_fraction']:.2f} |")
         for g in r["generator"]:
             v = g["variant"]
             out.append(f"| {rew} | generator a0={v['a0']:.3g} {v['start']} | {cells(g)} | "
-                       f"{100 * g['rel_m']:+.1f}% z={g['z_m']:+.1f} | {g['seconds']:.0f} s |")
+                       f"{100 * g['rel_' + o]:+.1f}% z={g['z_' + o]:+.1f} | {g['seconds']:.0f} s |")
     return "\n".join(out) + "\n"
 
 
@@ -156,9 +157,10 @@ def figure(all_hists, rows, path, name):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--prior", required=True, help="prior (h = k = 0) HMC ensemble with stored configurations")
-    ap.add_argument("--hmc", required=True, help="HMC file pattern with {reward} -> h0.05, k-0.5, ...")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite the markdown table of a finished JSON file")
+    ap.add_argument("--model")
+    ap.add_argument("--prior", help="prior (h = k = 0) HMC ensemble with stored configurations")
+    ap.add_argument("--hmc", help="HMC file pattern with {reward} -> h0.05, k-0.5, ...")
     ap.add_argument("--h", type=float, nargs="*", default=[])
     ap.add_argument("--k", type=float, nargs="*", default=[])
     ap.add_argument("--n", type=int, default=2000)
@@ -168,9 +170,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     ap.add_argument("--figure")
     a = ap.parse_args(argv)
+    if a.render:
+        d = json.loads(Path(a.render).read_text())
+        Path(a.render).with_suffix(".md").write_text(table(d["rows"], d["name"], None, d["meta"]))
+        return
+    if not (a.model and a.prior and a.hmc and a.out):
+        ap.error("--model, --prior, --hmc and --out are required")
 
     import torch
 
