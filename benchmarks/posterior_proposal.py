@@ -14,12 +14,14 @@ Writes benchmarks/results/posterior_proposal_<label>.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, save  # noqa: E402
 
 OBS = ("m", "abs_m", "chi")
 
@@ -50,7 +52,8 @@ def main(argv=None):
     model = load_model(a.model)
     fs = FlowSettings(steps=a.steps, solver="rk4", divergence="colored", batch_size=a.batch_size)
     ref = analyze_file(a.ref_h)
-    out = {"model": Path(a.model).name, "h": a.h, "n": a.n, "flow": fs.to_dict(), "command": " ".join(sys.argv),
+    out = {"machine": machine_info(), "model": Path(a.model).name, "h": a.h, "n": a.n, "flow": fs.to_dict(),
+           "command": " ".join(sys.argv),
            "hmc": {o: [ref[o]["value"], ref[o]["error"]] for o in OBS}, "runs": {}}
     Path(a.workdir).mkdir(parents=True, exist_ok=True)
     for name, prop in (("prior", None), ("posterior", Posterior(h=a.h))):
@@ -69,9 +72,7 @@ def main(argv=None):
         print(f"{a.label} {name:9s} ESS/N {row['ess_fraction']:.3f}  <m> {row['m'][0]:.4f}({row['m'][1]:.4f}) "
               f"z={row['z_m']:+.1f}  <|m|> z={row['z_abs_m']:+.1f}  chi z={row['z_chi']:+.1f}  "
               f"{row['seconds_per_proposal']:.2f} s/proposal", flush=True)
-    res = Path(__file__).parent / "results" / f"posterior_proposal_{a.label}.json"
-    res.write_text(json.dumps(out, indent=1))
-    print(f"wrote {res}")
+    print(f"wrote {save(f'posterior_proposal_{a.label}.json', out)}")
 
 
 if __name__ == "__main__":

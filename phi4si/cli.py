@@ -668,10 +668,16 @@ def cmd_posterior(args, argv):
     return cmd_generate(args, argv)
 
 
-def _output_params(model, shape):
+def _output_params(model, shape, post=None):
+    """The output's couplings: the model's training data's, with the posterior's h, k when sampling one
+    (whose start time is checked here, against the feasibility bound of k > 0, before any work)."""
     from .lattice.params import Phi4Params
 
-    return Phi4Params.from_dict({**model.lattice["params"], "shape": list(shape)})
+    params = Phi4Params.from_dict({**model.lattice["params"], "shape": list(shape)})
+    if post is None:
+        return params
+    post.start_time(model)
+    return params.with_rewards(h=post.h, k=post.k)
 
 
 def cmd_generate(args, argv):
@@ -688,10 +694,7 @@ def cmd_generate(args, argv):
     if args.order:
         _check_order(args, shape, levels)
     post = _posterior(args)
-    params = _output_params(model, shape)
-    if post is not None:
-        params = params.with_rewards(h=post.h, k=post.k)
-        post.start_time(model)                       # a0 against the feasibility bound, before any work
+    params = _output_params(model, shape, post)
     from .generate import generate, sequential, write_samples
 
     common = dict(_solve_settings(args, steps, solver), posterior=post)
@@ -826,10 +829,7 @@ def cmd_inpaint(args, argv):
         _check_order(args, shape, levels, observed=~unknown)
     dtype = args.dtype or (data_dtype if data_dtype in ("float32", "float64") else "float64")
     post = _posterior(args)
-    params = _output_params(model, shape)
-    if post is not None:
-        params = params.with_rewards(h=post.h, k=post.k)
-        post.start_time(model)
+    params = _output_params(model, shape, post)
     mp, dp = dict(model.lattice.get("params") or {}), dict(attrs.get("params") or {})
     mp.pop("shape", None)
     dp.pop("shape", None)

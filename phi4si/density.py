@@ -108,7 +108,7 @@ def _generation(model, shape, posterior):
     if isinstance(posterior.start, str):
         raise ParameterError("a posterior proposal needs a fixed start mean (phi4si.posterior.resolve_start), "
                              f"got start={posterior.start!r}")
-    drift, path, _ = _setup(model, GenerationPath(shape), posterior)
+    drift, path = _setup(model, GenerationPath(shape), posterior)
     return drift, path, (float(posterior.start) - model.mean) / model.scale
 
 

@@ -72,6 +72,19 @@ def _loop(model, drift, n, shape, make_start, path, steps, solver, sde, gen, bat
     return torch.cat(out)
 
 
+def _pilot_runner(model, drift, path, make_start, shape, steps, solver, sde, seed, batch_size, grid_power, cap=None):
+    """``pilot_run(m, x1, round)`` for :func:`~phi4si.posterior.pilot_start`: m (at most ``cap``) normalised
+    samples of the task on the posterior ``path`` (a StartAt), started with data part ``x1(b)``, each
+    round with its own random stream."""
+    def pilot_run(m, x1, r):
+        g = torch.Generator().manual_seed(int(seed) + 7919 * (r + 1))
+        lifted = lambda z, i, b: path.lift(make_start(z, i, b), x1(b))  # noqa: E731
+        m = m if cap is None else min(m, cap)
+        return _loop(model, drift, m, shape, lifted, path, steps, solver, sde, g, batch_size, grid_power, None).double()
+
+    return pilot_run
+
+
 def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size, grid_power, progress,
                  posterior=None, site_average=False):
     """Run a task (``path``, start from ``make_start(noise, offset, size)``) for n samples; with a
@@ -81,7 +94,7 @@ def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, ba
     invariant (generation without observed sites).  Returns physical configurations."""
     from .posterior import _setup, pilot_start
 
-    drift, run_path, _ = _setup(model, path, posterior)
+    drift, run_path = _setup(model, path, posterior)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -90,13 +103,9 @@ def _run_batches(model, n, shape, make_start, path, steps, solver, sde, seed, ba
     try:
         start = make_start
         if posterior is not None:
-            def pilot_run(m, x1, r):
-                g = torch.Generator().manual_seed(int(seed) + 7919 * (r + 1))
-                lifted = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
-                m = m if site_average else min(m, int(n))       # with data: the first samples' data
-                return _loop(model, drift, m, shape, lifted, run_path, steps, solver, sde, g, batch_size, grid_power,
-                             None).double()
-
+            # with data, the pilot uses the first samples' data (at most n of them)
+            pilot_run = _pilot_runner(model, drift, run_path, make_start, shape, steps, solver, sde, seed, batch_size,
+                                      grid_power, None if site_average else int(n))
             x1 = pilot_start(model, posterior, pilot_run, site_average, seed)
             start = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
         gen = torch.Generator().manual_seed(int(seed))

@@ -103,7 +103,7 @@ def analyze_configs(phi, params, log_w=None, S: float = 2.0) -> dict:
     >>> abs(r["m"].value) < 0.1
     True
     """
-    from .lattice import kernels
+    from .lattice import measure
 
     shape = tuple(int(s) for s in params.shape)
     phi = np.asarray(phi, dtype=np.float64)
@@ -111,13 +111,10 @@ def analyze_configs(phi, params, log_w=None, S: float = 2.0) -> dict:
         raise ValueError(f"configurations of shape {phi.shape[-len(shape):]} for a lattice {shape}")
     if phi.ndim == len(shape) + 1:
         phi = phi[None]
-    C, T = phi.shape[:2]
-    cos_t, sin_t, strides = kernels.phase_tables(shape)
-    m, Sv, gp = kernels.measure_batch(np.ascontiguousarray(phi.reshape(C * T, -1)), np.array(shape, dtype=np.int64),
-                                      params.mass_term, params.lam, params.h, cos_t, sin_t, strides)
+    m, Sv, gp = measure(phi, params)
     if log_w is not None:
-        log_w = np.asarray(log_w, dtype=np.float64).reshape(C, T)
-    return _estimates(shape, m.reshape(C, T), gp.reshape(C, T, -1), Sv.reshape(C, T), log_w, S)
+        log_w = np.asarray(log_w, dtype=np.float64).reshape(m.shape)
+    return _estimates(shape, m, gp, Sv, log_w, S)
 
 
 def _estimates(shape, m, gp_all, S_series, log_w, S):

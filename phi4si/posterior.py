@@ -22,7 +22,8 @@ from the posterior; the start replaces x1 by an approximation:
 
 Choosing a0 trades that start error against extrapolation: near the noise end the transformed
 field x_r = x + a^2/(1 - a) b' leaves the training distribution like 1/(1 - a)
-(``papers/negrel2025/posterior_start.py`` measures the bias against a0 on the oracle and on
+(the Gaussian-oracle formulas are tested in tests/test_posterior.py; ``posterior_study.sh start`` and
+``posterior_architecture.sh`` in papers/negrel2025 measure the bias against a0 and the architecture on
 trained models).  The default a0 = 0.9 (or just below the feasibility bound of a positive k).
 
 >>> # m = load_model("model.pt"); phi = sample_posterior(m, 1000, h=0.05, steps=20)
@@ -142,7 +143,7 @@ def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solv
     """
     import dataclasses
 
-    from .generate import _loop
+    from .generate import _pilot_runner
     from .interpolant.paths import GenerationPath
 
     if not isinstance(posterior.start, str):
@@ -150,13 +151,12 @@ def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solv
     if posterior.start == "noise":
         return dataclasses.replace(posterior, start=float(model.mean))
     shape = model.check_shape(model.shape if shape is None else shape)
-    drift, path, _ = _setup(model, GenerationPath(shape), posterior)
+    drift, path = _setup(model, GenerationPath(shape), posterior)
+    run = _pilot_runner(model, drift, path, lambda z, i, b: z, shape, steps, solver, None, seed, batch_size, 1.0)
     last = {}
 
     def pilot_run(m, x1, r):
-        g = torch.Generator().manual_seed(int(seed) + 7919 * (r + 1))
-        last["x"] = _loop(model, drift, m, shape, lambda z, i, b: path.lift(z, x1(b)), path, steps, solver, None, g,
-                          batch_size, 1.0, None).double()
+        last["x"] = run(m, x1, r)
         return last["x"]
 
     pilot_start(model, posterior, pilot_run, True, seed)
@@ -164,14 +164,13 @@ def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solv
 
 
 def _setup(model, path, posterior: Posterior | None):
-    """(drift, path, a0) for a task: the prior drift and path, or the posterior ones."""
+    """(drift, path) for a task: the prior drift and path, or the posterior ones (path from a0)."""
     if posterior is None:
-        return model.drift(), path, None
+        return model.drift(), path
     from .interpolant.paths import StartAt
     from .interpolant.rewards import PosteriorDrift
 
-    a0 = posterior.start_time(model)
-    return PosteriorDrift(model.drift(), posterior.reward(model)), StartAt(path, a0), a0
+    return PosteriorDrift(model.drift(), posterior.reward(model)), StartAt(path, posterior.start_time(model))
 
 
 def pilot_start(model, posterior: Posterior, pilot_run, translation_invariant: bool, seed: int = 0):

@@ -332,21 +332,16 @@ class ConfigurationWriter:
 
     def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
         """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""
-        from .lattice import kernels
+        from .lattice import measure
 
         C, T = phi.shape[:2]
-        flat = np.ascontiguousarray(phi, dtype=np.float64).reshape(C * T, -1)
-        cos_t, sin_t, strides = kernels.phase_tables(self.params.shape)
-        p = self.params
-        m, S, gp = kernels.measure_batch(flat, np.array(p.shape, dtype=np.int64), p.mass_term, p.lam, p.h,
-                                         cos_t, sin_t, strides)
-        scal = {"m": m.reshape(C, T), "S": S.reshape(C, T), "accepted": np.asarray(accepted, float),
-                "dH": np.asarray(dH, float)}
+        m, S, gp = measure(phi, self.params)
+        scal = {"m": m, "S": S, "accepted": np.asarray(accepted, float), "dH": np.asarray(dH, float)}
         if log_w is not None:
             scal["log_w"] = np.asarray(log_w, float)
         idx = np.arange(self.n, self.n + T, dtype=np.int64)
-        sp = flat.reshape(C, T, -1)[:, -1] if state_phi is None else np.reshape(state_phi, (C, -1))
-        self.w.append(scalars=scal, gp=gp.reshape(C, T, -1), configs=phi.astype(self.dtype), cfg_index=idx,
+        sp = np.asarray(phi[:, -1], dtype=np.float64).reshape(C, -1) if state_phi is None else np.reshape(state_phi, (C, -1))
+        self.w.append(scalars=scal, gp=gp, configs=phi.astype(self.dtype), cfg_index=idx,
                       traj_index=idx, state_phi=sp, state=state)
         self.n += T
 

@@ -51,19 +51,17 @@ def _parse_variant(spec):
 
 
 def _prior_configs(path):
-    import h5py
+    from phi4si import open_ensemble
 
-    with h5py.File(path, "r") as f:
-        n = int(f["cfg"].shape[0])
-        return np.asarray(f["phi"][:, :n], dtype=np.float64)
+    with open_ensemble(path) as ds:
+        return np.asarray(ds["phi"].values, dtype=np.float64)
 
 
 def _hmc_m(path):
-    import h5py
+    from phi4si import open_ensemble
 
-    with h5py.File(path, "r") as f:
-        n = int(f.attrs["n_done"])
-        return np.asarray(f["m"][:, :n]).ravel()
+    with open_ensemble(path) as ds:
+        return np.asarray(ds["m"].values).ravel()
 
 
 def run_reward(model, params, prior_phi, hmc_path, h, k, n, steps, solver, variants, seed):

@@ -266,12 +266,9 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
     else:
         noise, data, div_int = x, x_start.detach(), -integral
     n_moving = moving.expand_as(x).flatten(1).sum(1)
-    if a_start == 1.0:
-        log_q0 = standard_normal_log_density(noise, moving)
-    else:
-        m = torch.as_tensor(start_mean).to(device=dev, dtype=dt)
-        log_q0 = standard_normal_log_density((noise - (1 - a_start) * m) / a_start, moving) \
-            - n_moving.to(dt) * math.log(a_start)
+    m = torch.as_tensor(start_mean).to(device=dev, dtype=dt)      # start law N((1 - a0) m, a0^2) (a0 = 1: N(0, Id))
+    log_q0 = standard_normal_log_density((noise - (1 - a_start) * m) / a_start, moving) \
+        - n_moving.to(dt) * math.log(a_start)
     err = torch.zeros_like(var_sum) if divergence_method == "exact" else var_sum.clamp_min(0).sqrt()
     return FlowResult(x=x, log_q=log_q0 - div_int, log_q0=log_q0, div_integral=div_int, div_error=err,
                       noise=noise, data=data, n_moving=n_moving)

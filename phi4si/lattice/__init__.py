@@ -20,6 +20,7 @@ __all__ = [
     "validate_shape",
     "action",
     "force",
+    "measure",
     "p_hat2",
     "free_propagator",
     "free_magnetisation_variance",
@@ -43,6 +44,24 @@ def action(phi, params: Phi4Params) -> np.ndarray:
     flat, lead = _flat(phi, params)
     shape = np.array(params.shape, dtype=np.int64)
     return kernels.action_batch(flat, shape, params.mass_term, params.lam, params.h).reshape(lead)
+
+
+def measure(phi, params: Phi4Params):
+    """Per-configuration (m, S, gp) for fields of shape ``(..., *params.shape)``: the magnetisation, the
+    action (reward terms included) and |phi~(p_min e_mu)|^2 / V per direction (shape ``(..., d)``) - what
+    ensemble files store for every measurement.
+
+    >>> m, S, gp = measure(np.ones((2, 3, 4, 4)), Phi4Params((4, 4), m2=1.0, lam=0.0))
+    >>> m.shape, S.shape, gp.shape, float(m[0, 0])
+    ((2, 3), (2, 3), (2, 3, 2), 1.0)
+    """
+    from . import kernels
+
+    flat, lead = _flat(phi, params)
+    cos_t, sin_t, strides = kernels.phase_tables(params.shape)
+    m, S, gp = kernels.measure_batch(flat, np.array(params.shape, dtype=np.int64), params.mass_term, params.lam,
+                                     params.h, cos_t, sin_t, strides)
+    return m.reshape(lead), S.reshape(lead), gp.reshape(*lead, -1)
 
 
 def force(phi, params: Phi4Params) -> np.ndarray:
