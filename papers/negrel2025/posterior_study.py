@@ -38,15 +38,17 @@ def _est(res):
 
 
 def _parse_variant(spec):
-    out = {"a0": None, "start": "pilot"}
+    out = {"a0": None, "start": "pilot", "steps": None}
     for part in spec.split(","):
         key, _, val = part.partition("=")
         if key == "a0":
             out["a0"] = float(val)
+        elif key == "steps":
+            out["steps"] = int(val)
         elif key == "start":
             out["start"] = val if val in ("pilot", "noise") else float(val)
         else:
-            raise SystemExit(f"bad variant {spec!r}: use a0=VALUE,start=pilot|noise|VALUE")
+            raise SystemExit(f"bad variant {spec!r}: use a0=VALUE,start=pilot|noise|VALUE[,steps=N]")
     return out
 
 
@@ -89,10 +91,11 @@ def run_reward(model, params, prior_phi, hmc_path, h, k, n, steps, solver, varia
     for i, var in enumerate(variants):
         t0 = time.perf_counter()
         post = Posterior(h=h, k=k, a0=var["a0"], start=var["start"])
-        phi = generate(model, n, steps=steps, solver=solver, seed=seed, batch_size=500, posterior=post)
+        phi = generate(model, n, steps=var["steps"] or steps, solver=solver, seed=seed, batch_size=500, posterior=post)
         dt = time.perf_counter() - t0
         g = analyze_configs(phi, pr)
-        ent = dict(_est(g), variant={"a0": post.start_time(model), "start": var["start"]}, n=n, seconds=dt)
+        ent = dict(_est(g), variant={"a0": post.start_time(model), "start": var["start"], "steps": var["steps"] or steps},
+                   n=n, seconds=dt)
         for o in OBS:
             ref, err = row["hmc"][o]
             v, e = ent[o]
@@ -126,7 +129,8 @@ def table(rows, name, shape, meta):
         out.append(f"| {rew} | reweight | {cells(rw)} | z={rw['z_' + o]:+.1f} | ESS/N {rw['ess_fraction']:.2f} |")
         for g in r["generator"]:
             v = g["variant"]
-            out.append(f"| {rew} | generator a0={v['a0']:.3g} {v['start']} | {cells(g)} | "
+            st = f" {meta['solver']}:{v['steps']}" if v.get("steps", meta["steps"]) != meta["steps"] else ""
+            out.append(f"| {rew} | generator a0={v['a0']:.3g} {v['start']}{st} | {cells(g)} | "
                        f"{100 * g['rel_' + o]:+.1f}% z={g['z_' + o]:+.1f} | {g['seconds']:.0f} s |")
     return "\n".join(out) + "\n"
 

@@ -2,7 +2,7 @@
 # Posterior magnetisation study (issue: posterior sampling without retraining, the paper's figure 5):
 # one model trained at h = 0 samples posteriors at h in {0.01, 0.02, 0.05, 0.1} and k in {-0.5, -0.25};
 # compared with HMC run at the same h or k and with reweighting of the prior HMC ensemble.
-#   bash papers/negrel2025/posterior_study.sh [hmc|study|start|all] [l8|l8b|l16|all] [WORKDIR]
+#   bash papers/negrel2025/posterior_study.sh [hmc|study|start|kcheck|all] [l8|l8b|l16|all] [WORKDIR]
 # Needs the models and prior ensembles of phi4_generation.sh in WORKDIR (l8.pt, l8_ref.h5, l16.pt,
 # l16_ref.h5); the L = 8, lam = 4.572 point (l8b) is made here.  Results: papers/negrel2025/results/
 # posterior_<point>.json and .png (committed).  CPU: HMC ~25 min, study ~30 min on 2 cores.
@@ -67,4 +67,11 @@ if [[ $STAGE == start || $STAGE == all ]] && want l8; then
       --h 0.05 0.1 --n 6000 --steps 20 --solver heun --name l8_start --variants a0=0.9,start=pilot \
       a0=0.9,start=noise a0=0.7,start=pilot a0=0.97,start=pilot a0=0.99,start=noise a0=0.999,start=noise \
       --out "$HERE/results/posterior_l8_start.json"
+fi
+
+if [[ $STAGE == kcheck || $STAGE == all ]] && want l16; then
+  # k < 0 at L = 16: is the bias the ODE solver? the same posterior with Heun 20 and Heun 60 steps
+  python "$HERE/posterior_study.py" --model "$W/l16.pt" --prior "$W/l16_ref.h5" --hmc "$W/l16_{reward}.h5" \
+      --k -0.5 --n 600 --steps 20 --solver heun --name l16_kcheck --variants a0=0.9,start=pilot \
+      a0=0.9,start=pilot,steps=60 --out "$HERE/results/posterior_l16_kcheck.json"
 fi
