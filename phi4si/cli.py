@@ -9,6 +9,8 @@
     phi4si inpaint --model MODEL.pt --data ENS.h5 --mask SPEC --out FILE.h5   complete masked sites
     phi4si sample-neural --model MODEL.pt --method imh|block|hybrid|reweight [--h H --k K] --n N --out FILE.h5
                                                   exact sampling with the model (weights or Metropolis)
+    phi4si image train|generate|inpaint|edit|evaluate ...   images (see phi4si.cli_tasks)
+    phi4si maze dataset|train|plan|evaluate ...              maze planning (see phi4si.cli_tasks)
 
 Errors in the input end with a one-line message and a non-zero exit status, before
 anything on disk is touched.  The command line parses; :func:`phi4si.mcmc.run.sample_mcmc`
@@ -128,6 +130,36 @@ def _add_task_flags(p, what):
     p.add_argument("--no-progress", action="store_true")
 
 
+def _add_train_flags(t, model="small", measure="multitask", measures=MEASURES):
+    """Flags of every training command (phi4 ``train``, ``image train``, ``maze train``)."""
+    t.add_argument("--out", required=True, help="model checkpoint to write (.pt)")
+    t.add_argument("--steps", type=_int, default=None, help="optimisation steps")
+    t.add_argument("--minutes", type=_finite_float, default=None, help="wall-clock limit in minutes")
+    t.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
+    t.add_argument("--batch-size", type=_int, default=128, help="batch size (default 128; split over DDP ranks)")
+    t.add_argument("--lr", type=_finite_float, default=2e-3, help="peak learning rate (default 2e-3)")
+    t.add_argument("--warmup", type=_int, default=100, help="linear warm-up steps (default 100)")
+    t.add_argument("--model", choices=MODEL_PRESETS, default=model, help=f"U-Net preset (default {model})")
+    t.add_argument("--net", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a U-Net field of the preset (repeatable), e.g. --net norm=group "
+                        "--net linear_head=false --net channel_mult=1,2,2 (fields: phi4si.nn.UNetConfig)")
+    t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
+    t.add_argument("--measure", choices=measures, default=measure, help=f"task measure (default {measure})")
+    t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
+                   help="exactly Z2-odd network (default: when the data have h = 0)")
+    t.add_argument("--no-augment", action="store_true", help="no lattice-symmetry augmentation")
+    t.add_argument("--ema", type=_finite_float, default=0.999, metavar="DECAY",
+                   help="EMA decay of the weights used for inference, in [0, 1) (default 0.999)")
+    t.add_argument("--seed", type=_int, default=0)
+    t.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    t.add_argument("--val-every", type=_int, default=250, help="validation interval in steps (default 250)")
+    t.add_argument("--checkpoint-every", type=_int, default=500, help="checkpoint interval in steps (default 500)")
+    t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    t.add_argument("--no-progress", action="store_true")
+
+
 def _start(s):
     if s in ("pilot", "noise"):
         return s
@@ -238,32 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "--out bit-exactly (CPU, --steps): repeat the original command with --resume added "
                               "(--steps/--minutes, --device, --threads may change)")
     t.add_argument("--data", required=True, help="training ensemble (HDF5 file of sample-mcmc)")
-    t.add_argument("--out", required=True, help="model checkpoint to write (.pt)")
-    t.add_argument("--steps", type=_int, default=None, help="optimisation steps")
-    t.add_argument("--minutes", type=_finite_float, default=None, help="wall-clock limit in minutes")
-    t.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
-    t.add_argument("--batch-size", type=_int, default=128, help="batch size (default 128; split over DDP ranks)")
-    t.add_argument("--lr", type=_finite_float, default=2e-3, help="peak learning rate (default 2e-3)")
-    t.add_argument("--warmup", type=_int, default=100, help="linear warm-up steps (default 100)")
-    t.add_argument("--model", choices=MODEL_PRESETS, default="small", help="U-Net preset (default small)")
-    t.add_argument("--net", action="append", default=None, metavar="KEY=VALUE",
-                   help="override a U-Net field of the preset (repeatable), e.g. --net norm=group "
-                        "--net linear_head=false --net channel_mult=1,2,2 (fields: phi4si.nn.UNetConfig)")
-    t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
-    t.add_argument("--measure", choices=MEASURES, default="multitask", help="task measure (default multitask)")
-    t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
-                   help="exactly Z2-odd network (default: when the data have h = 0)")
-    t.add_argument("--no-augment", action="store_true", help="no lattice-symmetry augmentation")
-    t.add_argument("--ema", type=_finite_float, default=0.999, metavar="DECAY",
-                   help="EMA decay of the weights used for inference, in [0, 1) (default 0.999)")
-    t.add_argument("--seed", type=_int, default=0)
-    t.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
-    t.add_argument("--val-every", type=_int, default=250, help="validation interval in steps (default 250)")
-    t.add_argument("--checkpoint-every", type=_int, default=500, help="checkpoint interval in steps (default 500)")
-    t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")
-    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    t.add_argument("--no-progress", action="store_true")
+    _add_train_flags(t)
 
     g = sub.add_parser("generate", help="samples of a trained model, written as an ensemble file",
                        epilog="the output is an ensemble file (one chain, one 'trajectory' per sample) that "
@@ -355,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     nm.add_argument("--resume", action="store_true",
                     help="continue --out (written in chunks with its random state) up to --n; same settings")
     nm.add_argument("--no-progress", action="store_true")
+
+    from .cli_tasks import add_task_parsers
+
+    add_task_parsers(sub)
 
     d = sub.add_parser("demo", help="a small HMC run (8x8, m2=-4, lam=8), its analysis and plots")
     d.add_argument("--out", default="phi4si-demo", help="output directory (default ./phi4si-demo)")
@@ -490,8 +501,15 @@ def cmd_train(args, argv):
         from .errors import EnsembleFileError
 
         raise EnsembleFileError(f"{args.data}: no such file")
+    _run_training(args.data, args, argv)
+
+
+def _run_training(data, args, argv):
+    """Build the TrainConfig from the training flags, train on ``data`` (a file or a TrainingData)."""
+    from .errors import ParameterError
     from .train import TrainConfig, train
 
+    out = Path(args.out)
     steps, minutes = args.steps, args.minutes
     if steps is None and minutes is None:
         steps = 2000
@@ -509,7 +527,7 @@ def cmd_train(args, argv):
         raise ParameterError(f"--warmup must be >= 0, got {args.warmup}")
     if args.seed < 0:
         raise ParameterError(f"--seed must be >= 0, got {args.seed}")
-    res = train(args.data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+    res = train(data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                 log_path=args.log, command="phi4si " + shlex.join(argv))
     last = res["history"][-1] if res["history"] else {}
     val = ", ".join(f"{k} {v:.4g}" for k, v in (last.get("val") or {}).items())
@@ -947,6 +965,10 @@ def _run(argv) -> int:
             cmd_sample_neural(args, argv)
         elif args.cmd == "posterior":
             cmd_posterior(args, argv)
+        elif args.cmd in ("image", "maze"):
+            from .cli_tasks import run_task
+
+            run_task(args, argv)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except Phi4siError as e:
         print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)

@@ -12,6 +12,9 @@ Normalisation: x = (phi - mean) / scale with scale = the standard deviation of p
 training set and mean = 0 when the prior is Z2-symmetric (h = 0; a nonzero mean would break the
 symmetry the model may enforce), else the sample mean.  Both are stored in the checkpoint.
 
+Other data (images, maze trajectories, any array) train through :class:`ArrayData`; the trainer
+accepts any :class:`TrainingData`.
+
 >>> # EnsembleData("ens.h5").batch(64, torch.Generator())  -> tensor (64, 1, *shape)
 """
 
@@ -25,11 +28,39 @@ import torch
 
 from .errors import EnsembleFileError
 
-__all__ = ["EnsembleData"]
+__all__ = ["TrainingData", "EnsembleData", "ArrayData"]
 
 
-class EnsembleData:
+class TrainingData:
+    """What :func:`phi4si.train.train` consumes: normalised batches and the facts a checkpoint records.
+
+    Attributes: ``shape`` (spatial), ``channels``, ``params`` (a JSON-able dict describing the data,
+    stored as the checkpoint's ``lattice.params``), ``mean``/``scale`` (x = (data - mean) / scale),
+    ``symmetric`` (Z2-symmetric law: the trainer may enforce an odd model and flip signs),
+    ``n_chains``, ``n_cfg``, ``n_train``, ``n_val``, ``attrs``, ``source`` (recorded path or name),
+    ``model_defaults`` (U-Net fields the data imply, e.g. padding) and ``lattice_symmetries`` (the
+    trainer augments with translations/reflections/rotations of the lattice).  Methods
+    ``batch(n, gen)`` and ``validation(n, gen)`` return tensors (n, channels, *shape) and
+    ``augment(x, gen)`` (identity unless overridden) transforms a training batch.
+    """
+
+    channels = 1
+    model_defaults: dict = {}
+    lattice_symmetries = False
+    attrs: dict = {}
+
+    @property
+    def normalisation(self) -> dict:
+        return {"mean": self.mean, "scale": self.scale}
+
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return x
+
+
+class EnsembleData(TrainingData):
     """Configurations of an ensemble file as a source of normalised training batches."""
+
+    lattice_symmetries = True
 
     def __init__(self, path, val_fraction: float = 0.1, max_memory_gb: float = 4.0, chunks_per_refill: int = 64,
                  symmetric: bool | None = None):
@@ -82,10 +113,7 @@ class EnsembleData:
         if not np.isfinite(scale) or scale <= 0:
             raise EnsembleFileError(f"{self.path}: the configurations have zero or undefined spread")
         self.mean, self.scale = mean, scale
-
-    @property
-    def normalisation(self) -> dict:
-        return {"mean": self.mean, "scale": self.scale}
+        self.source = str(self.path.resolve())
 
     def _read_random_chunks(self, gen, k):
         import h5py
@@ -128,3 +156,62 @@ class EnsembleData:
             arr = np.asarray(f["phi"][:, self.n_train:self.n_cfg], dtype=np.float32).reshape(-1, *self.shape)
         idx = torch.randint(0, arr.shape[0], (n,), generator=gen)
         return self._normalise(torch.from_numpy(arr)[idx])
+
+
+class ArrayData(TrainingData):
+    """An in-memory array ``(N, C, *shape)`` (images, trajectories, ...) as a training source.
+
+    The last ``val_fraction`` of the samples are the validation set; ``mean``/``scale`` default to
+    the mean and standard deviation over all training values (one pair for all channels, recorded
+    in the checkpoint); ``augment`` is an optional callable ``(x, gen) -> x`` applied to training
+    batches; ``params`` describes the data for the checkpoint; ``model_defaults`` are U-Net fields
+    the data imply (``in_channels`` is always set from the array).
+
+    >>> import torch
+    >>> d = ArrayData(np.arange(40.0).reshape(10, 1, 4), params={"kind": "demo"}, val_fraction=0.2)
+    >>> d.n_train, d.n_val, tuple(d.batch(3, torch.Generator().manual_seed(0)).shape)
+    (8, 2, (3, 1, 4))
+    """
+
+    def __init__(self, array, params: dict, val_fraction: float = 0.1, mean: float | None = None,
+                 scale: float | None = None, augment=None, model_defaults: dict | None = None,
+                 source: str = "<array>"):
+        arr = np.asarray(array, dtype=np.float32)
+        if arr.ndim < 3:
+            raise ValueError(f"ArrayData needs an array (N, C, *shape), got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError("the training array contains NaN or inf")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        n = arr.shape[0]
+        n_val = int(round(val_fraction * n)) if val_fraction > 0 else 0
+        n_val = max(n_val, 1) if val_fraction > 0 else 0
+        if n - n_val < 1:
+            raise ValueError(f"{n} samples leave nothing to train on with val_fraction={val_fraction}")
+        self.channels, self.shape = int(arr.shape[1]), tuple(int(s) for s in arr.shape[2:])
+        self.params, self.source, self._augment = dict(params), str(source), augment
+        self.n_chains, self.n_cfg, self.n_train, self.n_val = 1, n, n - n_val, n_val
+        self.attrs = {"sampler": str(self.params.get("kind", "array"))}
+        self.symmetric = False
+        self.model_defaults = {**(model_defaults or {}), "in_channels": self.channels}
+        train = arr[: self.n_train].astype(np.float64)
+        self.mean = float(train.mean()) if mean is None else float(mean)
+        self.scale = float(np.sqrt(((train - self.mean) ** 2).mean())) if scale is None else float(scale)
+        if not np.isfinite(self.scale) or self.scale <= 0:
+            raise ValueError("the training array has zero or undefined spread")
+        self._train = torch.from_numpy(np.ascontiguousarray(arr[: self.n_train]))
+        self._val = torch.from_numpy(np.ascontiguousarray(arr[self.n_train:]))
+
+    def _pick(self, src, n, gen):
+        return (src[torch.randint(0, src.shape[0], (n,), generator=gen)] - self.mean) / self.scale
+
+    def batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return self._pick(self._train, n, gen)
+
+    def validation(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        if self.n_val == 0:
+            raise ValueError("no validation data (val_fraction = 0)")
+        return self._pick(self._val, n, gen)
+
+    def augment(self, x, gen):
+        return x if self._augment is None else self._augment(x, gen)

@@ -58,14 +58,16 @@ def _check_common(n, steps, solver, sde, batch_size, grid_power=1.0):
 
 
 def _loop(model, drift, n, shape, make_start, path, steps, solver, sde, gen, batch_size, grid_power, bar):
-    """Normalised samples (n, 1, *shape) on the model's device, in batches."""
-    dev, dt = model.device, model.dtype
+    """Normalised samples (n, C, *shape) on the model's device, in batches (C = model.channels).
+    ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per sample)."""
+    dev, dt, C = model.device, model.dtype, getattr(model, "channels", 1)
     out, done = [], 0
     while done < n:
         b = min(batch_size, n - done)
-        noise = torch.randn((b, 1, *shape), generator=gen)
+        noise = torch.randn((b, C, *shape), generator=gen)
         x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
-        out.append(_solve(drift, path, x_start, steps, solver, sde, gen, grid_power, None))
+        p = path(done, b) if callable(path) else path
+        out.append(_solve(drift, p, x_start, steps, solver, sde, gen, grid_power, None))
         done += b
         if bar is not None:
             bar.update(b)

@@ -47,6 +47,11 @@ class TrainedModel:
     def device(self):
         return next(self.net.parameters()).device
 
+    @property
+    def channels(self) -> int:
+        """Field channels C of the network (1 for lattice fields; 1 or 3 for images; 2 for (x, y))."""
+        return int(getattr(getattr(self.net, "config", None), "in_channels", 1))
+
     def drift(self):
         from .interpolant.drifts import NeuralDrift
 

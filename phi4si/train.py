@@ -152,14 +152,15 @@ def _rng_state(gens: dict) -> dict:
     return {k: g.get_state() for k, g in gens.items()}
 
 
-def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
+def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
-    """Train a model on the ensemble ``data_path``; write the checkpoint ``out``; return a summary.
+    """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.data.TrainingData` such as
+    :class:`~phi4si.data.ArrayData`); write the checkpoint ``out``; return a summary.
 
     ``resume=True`` continues ``out`` (same data, same config) bit-exactly on CPU.
     ``max_steps_this_call`` stops early (tests of resume).
     """
-    from .data import EnsembleData
+    from .data import EnsembleData, TrainingData
     from .interpolant.measures import Mixture, measure_from_dict, preset_measure
     from .interpolant.operators import family_from_dict
     from .nn.augment import random_symmetry
@@ -181,14 +182,15 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
     if not out.parent.exists():
         raise ParameterError(f"output directory {out.parent} does not exist")
 
-    data = EnsembleData(data_path, val_fraction=cfg.val_fraction)
+    data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
     shape = data.shape
     fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
     measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
     odd = data.symmetric if cfg.odd is None else bool(cfg.odd)
     if odd and not data.symmetric:
         raise ParameterError("odd=True needs a Z2-symmetric prior (h = 0 data)")
-    mcfg = preset(cfg.model, dim=len(shape), **{**cfg.model_overrides, "odd": odd})
+    mcfg = preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
+                                                 "in_channels": data.channels})
     if len(shape) not in (1, 2):
         raise ParameterError(f"the lattice U-Net supports d = 1 or 2; the data are {len(shape)}-d {shape}")
     if any(L % mcfg.size_multiple for L in shape):
@@ -207,7 +209,7 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
             "augment": torch.Generator().manual_seed(cfg.seed * 1000 + 4 + 7919 * rank)}
     step, wall0, history = 0, 0.0, []
     lattice = {"shape": list(shape), "params": data.params, "d": len(shape)}
-    data_meta = {"path": str(Path(data_path).resolve()), "n_chains": data.n_chains, "n_cfg": data.n_cfg,
+    data_meta = {"path": data.source, "n_chains": data.n_chains, "n_cfg": data.n_cfg,
                  "n_train": data.n_train, "n_val": data.n_val, "sampler": data.attrs.get("sampler", "")}
     if resume:
         ck = torch.load(out, map_location="cpu", weights_only=False)
@@ -309,8 +311,10 @@ def train(data_path, out, config: TrainConfig | None = None, *, resume: bool = F
             for gparam in opt.param_groups:
                 gparam["lr"] = lr
             x1 = data.batch(local_batch, gens["data"])
-            if cfg.augment:
+            if cfg.augment and data.lattice_symmetries:
                 x1 = random_symmetry([x1], gens["augment"], fields=[0], flip_sign=data.symmetric)[0]
+            elif cfg.augment:
+                x1 = data.augment(x1, gens["augment"])
             a = measure.sample(local_batch, shape, gens["measure"], progress=prog)
             x0 = torch.randn(x1.shape, generator=gens["noise"])
             net.train()

@@ -8,7 +8,9 @@ must cover every a that inference will visit:
 * :class:`Sequential` groups done (a = 0), one group at a = t, the rest at 1  (sequential and
   blockwise generation; groups are blocks of given sizes or coarse-to-fine sublattices)
 * :class:`Masks`      observed sites at a = 0 exactly, the others at a = t  (inpainting: random
-  site fractions and random rectangles)
+  site fractions and random rectangles); optionally noisy observations at a small a_obs > 0
+* :class:`Anchors`    a few pinned sites (the first one, one random site, a few extra) at a = 0,
+  the rest at a = t  (planning: start, goal and waypoints of a trajectory)
 * :class:`Mixture`    a weighted mixture of the above, with a curriculum: weights that change
   with the training progress (e.g. the paper's "diagonal first, then hypercube and blocks").
 
@@ -29,7 +31,7 @@ import torch
 
 from .partitions import block_ids, coarse_to_fine_ids
 
-__all__ = ["Measure", "Diagonal", "Hypercube", "Sequential", "Masks", "Mixture", "measure_from_dict",
+__all__ = ["Measure", "Diagonal", "Hypercube", "Sequential", "Masks", "Anchors", "Mixture", "MEASURE_PRESETS", "measure_from_dict",
            "preset_measure"]
 
 
@@ -156,14 +158,22 @@ class Masks(Measure):
 
     With probability ``p_random`` the observed set is iid per site with a fraction f ~ U(f_min,
     f_max); otherwise the unobserved set is a random periodic rectangle with sides ~ U{1..L}.
+
+    ``a_obs_max > 0``: noisy observations.  A datum observed with Gaussian noise of standard
+    deviation sigma (in the model's normalised units), y = x1 + sigma z, is the interpolant state
+    (1 - a) y = a z + (1 - a) x1 at a = sigma / (1 + sigma); so observed sites sit at
+    a = u a_obs_max, u ~ U(0, 1) per sample (u = 0 exactly with probability 1/2, the noise-free case).
     """
 
     name = "masks"
 
-    def __init__(self, p_random: float = 0.5, f_min: float = 0.0, f_max: float = 0.95):
+    def __init__(self, p_random: float = 0.5, f_min: float = 0.0, f_max: float = 0.95, a_obs_max: float = 0.0):
         if not 0.0 <= p_random <= 1.0 or not 0.0 <= f_min <= f_max < 1.0:
             raise ValueError("need 0 <= p_random <= 1 and 0 <= f_min <= f_max < 1")
+        if not 0.0 <= a_obs_max < 1.0:
+            raise ValueError(f"need 0 <= a_obs_max < 1, got {a_obs_max}")
         self.p_random, self.f_min, self.f_max = float(p_random), float(f_min), float(f_max)
+        self.a_obs_max = float(a_obs_max)
 
     def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
         shape = tuple(shape)
@@ -179,11 +189,52 @@ class Masks(Measure):
             unobserved_rect &= inside.reshape(n, *[L if i == ax else 1 for i in range(d)])
         observed = torch.where(use_random.reshape(n, *[1] * d), observed_random, ~unobserved_rect)
         t = torch.rand(n, generator=generator, dtype=dtype).reshape(n, *[1] * d)
-        a = torch.where(observed, torch.zeros((), dtype=dtype), t.expand(n, *shape))
+        a_obs = torch.zeros((), dtype=dtype)
+        if self.a_obs_max > 0:           # extra draws only then: the noise-free stream is unchanged
+            u = torch.rand(n, generator=generator, dtype=dtype) * (torch.rand(n, generator=generator) < 0.5)
+            a_obs = (self.a_obs_max * u).reshape(n, *[1] * d)
+        a = torch.where(observed, a_obs, t.expand(n, *shape))
         return a.reshape(n, 1, *shape).to(device)
 
     def to_dict(self):
-        return {"name": self.name, "p_random": self.p_random, "f_min": self.f_min, "f_max": self.f_max}
+        d = {"name": self.name, "p_random": self.p_random, "f_min": self.f_min, "f_max": self.f_max}
+        return {**d, "a_obs_max": self.a_obs_max} if self.a_obs_max else d
+
+
+class Anchors(Measure):
+    """Planning states: pinned sites at a = 0 exactly, every other site at a = t ~ U(0, 1).
+
+    With probability ``p_first`` the first site (flat index 0: the start of a trajectory) is
+    pinned; one more site uniformly at random (the goal) always is, and ``extra`` ~ U{0..max_extra}
+    further random sites (waypoints).  Covers "pin index 0 and index k, generate the rest".
+
+    >>> import torch
+    >>> a = Anchors(max_extra=0).sample(3, (10,), torch.Generator().manual_seed(1))
+    >>> [int((row == 0).sum()) <= 2 for row in a[:, 0]]
+    [True, True, True]
+    """
+
+    name = "anchors"
+
+    def __init__(self, p_first: float = 0.9, max_extra: int = 2):
+        if not 0.0 <= p_first <= 1.0 or int(max_extra) < 0:
+            raise ValueError(f"need 0 <= p_first <= 1 and max_extra >= 0, got {p_first}, {max_extra}")
+        self.p_first, self.max_extra = float(p_first), int(max_extra)
+
+    def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
+        V = int(np.prod(shape))
+        pinned = torch.zeros(n, V, dtype=torch.bool)
+        pinned[:, 0] = torch.rand(n, generator=generator) < self.p_first
+        k = 1 + torch.randint(0, self.max_extra + 1, (n,), generator=generator)
+        for j in range(1 + self.max_extra):
+            idx = torch.randint(0, V, (n,), generator=generator)
+            pinned[torch.arange(n), idx] |= j < k
+        t = torch.rand(n, 1, generator=generator, dtype=dtype)
+        a = torch.where(pinned, torch.zeros((), dtype=dtype), t.expand(n, V))
+        return a.reshape(n, 1, *shape).to(device)
+
+    def to_dict(self):
+        return {"name": self.name, "p_first": self.p_first, "max_extra": self.max_extra}
 
 
 class Mixture(Measure):
@@ -237,7 +288,7 @@ class Mixture(Measure):
                 "stages": [[u, ws] for u, ws in self.stages]}
 
 
-_KINDS = {c.name: c for c in (Diagonal, Hypercube, Sequential, Masks)}
+_KINDS = {c.name: c for c in (Diagonal, Hypercube, Sequential, Masks, Anchors)}
 
 
 def measure_from_dict(d: dict) -> Measure:
@@ -259,6 +310,10 @@ def preset_measure(name: str = "multitask") -> Measure:
       coarse-to-fine 20 %, per-site hypercube 15 %.
     * ``curriculum``: the paper's appendix B.1 shape - diagonal only for the first 20 % of
       training, then the multitask mixture.
+    * ``images``: the multitask mixture whose inpainting masks include noisy observations
+      (observed pixels at a <= 0.2, i.e. noise up to a quarter of the data's standard deviation).
+    * ``maze``: trajectories - diagonal 30 %, anchors (start, goal, waypoints) 45 %, masks 15 %,
+      per-site hypercube 10 %.
     """
     comps = {"diagonal": Diagonal(), "masks": Masks(), "sequential": Sequential("blocks", (2, 4)),
              "coarse_to_fine": Sequential("coarse_to_fine", levels=3, random_order=False),
@@ -270,4 +325,13 @@ def preset_measure(name: str = "multitask") -> Measure:
         return Mixture(comps, multi)
     if name == "curriculum":
         return Mixture(comps, [(0.2, [1, 0, 0, 0, 0]), (1.0, multi)])
-    raise ValueError(f"unknown measure preset {name!r} (choose 'generation', 'multitask', 'curriculum')")
+    if name == "images":
+        return Mixture({**comps, "masks": Masks(a_obs_max=0.2)}, multi)
+    if name == "maze":
+        return Mixture({"diagonal": Diagonal(), "anchors": Anchors(), "masks": Masks(),
+                        "hypercube": Hypercube()}, [0.30, 0.45, 0.15, 0.10])
+    raise ValueError(f"unknown measure preset {name!r} (choose from {MEASURE_PRESETS})")
+
+
+#: Names accepted by :func:`preset_measure`.
+MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze")

@@ -92,17 +92,22 @@ class GenerationPath(Path):
 
 class InpaintPath(Path):
     """Inpainting: ``unknown`` sites (bool mask of the lattice shape, or (B, *shape) with
-    ``batched=True``: one mask per sample) go 1 -> 0, the observed ones stay at a = 0."""
+    ``batched=True``: one mask per sample) go 1 -> 0, the observed ones stay at a = ``a_observed``
+    (0: exact observations; a > 0: observations y with Gaussian noise of standard deviation
+    a / (1 - a), entering as the state (1 - a) y, see :class:`~phi4si.interpolant.measures.Masks`)."""
 
-    def __init__(self, unknown, batched: bool = False):
+    def __init__(self, unknown, batched: bool = False, a_observed: float = 0.0):
         m = _as_mask(unknown)
         self.m = (m[:, None] if batched else m[None, None]).to(_DT)
         self.shape = tuple(m.shape[1:] if batched else m.shape)
         if not bool(m.reshape(m.shape[0] if batched else 1, -1).any(1).all()):
             raise ValueError("the mask has no unknown site (in some sample): nothing to inpaint")
+        if not 0.0 <= float(a_observed) < 1.0:
+            raise ValueError(f"a_observed must be in [0, 1), got {a_observed}")
+        self.a_observed = float(a_observed)
 
     def a(self, s):
-        return (1.0 - s) * self.m
+        return (1.0 - s) * self.m + self.a_observed * (1.0 - self.m)
 
     def da(self, s):
         return -self.m
