@@ -123,7 +123,28 @@ def _dist(device: str = "cpu"):
     if not dist.is_initialized():
         backend = os.environ.get("PHI4SI_DDP_BACKEND") or ("nccl" if device.startswith("cuda") else "gloo")
         dist.init_process_group(backend=backend)
+        _OWNED_GROUP[0] = True
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+_OWNED_GROUP = [False]     # did train() create the default process group (then it also tears it down)?
+
+
+def _dist_close(world: int) -> None:
+    """End a DDP run cleanly: wait until every rank (rank 0 writes the checkpoint) is done, then
+    destroy the process group train() created.  Without this the ranks leave at different moments
+    with gloo's threads still attached, and a rank can die in C++ ("terminate called without an
+    active exception", SIGABRT) after all the work is done."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    if _OWNED_GROUP[0]:
+        dist.destroy_process_group()
+        _OWNED_GROUP[0] = False
 
 
 def _lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -353,6 +374,7 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
         checkpoint(final=finished())
+        _dist_close(world)
     except KeyboardInterrupt:
         checkpoint()           # keep the work done since the last checkpoint; --resume continues it
         raise
