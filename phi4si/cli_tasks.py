@@ -64,7 +64,7 @@ def add_task_parsers(sub):
     _common_model_flags(i)
     i.add_argument("--mask", required=True, help="random:F | block:HxW | block:HxW@I,J | FILE.npy (True = unknown)")
     i.add_argument("--data", default=None, help="images to complete (default: the model's held-out test images)")
-    i.add_argument("--n", type=_int_at_least(1), default=16, help="number of images (default 16)")
+    i.add_argument("--n", type=_int_at_least(1), default=None, help="number of images (default: 16, or all if fewer)")
     i.add_argument("--noise", type=_finite_float, default=0.0,
                    help="std of Gaussian noise added to the observed pixels (data units; default 0)")
     i.add_argument("--denoise", choices=("sample", "mean", "keep"), default="sample",
@@ -81,7 +81,8 @@ def add_task_parsers(sub):
 
     v = isub.add_parser("evaluate", help="PSNR/SSIM of inpainting on held-out images vs biharmonic, mean, nearest")
     _common_model_flags(v, out_help="results JSON")
-    v.add_argument("--n-images", type=_int_at_least(2), default=300, help="held-out images to use (default 300)")
+    v.add_argument("--n-images", type=_int_at_least(2), default=None,
+                   help="held-out images to use (default: 300, or all of the test split if fewer)")
     v.add_argument("--random", type=_finite_float, default=0.7, help="fraction of the random masks (default 0.7)")
     v.add_argument("--block", type=_int_at_least(1), default=4, help="side of the square block masks (default 4)")
     v.add_argument("--noise-random", type=_finite_float, default=0.01, help="noise std, random masks (default 0.01)")
@@ -143,6 +144,7 @@ def _images_from(args, model, n):
     x = held_out_images(model) if args.data is None else load_images(args.data)[0]
     if x.shape[1:] != (model.channels, *model.shape):
         raise ParameterError(f"--data images have shape {x.shape[1:]}, the model needs {(model.channels, *model.shape)}")
+    n = min(16, len(x)) if n is None else n
     if n > len(x):
         raise ParameterError(f"asked for {n} images, the source has {len(x)}")
     return x[:n]
@@ -231,6 +233,8 @@ def cmd_image_evaluate(args, argv, model):
     from .tasks import images as im
 
     x = im.held_out_images(model)
+    if args.n_images is None:
+        args.n_images = min(300, len(x))
     if args.n_images > len(x):
         raise ParameterError(f"--n-images {args.n_images}: the model's test split has {len(x)} images")
     if not 0 < args.random <= 1:

@@ -286,7 +286,7 @@ def parse_image_mask(spec: str, n: int, shape, seed: int = 0) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ tasks
 def _check_images(model, images, what="images") -> np.ndarray:
-    x = np.asarray(images, dtype=np.float64)
+    x = np.array(images, dtype=np.float64)
     C = model.channels
     if x.ndim == 3 and C == 1:
         x = x[:, None]
