@@ -99,7 +99,7 @@ _block.__name__ = "block size"
 # Names the interpolant commands accept.  They are spelled out here so that ``phi4si --help`` does
 # not import torch; tests/test_cli_interpolant.py keeps them equal to the library's own tuples.
 SOLVERS = ("euler", "heun", "rk4")                      # phi4si.interpolant.integrate.SOLVERS
-MODEL_PRESETS = ("tiny", "small", "medium", "large")     # phi4si.nn.unet._PRESETS
+MODEL_PRESETS = ("tiny", "small", "medium", "large", "maze")     # phi4si.nn.unet._PRESETS
 MEASURES = ("generation", "multitask", "curriculum")     # phi4si.interpolant.measures.preset_measure
 PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
 ORDERS = ("raster", "reverse", "random", "coarse_to_fine")

@@ -26,15 +26,16 @@ from pathlib import Path
 __all__ = ["add_task_parsers", "run_task"]
 
 
-def _common_model_flags(p, out_help="output HDF5 file"):
+def _common_model_flags(p, out_help="output HDF5 file", steps=50, batch_size=256):
     from .cli import SOLVERS, _device, _int, _int_at_least
 
     p.add_argument("--model", required=True, help="model checkpoint (phi4si image train / maze train)")
     p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--steps", type=_int_at_least(1), default=50, help="integration steps (default 50)")
+    p.add_argument("--steps", type=_int_at_least(1), default=steps, help=f"integration steps (default {steps})")
     p.add_argument("--solver", choices=SOLVERS, default="heun", help="ODE solver (default heun)")
     p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=256, help="samples per batch (default 256)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=batch_size,
+                   help=f"samples per batch (default {batch_size})")
     p.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -105,10 +106,10 @@ def add_task_parsers(sub):
     t.add_argument("--data", required=True, help="trajectory file of phi4si maze dataset")
     t.add_argument("--reverse", action=argparse.BooleanOptionalAction, default=True,
                    help="augment with time-reversed trajectories (default on)")
-    _add_train_flags(t, model="medium", measure="maze", measures=("generation", "multitask", "maze"))
+    _add_train_flags(t, model="maze", measure="maze", measures=("generation", "multitask", "maze"))
 
     p = msub.add_parser("plan", help="plan a path between two points (optionally via waypoints)")
-    _common_model_flags(p, out_help="output JSON with the plan")
+    _common_model_flags(p, out_help="output JSON with the plan", steps=20, batch_size=1024)
     p.add_argument("--start", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"))
     p.add_argument("--goal", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"))
     p.add_argument("--via", type=_finite_float, nargs=2, action="append", default=None, metavar=("X", "Y"),
@@ -117,7 +118,9 @@ def add_task_parsers(sub):
     p.add_argument("--figure", default=None, help="draw the plan over the maze (PNG)")
 
     q = msub.add_parser("evaluate", help="plans between random free points: validity, length vs shortest, k, time")
-    _common_model_flags(q, out_help="results JSON")
+    _common_model_flags(q, out_help="results JSON", steps=20, batch_size=1024)
+    q.add_argument("--margin", type=_finite_float, default=0.0,
+                   help="keep the random points this far from their cell's sides, in [0, 0.5) (default 0)")
     q.add_argument("--n-plans", type=_int_at_least(1), default=1000, help="number of plans (default 1000)")
     q.add_argument("--tries", type=_int_at_least(1), default=4, help="independent samples per k (default 4)")
     q.add_argument("--figure", default=None, help="figure of example plans (PNG)")
@@ -270,7 +273,79 @@ def cmd_image_evaluate(args, argv, model):
 
 # ------------------------------------------------------------------------------------------------ maze
 def cmd_maze(args, argv):
-    raise NotImplementedError
+    import numpy as np
+
+    from .errors import ParameterError
+    from .tasks import maze as mz
+
+    if args.task == "dataset":
+        from .cli import _check_out
+
+        _check_out(args.out, args.overwrite)
+        t0 = time.perf_counter()
+        data = mz.make_dataset(args.n_windows, args.seed, window=args.window, every=args.every)
+        mz.write_dataset(args.out, data, meta={"command": "phi4si " + shlex.join(argv),
+                                              "seconds": time.perf_counter() - t0}, overwrite=args.overwrite)
+        st = data["stats"]
+        print(f"wrote {args.out}: {st['n_windows']} paths of {data['paths'].shape[1]} points "
+              f"(dropped {st['n_dropped']} invalid windows), length {st['path_length_mean']:.2f} +- "
+              f"{st['path_length_std']:.2f} cells, {time.perf_counter() - t0:.1f} s")
+        return
+    if args.task == "train":
+        from .cli import _run_training, _same_file
+
+        if args.resume and args.overwrite:
+            raise ParameterError("--resume and --overwrite exclude each other")
+        if Path(args.out).is_dir():
+            raise ParameterError(f"--out {args.out} is a directory")
+        if _same_file(args.out, args.data):
+            raise ParameterError("--out is the --data file")
+        _run_training(mz.maze_data(args.data, reverse=args.reverse), args, argv)
+        return
+    _setup(args)
+    model = mz.load_maze_model(args.model, device=args.device)
+    maze = mz.model_maze(model)
+    if args.task == "plan":
+        s, g = maze.check_points(args.start, "--start"), maze.check_points(args.goal, "--goal")
+        via = None if not args.via else maze.check_points(args.via, "--via")
+        res = mz.plan(model, s, g, via, tries=args.tries, steps=args.steps, solver=args.solver, seed=args.seed,
+                      batch_size=args.batch_size)
+        shortest = float(maze.shortest_path_length(s, g)) if via is None else float(
+            maze.shortest_path_length(np.concatenate([s[None], via]), np.concatenate([via, g[None]])).sum())
+        out = {**_record(args, argv, task="plan", tries=args.tries), "start": s.tolist(), "goal": g.tolist(),
+               "via": None if via is None else via.tolist(), "valid": bool(res.valid[0]), "k": int(res.k[0]),
+               "k_min": int(res.k_min[0]), "samples": int(res.samples[0]), "length": float(res.length[0]),
+               "shortest_length": shortest, "seconds": res.seconds, "path": res.paths[0].tolist()}
+        _write_json(args.out, out)
+        print(f"{'valid' if res.valid[0] else 'INVALID'} plan: k = {res.k[0]} (searched from {res.k_min[0]}), length "
+              f"{res.length[0]:.3f} (shortest {shortest:.3f}), {res.seconds:.2f} s -> {args.out}")
+        if args.figure:
+            ax = maze.plot(starts=s, goals=g, title=f"k = {res.k[0]}, length {res.length[0]:.2f} "
+                                                     f"(shortest {shortest:.2f})")
+            p = res.paths[0]
+            ax.plot(p[:, 0], p[:, 1], ".-", color="tab:blue" if res.valid[0] else "tab:orange", lw=1.2, ms=3)
+            if via is not None:
+                ax.scatter(via[:, 0], via[:, 1], marker="D", color="tab:purple", zorder=4, label="via")
+            ax.figure.savefig(args.figure, dpi=110)
+        if not res.valid[0]:
+            raise SystemExit(3)
+    elif args.task == "evaluate":
+        if not 0 <= args.margin < 0.5:
+            raise ParameterError(f"--margin must be in [0, 0.5), got {args.margin}")
+        r = mz.evaluate_plans(model, args.n_plans, seed=args.seed, margin=args.margin, tries=args.tries,
+                              steps=args.steps, solver=args.solver, batch_size=args.batch_size, progress=True)
+        out = {"command": "phi4si " + shlex.join(argv), "model": str(Path(args.model).resolve()),
+               "model_step": model.meta.get("step"), "train_wall_time": model.meta.get("wall_time"),
+               **{k: v for k, v in r.items() if not k.startswith("_")}}
+        _write_json(args.out, out)
+        lr, k = r["length_ratio"], r["k"]
+        print(f"valid {r['n_valid']} / {r['n_plans']}; length / shortest: median {lr['median']:.3f}, q90 "
+              f"{lr['q90']:.3f}; k mean {k['mean']:.1f}, k values searched mean {k['k_values_searched_mean']:.2f} "
+              f"(max {k['k_values_searched_max']}); {1e3 * r['seconds_per_plan']:.1f} ms per plan -> {args.out}")
+        if args.figure and args.examples:
+            mz.plot_plans(args.figure, maze, r["_plans"], r["_starts"], r["_goals"], n=args.examples,
+                          title=f"phi4si maze plans: {r['n_valid']} / {r['n_plans']} valid")
+            print(f"figure: {args.figure}")
 
 
 def run_task(args, argv):

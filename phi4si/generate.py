@@ -57,6 +57,23 @@ def _check_common(n, steps, solver, sde, batch_size, grid_power=1.0):
         raise ParameterError(f"grid_power must be a finite number > 0, got {grid_power}")
 
 
+def solve_batches(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size) -> torch.Tensor:
+    """Transport ``n`` states along ``path`` with the model's drift, in batches; normalised
+    float64 samples (n, C, *shape) on the CPU.  The one loop behind the image and maze tasks.
+
+    ``make_start(noise, offset, size)`` turns a batch of standard normal noise (size, C, *shape)
+    into the start states (e.g. noise on unknown sites, observations elsewhere); ``path`` is a
+    Path or a callable ``(offset, size) -> Path`` (one mask per sample); ``sde`` is None (ODE), a
+    diffusion eps >= 0 or a callable eps(s).  Same seed, same bits.
+
+    >>> # x = solve_batches(model, 8, (8, 8), lambda z, i, b: z, GenerationPath((8, 8)), 20, "heun", None, 0, 256)
+    """
+    _check_common(n, steps, solver, sde if not callable(sde) else None, batch_size)
+    gen = torch.Generator().manual_seed(int(seed))
+    return _loop(model, model.drift(), int(n), tuple(shape), make_start, path, steps, solver, sde, gen,
+                 int(batch_size), 1.0, None).double().cpu()
+
+
 def _loop(model, drift, n, shape, make_start, path, steps, solver, sde, gen, batch_size, grid_power, bar):
     """Normalised samples (n, C, *shape) on the model's device, in batches (C = model.channels).
     ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per sample)."""

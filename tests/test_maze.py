@@ -407,3 +407,160 @@ def test_plot(maze):
     assert ax2 is not ax and len(ax2.collections) == 1
     with pytest.raises(ParameterError, match="shape"):
         maze.plot(paths=np.zeros((2, 3, 3)))
+
+
+# ----------------------------------------------------------------------------- the planner
+@pytest.fixture(scope="module")
+def tiny_maze_model(tmp_path_factory):
+    """A tiny planner trained for a few steps on a small dataset (plumbing, not quality)."""
+    from phi4si.train import TrainConfig
+    from phi4si.tasks.maze import train_maze
+
+    d = tmp_path_factory.mktemp("maze")
+    write_dataset(d / "d.h5", make_dataset(64, seed=3))
+    cfg = TrainConfig(steps=3, batch_size=8, model="tiny", measure="maze", val_size=8, val_every=3)
+    train_maze(d / "d.h5", d / "m.pt", cfg, progress=False)
+    return d
+
+
+def test_maze_data_and_checkpoint(tiny_maze_model):
+    import torch
+
+    from phi4si.model import CheckpointError
+    from phi4si.tasks.maze import _reverse_in_time, load_maze_model, maze_data, model_maze
+
+    data = maze_data(tiny_maze_model / "d.h5")
+    paths, _ = read_dataset(tiny_maze_model / "d.h5")
+    assert data.channels == 2 and data.shape == (50,) and data.n_train + data.n_val == 64
+    assert data.params["step_max"] == pytest.approx(np.linalg.norm(np.diff(paths, axis=1), axis=-1).max(), rel=1e-6)
+    x = torch.arange(24.0).reshape(4, 2, 3)
+    y = _reverse_in_time(x, torch.Generator().manual_seed(0))
+    for a, b in zip(x, y):
+        assert torch.equal(a, b) or torch.equal(a.flip(-1), b)
+    model = load_maze_model(tiny_maze_model / "m.pt")
+    assert model.channels == 2 and model.shape == (50,) and model.net.config.padding == "zeros"
+    assert model_maze(model).layout == MAZE2D_LARGE
+    torch.save({"x": 1}, tiny_maze_model / "bad.pt")
+    with pytest.raises(CheckpointError):
+        load_maze_model(tiny_maze_model / "bad.pt")
+
+
+def test_leg_indices():
+    from phi4si.tasks.maze import _leg_indices
+
+    idx = _leg_indices(np.array([2, 1, 3]), np.array([4.0, 1.0, 5.0]), 12)
+    assert idx[0] == 0 and idx[-1] == 12 and (np.diff(idx) >= [2, 1, 3]).all()
+    assert _leg_indices(np.array([1]), np.array([0.0]), 5).tolist() == [0, 5]
+
+
+def test_plan_search(tiny_maze_model, maze):
+    """Anchors are exact, the reported validity and length are those of the returned path, the
+    search starts at k_min and stops at the first k with a valid sample (rerunning up to k - 1
+    finds none)."""
+    from phi4si.tasks.maze import load_maze_model, plan
+
+    model = load_maze_model(tiny_maze_model / "m.pt")
+    s = np.array([[1.5, 1.5], [2.5, 1.2], [6.5, 1.5], [10.5, 7.5]])
+    g = np.array([[1.5, 1.9], [1.5, 2.5], [6.5, 3.5], [1.5, 7.5]])
+    res = plan(model, s, g, tries=3, steps=3, seed=2)
+    assert len(res) == 4 and res.k.shape == res.valid.shape == res.length.shape == (4,)
+    step_max = model.lattice["params"]["step_max"]
+    for i, p in enumerate(res.paths):
+        assert p.shape == (res.k[i] + 1, 2)
+        assert np.array_equal(p[0], s[i]) and np.array_equal(p[-1], g[i])
+        assert res.valid[i] == maze.path_valid(p)
+        assert res.length[i] == pytest.approx(path_length(p))
+        assert res.k_min[i] >= max(2, math.ceil(np.linalg.norm(g[i] - s[i]) / step_max))
+        assert res.samples[i] == 3 * (res.k[i] - res.k_min[i] + 1)
+        assert res.valid[i] or res.k[i] == 49
+    again = plan(model, s, g, tries=3, steps=3, seed=2)
+    assert all(np.array_equal(a, b) for a, b in zip(res.paths, again.paths))
+    for i in np.flatnonzero(res.valid & (res.k > res.k_min)):
+        earlier = plan(model, s[i], g[i], tries=3, steps=3, seed=2, k_max=int(res.k[i]) - 1)
+        assert not earlier.valid[0] and earlier.k[0] == res.k[i] - 1
+
+
+def test_plan_via_waypoints(tiny_maze_model):
+    from phi4si.tasks.maze import load_maze_model, plan
+
+    model = load_maze_model(tiny_maze_model / "m.pt")
+    via = np.array([[4.5, 3.5], [6.5, 5.5]])
+    res = plan(model, [1.5, 1.5], [10.5, 7.5], via, tries=1, steps=2, k_min=30, k_max=31)
+    p = res.paths[0]
+    assert res.k[0] in (30, 31) and p.shape == (res.k[0] + 1, 2)
+    hits = [int(np.flatnonzero((p == w).all(1))[0]) for w in via]
+    assert 0 < hits[0] < hits[1] < res.k[0]
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(starts=[3.5, 2.5]), "start .* inside a wall"),
+    (dict(goals=[13.0, 1.0]), "goal .* outside the maze"),
+    (dict(via=[[0.5, 0.5]]), r"waypoint\[0\] .* inside a wall"),
+    (dict(via=np.full((2, 1, 1, 2), 1.5)), "via must be"),
+    (dict(k_max=50), "k_max <= 49"),
+    (dict(k_max=3), "split it into shorter plans"),
+    (dict(tries=0), "tries"),
+])
+def test_plan_refusals(tiny_maze_model, kw, match):
+    from phi4si.tasks.maze import load_maze_model, plan
+
+    model = load_maze_model(tiny_maze_model / "m.pt")
+    args = dict(starts=[1.5, 1.5], goals=[10.5, 7.5])
+    args.update(kw)
+    with pytest.raises(ParameterError, match=match):
+        plan(model, args.pop("starts"), args.pop("goals"), **args)
+
+
+def test_evaluate_plans_and_figure(tiny_maze_model, maze, tmp_path):
+    from phi4si.tasks.maze import evaluate_plans, load_maze_model, plot_plans
+
+    model = load_maze_model(tiny_maze_model / "m.pt")
+    r = evaluate_plans(model, 5, seed=1, tries=1, steps=2, margin=0.1)
+    assert r["n_plans"] == 5 and r["n_valid"] == int(r["_plans"].valid.sum())
+    assert np.allclose(r["_shortest"], maze.shortest_path_length(r["_starts"], r["_goals"]))
+    if r["n_valid"]:
+        assert r["length_ratio"]["median"] >= 1.0 - 1e-9   # no path beats the geodesic
+    assert plot_plans(tmp_path / "p.png", maze, r["_plans"], r["_starts"], r["_goals"], n=3).stat().st_size > 0
+
+
+def test_maze_cli(tiny_maze_model, cli, tmp_path):
+    import json
+
+    assert cli("maze", "dataset", "--out", tmp_path / "d.h5", "--n-windows", "40", "--seed", "1")[0] == 0
+    assert read_dataset(tmp_path / "d.h5")[0].shape == (40, 50, 2)
+    rc, _, err = cli("maze", "train", "--data", tmp_path / "d.h5", "--out", tmp_path / "m.pt", "--steps", "2",
+                     "--model", "tiny", "--batch-size", "4", "--no-progress", "--val-every", "2")
+    assert rc == 0, err
+    m = tmp_path / "m.pt"
+    rc, out, err = cli("maze", "plan", "--model", m, "--start", "1.5", "1.5", "--goal", "1.5", "2.5", "--steps", "2",
+                       "--out", tmp_path / "p.json", "--figure", tmp_path / "p.png")
+    assert rc in (0, 3), err
+    p = json.loads((tmp_path / "p.json").read_text())
+    assert p["path"][0] == [1.5, 1.5] and p["path"][-1] == [1.5, 2.5] and len(p["path"]) == p["k"] + 1
+    assert p["valid"] == (rc == 0) and p["shortest_length"] == pytest.approx(1.0)
+    rc, out, err = cli("maze", "plan", "--model", m, "--start", "1.5", "1.5", "--goal", "4.5", "1.5", "--via", "2.5",
+                       "3.5", "--steps", "2", "--tries", "1", "--out", tmp_path / "v.json")
+    assert rc in (0, 3), err
+    assert [2.5, 3.5] in json.loads((tmp_path / "v.json").read_text())["path"]
+    rc, out, err = cli("maze", "evaluate", "--model", m, "--n-plans", "3", "--tries", "1", "--steps", "2",
+                       "--out", tmp_path / "e.json", "--figure", tmp_path / "e.png", "--examples", "2")
+    assert rc == 0, err
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["n_plans"] == 3 and "length_ratio" in e and (tmp_path / "e.png").exists()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["plan", "--start", "3.5", "2.5", "--goal", "1.5", "1.5"], "inside a wall"),
+    (["plan", "--start", "1.5", "1.5", "--goal", "1.5", "1.5", "--via", "0.5", "0.5"], "inside a wall"),
+    (["evaluate", "--margin", "0.7"], "margin"),
+])
+def test_maze_cli_refusals(tiny_maze_model, cli, tmp_path, args, match):
+    out = tmp_path / "o.json"
+    out.write_text("keep")
+    rc, _, err = cli("maze", *args, "--model", tiny_maze_model / "m.pt", "--out", out, "--overwrite")
+    assert rc != 0 and match in err, err
+    rc, _, err = cli("maze", *args, "--model", tiny_maze_model / "m.pt", "--out", out)
+    assert rc != 0 and out.read_text() == "keep"
+    rc, _, err = cli("maze", "plan", "--model", tiny_maze_model / "d.h5", "--start", "1.5", "1.5", "--goal", "2.5",
+                     "1.5", "--out", tmp_path / "x.json")
+    assert rc != 0 and not (tmp_path / "x.json").exists()

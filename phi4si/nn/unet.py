@@ -227,12 +227,16 @@ _PRESETS = {
     "small": dict(base_channels=12, channel_mult=(1, 2), n_res_blocks=1, head_hidden=32),
     "medium": dict(base_channels=16, channel_mult=(1, 2, 2), n_res_blocks=2, head_hidden=32),
     "large": dict(base_channels=64, channel_mult=(1, 2, 2, 2), n_res_blocks=2, head_hidden=64),
+    # 1-d trajectories of 50 points (maze planning): one pooling level (50 = 2 x 25) and three
+    # blocks per level give a receptive field of ~80 points, so every point sees start and goal
+    "maze": dict(base_channels=32, channel_mult=(1, 2), n_res_blocks=3, head_hidden=32),
 }
 
 
 def preset(name: str, dim: int = 2, **overrides) -> UNetConfig:
     """Named configurations: ``"tiny"`` (tests, ~3k parameters), ``"small"`` (CPU, L = 8, ~36k),
-    ``"medium"`` (CPU, L = 16, ~190k), ``"large"`` (GPU, ~4.6M; sides a multiple of 8).
+    ``"medium"`` (CPU, L = 16, ~190k), ``"large"`` (GPU, ~4.6M; sides a multiple of 8), ``"maze"``
+    (1-d trajectories of 50 points; one pooling level, receptive field ~80 points).
 
     ``overrides`` replace fields, e.g. ``preset("small", in_channels=3, padding="zeros")``.
 

@@ -41,6 +41,7 @@ import torch
 
 from .._version import __version__
 from ..errors import OutputExistsError, ParameterError
+from ..generate import solve_batches as _run
 
 __all__ = ["load_images", "split", "image_data", "train_images", "load_image_model", "held_out_images", "generate_images",
            "sequential_images", "inpaint_images", "edit_images", "random_masks", "block_masks", "parse_image_mask",
@@ -296,15 +297,6 @@ def _check_images(model, images, what="images") -> np.ndarray:
     if not np.isfinite(x).all():
         raise ParameterError(f"{what} contain NaN or inf")
     return x
-
-
-def _run(model, n, shape, make_start, path, steps, solver, sde, seed, batch_size):
-    from ..generate import _check_common, _loop
-
-    _check_common(n, steps, solver, sde if not callable(sde) else None, batch_size)
-    gen = torch.Generator().manual_seed(int(seed))
-    return _loop(model, model.drift(), int(n), tuple(shape), make_start, path, steps, solver, sde, gen,
-                 int(batch_size), 1.0, None).double().cpu()
 
 
 def generate_images(model, n: int, shape=None, steps: int = 50, solver: str = "heun", seed: int = 0,

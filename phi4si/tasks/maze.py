@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numba as nb
 import numpy as np
+import torch
 
 from ..errors import OutputExistsError, ParameterError
 
@@ -66,6 +67,14 @@ __all__ = [
     "make_dataset",
     "write_dataset",
     "read_dataset",
+    "maze_data",
+    "train_maze",
+    "load_maze_model",
+    "model_maze",
+    "Plans",
+    "plan",
+    "evaluate_plans",
+    "plot_plans",
 ]
 
 MAZE2D_LARGE = """\
@@ -1117,3 +1126,287 @@ def read_dataset(path) -> tuple[np.ndarray, dict]:
             except (TypeError, ValueError):
                 raise ParameterError(f"{path}: attribute {key!r} is not valid JSON; the file is corrupted") from None
     return paths.astype(np.float32, copy=False), attrs
+
+
+# ----------------------------------------------------------------------------- the planner
+#
+# The same interpolant core as the lattice and image tasks: the Hadamard interpolant over the
+# sequence axis, I = a * x0 + (1 - a) * x1 with one time a_i per point of a trajectory (shared by
+# x and y), learned once by :func:`phi4si.train.train` on :func:`maze_data`; planning is
+# inpainting (THEORY.md 4.3 and 7): the start is pinned at index 0 and the goal at index k
+# (a = 0, a' = 0 there), every other point moves a: 1 -> 0, and k is searched upward until a
+# sampled path avoids the walls.
+
+MAZE_KIND = "maze"
+
+
+def _reverse_in_time(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Training augmentation: each trajectory (B, 2, n) read backwards with probability 1/2 (a
+    path from s to g, reversed, is a path from g to s; planning pins both ends)."""
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    return torch.where(flip.reshape(-1, *[1] * (x.ndim - 1)), x.flip(-1), x)
+
+
+def maze_data(path, reverse: bool = True, val_fraction: float = 0.05):
+    """The trajectories of a :func:`write_dataset` file as training data for the 1-d U-Net:
+    an :class:`~phi4si.data.ArrayData` of shape (N, 2, n) (channels x, y; the sequence is the
+    lattice axis, non-periodic: zero padding), time-reversal augmentation when ``reverse``.
+    The layout and the largest step between consecutive points (``step_max``, which bounds the
+    k search of :func:`plan`) go into the checkpoint.
+
+    >>> # train(maze_data("maze.h5"), "maze.pt", TrainConfig(measure="maze", model="maze"))
+    """
+    from ..data import ArrayData
+
+    paths, attrs = read_dataset(path)
+    layout = str(attrs.get("layout", MAZE2D_LARGE))
+    Maze(layout)
+    if paths.shape[1] < 3:
+        raise ParameterError(f"{path}: paths of {paths.shape[1]} points; planning needs at least 3")
+    step = np.linalg.norm(np.diff(paths.astype(np.float64), axis=1), axis=-1)
+    src = str(Path(path).resolve())
+    params = {"kind": MAZE_KIND, "layout": layout, "n_points": int(paths.shape[1]), "window": attrs.get("window"),
+              "every": attrs.get("every"), "reverse": bool(reverse), "step_max": float(step.max()),
+              "step_mean": float(step.mean()), "n_paths": int(len(paths)), "source": src}
+    return ArrayData(np.transpose(paths, (0, 2, 1)), params, val_fraction=val_fraction,
+                     augment=_reverse_in_time if reverse else None, model_defaults={"padding": "zeros"}, source=src)
+
+
+def train_maze(data_path, out, config=None, reverse: bool = True, **kw) -> dict:
+    """Train a planner on a trajectory file (see :func:`phi4si.train.train`; the config defaults
+    to the ``"maze"`` measure (diagonal, anchors, masks, hypercube) and the ``"maze"`` U-Net)."""
+    from ..train import TrainConfig, train
+
+    cfg = config if config is not None else TrainConfig(measure="maze", model="maze")
+    return train(maze_data(data_path, reverse=reverse), out, cfg, **kw)
+
+
+def load_maze_model(path, device="cpu", dtype=torch.float32):
+    """Load a checkpoint written by :func:`train_maze` (refuses other checkpoints)."""
+    from ..model import CheckpointError, load_model
+
+    model = load_model(path, device=device, dtype=dtype)
+    if (model.lattice.get("params") or {}).get("kind") != MAZE_KIND:
+        raise CheckpointError(f"{path}: not a maze model (it was trained on {model.lattice.get('params')})")
+    return model
+
+
+def model_maze(model) -> Maze:
+    """The layout a maze model was trained in."""
+    return Maze(model.lattice["params"]["layout"])
+
+
+@dataclass
+class Plans:
+    """Result of :func:`plan`, one entry per plan.
+
+    ``paths``: list of (k + 1, 2) polylines (start at 0, waypoints, goal at k); ``k`` the goal
+    index used; ``valid`` whether the path avoids the walls (False: no sample at any k up to
+    ``k_max`` was valid, the path is the last sample at ``k_max``); ``length`` polyline length;
+    ``k_min`` where the search started; ``samples`` trajectories sampled for the plan;
+    ``seconds`` wall time of the whole call."""
+
+    paths: list
+    k: np.ndarray
+    valid: np.ndarray
+    length: np.ndarray
+    k_min: np.ndarray
+    samples: np.ndarray
+    seconds: float
+
+    def __len__(self):
+        return len(self.paths)
+
+
+def _leg_indices(legs_lb: np.ndarray, legs: np.ndarray, k: int) -> np.ndarray:
+    """Indices (m + 2,) of the anchors for goal index k: each leg j gets its lower bound lb_j
+    index steps, the remaining k - sum(lb) are shared in proportion to the leg lengths
+    (largest remainder)."""
+    extra = k - int(legs_lb.sum())
+    tot = float(legs.sum())
+    share = extra * (legs / tot if tot > 0 else np.full(len(legs), 1.0 / len(legs)))
+    base = np.floor(share).astype(np.int64)
+    rest = extra - int(base.sum())
+    base[np.argsort(-(share - base), kind="stable")[:rest]] += 1
+    return np.concatenate([[0], np.cumsum(legs_lb + base)])
+
+
+def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, solver: str = "heun", seed: int = 0,
+         k_min=None, k_max: int | None = None, batch_size: int = 1024, progress: bool = False) -> Plans:
+    """Plan paths from ``starts`` to ``goals`` ((2,) or (N, 2) free points), optionally through
+    waypoints ``via`` ((m, 2) for every plan, or (N, m, 2)), by inpainting with a maze model.
+
+    For goal index k the anchors are pinned (a = 0): the start at index 0, the goal at k and the
+    waypoints in between (each leg gets at least ceil(leg length / step_max) index steps, the
+    rest in proportion to its length), the other points of the n-point sequence move a: 1 -> 0
+    along the ODE with ``steps`` steps of ``solver``.  ``tries`` paths are sampled per plan and
+    k; the plan is the shortest valid one (:meth:`Maze.path_valid`) of points 0..k at the
+    smallest k that has one.  The search starts at ``k_min`` (default: the fewest index steps
+    the training data could cover, sum over legs of ceil(leg / step_max), at least m + 2) and
+    ends at ``k_max`` (default n - 1).
+
+    >>> # p = plan(load_maze_model("maze.pt"), [1.5, 1.5], [10.5, 7.5]); p.valid[0], p.k[0], p.paths[0].shape
+    """
+    from ..interpolant.paths import InpaintPath
+    from ..generate import solve_batches
+
+    maze = model_maze(model)
+    n = int(model.shape[0])
+    s = maze.check_points(starts, "start")
+    g = maze.check_points(goals, "goal")
+    if s.shape[-1:] != (2,) or s.ndim > 2 or g.ndim > 2:
+        raise ParameterError(f"starts and goals must be (2,) or (N, 2) points, got shapes {s.shape} and {g.shape}")
+    try:
+        s, g = (np.array(v) for v in np.broadcast_arrays(np.atleast_2d(s), np.atleast_2d(g)))
+    except ValueError:
+        raise ParameterError(f"starts {s.shape} and goals {g.shape} do not broadcast") from None
+    N = len(s)
+    if via is None:
+        w = np.zeros((N, 0, 2))
+    else:
+        w = maze.check_points(via, "waypoint")
+        if w.ndim == 1:
+            w = w[None]
+        w = np.broadcast_to(w, (N, *w.shape[-2:])).copy() if w.ndim == 2 else w
+        if w.ndim != 3 or w.shape[0] != N:
+            raise ParameterError(f"via must be (m, 2) or ({N}, m, 2) points, got shape {np.shape(via)}")
+    m = w.shape[1]
+    tries = _int("tries", tries, 1)
+    batch_size = _int("batch_size", batch_size, 1)
+    anchors = np.concatenate([s[:, None], w, g[:, None]], axis=1)            # (N, m + 2, 2)
+    legs = np.linalg.norm(np.diff(anchors, axis=1), axis=-1)                 # (N, m + 1)
+    lb = np.maximum(1, np.ceil(legs / model.lattice["params"]["step_max"] - 1e-9)).astype(np.int64)
+    k_lo = np.maximum(lb.sum(1), m + 2)
+    if k_min is not None:
+        k_lo = np.maximum(k_lo, _int("k_min", k_min, 1))
+    k_hi = n - 1 if k_max is None else _int("k_max", k_max, 1)
+    if k_hi > n - 1:
+        raise ParameterError(f"k_max = {k_hi}: the model's paths have {n} points, so k_max <= {n - 1}")
+    if (k_lo > k_hi).any():
+        i = int(np.flatnonzero(k_lo > k_hi)[0])
+        raise ParameterError(f"plan {i}: start, waypoints and goal are {legs[i].sum():.2f} cells apart in straight "
+                             f"lines, more than {k_hi} steps of at most {model.lattice['params']['step_max']:.3f} "
+                             f"cells (the longest step in the training data) can cover; split it into shorter plans")
+    mean = torch.tensor(model.mean, dtype=torch.float64)
+    scale = torch.tensor(model.scale, dtype=torch.float64)
+    out_paths = [None] * N
+    k_out = np.full(N, -1, np.int64)
+    valid = np.zeros(N, bool)
+    length = np.full(N, np.inf)
+    samples = np.zeros(N, np.int64)
+    k_cur = k_lo.copy()
+    active = np.ones(N, bool)
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=N, desc="plan", unit="plan", dynamic_ncols=True)
+    while active.any():
+        for k in np.unique(k_cur[active]):
+            idx = np.flatnonzero(active & (k_cur == k))
+            pins = np.stack([_leg_indices(lb[i], legs[i], int(k)) for i in idx])          # (P, m + 2)
+            P, B = len(idx), len(idx) * tries
+            unknown = np.ones((P, n), bool)
+            unknown[np.arange(P)[:, None], pins] = False
+            vals = np.zeros((P, n, 2))
+            vals[np.arange(P)[:, None], pins] = anchors[idx]
+            unknown = np.repeat(unknown, tries, axis=0)
+            vals_n = ((torch.from_numpy(np.repeat(vals, tries, axis=0)).permute(0, 2, 1) - mean) / scale)
+            um = torch.from_numpy(unknown)[:, None]
+            start = lambda z, i, b: torch.where(um[i:i + b], z.double(), vals_n[i:i + b])  # noqa: E731
+            path = lambda i, b: InpaintPath(unknown[i:i + b], batched=True)  # noqa: E731
+            x = solve_batches(model, B, (n,), start, path, steps, solver, None, seed + 1009 * int(k), batch_size)
+            cand = (x * scale + mean).permute(0, 2, 1).numpy()[:, : int(k) + 1].copy()   # (B, k + 1, 2)
+            rep = np.repeat(np.arange(P), tries)
+            cand[np.arange(B)[:, None], pins[rep]] = anchors[idx][rep]                       # exact anchors
+            ok = maze.path_valid(cand).reshape(P, tries)
+            L = path_length(cand).reshape(P, tries)
+            L_ok = np.where(ok, L, np.inf)
+            best = np.argmin(L_ok, axis=1)
+            samples[idx] += tries
+            for j, i in enumerate(idx):
+                if ok[j].any() or k == k_hi:
+                    out_paths[i] = cand[j * tries + best[j]]
+                    k_out[i], valid[i], length[i] = int(k), bool(ok[j].any()), float(L[j, best[j]])
+                    active[i] = False
+            if bar is not None:
+                bar.update(int((~active[idx]).sum()))
+        k_cur[active] += 1
+    if bar is not None:
+        bar.close()
+    return Plans(out_paths, k_out, valid, length, k_lo, samples, time.perf_counter() - t0)
+
+
+def evaluate_plans(model, n_plans: int = 1000, seed: int = 0, margin: float = 0.0, tries: int = 4, steps: int = 20,
+                   solver: str = "heun", batch_size: int = 1024, progress: bool = False) -> dict:
+    """Plans between ``n_plans`` pairs of uniform random free points (:meth:`Maze.random_free_points`
+    with ``margin``, drawn with ``seed``): validity, length against the exact geodesic
+    (:meth:`Maze.shortest_path_length`), k-search statistics and time per plan.
+
+    Returns a JSON-able dict (``"_plans"``, ``"_starts"``, ``"_goals"`` and ``"_shortest"`` hold the
+    arrays, for figures)."""
+    maze = model_maze(model)
+    n_plans = _int("n_plans", n_plans, 1)
+    rng = np.random.default_rng(_int("seed", seed, 0))
+    starts = maze.random_free_points(n_plans, rng, margin)
+    goals = maze.random_free_points(n_plans, rng, margin)
+    res = plan(model, starts, goals, tries=tries, steps=steps, solver=solver, seed=seed, batch_size=batch_size,
+               progress=progress)
+    shortest = maze.shortest_path_length(starts, goals)
+    ratio = res.length / np.maximum(shortest, 1e-12)
+    v = res.valid
+    searched = res.k - res.k_min + 1
+
+    def q(a, p):
+        return float(np.quantile(a, p)) if len(a) else float("nan")
+
+    return {
+        "n_plans": n_plans, "n_valid": int(v.sum()), "valid_fraction": float(v.mean()),
+        "settings": {"seed": seed, "margin": margin, "tries": tries, "steps": steps, "solver": solver,
+                     "batch_size": batch_size, "k_max": int(model.shape[0]) - 1,
+                     "step_max": model.lattice["params"]["step_max"]},
+        "length_ratio": {"median": q(ratio[v], 0.5), "mean": float(ratio[v].mean()) if v.any() else float("nan"),
+                         "q10": q(ratio[v], 0.1), "q90": q(ratio[v], 0.9), "q99": q(ratio[v], 0.99),
+                         "max": float(ratio[v].max()) if v.any() else float("nan")},
+        "shortest_length": {"median": q(shortest, 0.5), "max": float(shortest.max())},
+        "k": {"mean": float(res.k.mean()), "median": q(res.k, 0.5), "max": int(res.k.max()),
+              "k_values_searched_mean": float(searched.mean()), "k_values_searched_median": q(searched, 0.5),
+              "k_values_searched_max": int(searched.max()),
+              "found_at_first_k": float((searched == 1).mean()),
+              "samples_per_plan_mean": float(res.samples.mean())},
+        "seconds": res.seconds, "seconds_per_plan": res.seconds / n_plans,
+        "_plans": res, "_starts": starts, "_goals": goals, "_shortest": shortest,
+    }
+
+
+def plot_plans(path, maze: Maze, plans, starts, goals, n: int = 12, shortest=True, title: str = "") -> Path:
+    """Figure of the first ``n`` plans, one maze per panel: the plan (blue, dots at the 50-point
+    grid), the exact geodesic (dashed grey) when ``shortest``, start (green) and goal (red)."""
+    from matplotlib.figure import Figure
+
+    n = min(int(n), len(plans.paths))
+    if n < 1:
+        raise ParameterError("nothing to draw: n must be >= 1")
+    ncol = min(4, n)
+    nrow = -(-n // ncol)
+    rows, cols = maze.shape
+    fig = Figure(figsize=(ncol * (0.32 * cols + 0.3), nrow * (0.32 * rows + 0.55)))
+    for j in range(n):
+        ax = fig.add_subplot(nrow, ncol, j + 1)
+        p = plans.paths[j]
+        maze.plot(ax, starts=starts[j], goals=goals[j])
+        if shortest:
+            sp = maze.shortest_path(starts[j], goals[j])
+            ax.plot(sp[:, 0], sp[:, 1], "--", color="0.55", lw=1)
+        ax.plot(p[:, 0], p[:, 1], "-", color="tab:blue" if plans.valid[j] else "tab:orange", lw=1.2)
+        ax.plot(p[:, 0], p[:, 1], ".", color="tab:blue", ms=2.5)
+        ax.set_title(f"k = {plans.k[j]}{'' if plans.valid[j] else ' (invalid)'}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
