@@ -115,6 +115,8 @@ def add_task_parsers(sub):
     p.add_argument("--via", type=_finite_float, nargs=2, action="append", default=None, metavar=("X", "Y"),
                    help="waypoint the path must visit (repeatable, in order)")
     p.add_argument("--tries", type=_int_at_least(1), default=4, help="independent samples per k (default 4)")
+    p.add_argument("--rounds", type=_int_at_least(1), default=2,
+                   help="searches from k_min when no sample up to k_max is valid (default 2)")
     p.add_argument("--figure", default=None, help="draw the plan over the maze (PNG)")
 
     q = msub.add_parser("evaluate", help="plans between random free points: validity, length vs shortest, k, time")
@@ -123,6 +125,8 @@ def add_task_parsers(sub):
                    help="keep the random points this far from their cell's sides, in [0, 0.5) (default 0)")
     q.add_argument("--n-plans", type=_int_at_least(1), default=1000, help="number of plans (default 1000)")
     q.add_argument("--tries", type=_int_at_least(1), default=4, help="independent samples per k (default 4)")
+    q.add_argument("--rounds", type=_int_at_least(1), default=2,
+                   help="searches from k_min when no sample up to k_max is valid (default 2)")
     q.add_argument("--figure", default=None, help="figure of example plans (PNG)")
     q.add_argument("--examples", type=_int_at_least(0), default=12, help="plans drawn in --figure (default 12)")
     return im, mz
@@ -309,12 +313,12 @@ def cmd_maze(args, argv):
         s, g = maze.check_points(args.start, "--start"), maze.check_points(args.goal, "--goal")
         via = None if not args.via else maze.check_points(args.via, "--via")
         res = mz.plan(model, s, g, via, tries=args.tries, steps=args.steps, solver=args.solver, seed=args.seed,
-                      batch_size=args.batch_size)
+                      rounds=args.rounds, batch_size=args.batch_size)
         shortest = float(maze.shortest_path_length(s, g)) if via is None else float(
             maze.shortest_path_length(np.concatenate([s[None], via]), np.concatenate([via, g[None]])).sum())
         out = {**_record(args, argv, task="plan", tries=args.tries), "start": s.tolist(), "goal": g.tolist(),
                "via": None if via is None else via.tolist(), "valid": bool(res.valid[0]), "k": int(res.k[0]),
-               "k_min": int(res.k_min[0]), "samples": int(res.samples[0]), "length": float(res.length[0]),
+               "k_min": int(res.k_min[0]), "samples": int(res.samples[0]), "rounds": int(res.rounds[0]), "length": float(res.length[0]),
                "shortest_length": shortest, "seconds": res.seconds, "path": res.paths[0].tolist()}
         _write_json(args.out, out)
         print(f"{'valid' if res.valid[0] else 'INVALID'} plan: k = {res.k[0]} (searched from {res.k_min[0]}), length "
@@ -333,7 +337,8 @@ def cmd_maze(args, argv):
         if not 0 <= args.margin < 0.5:
             raise ParameterError(f"--margin must be in [0, 0.5), got {args.margin}")
         r = mz.evaluate_plans(model, args.n_plans, seed=args.seed, margin=args.margin, tries=args.tries,
-                              steps=args.steps, solver=args.solver, batch_size=args.batch_size, progress=True)
+                              steps=args.steps, solver=args.solver, rounds=args.rounds, batch_size=args.batch_size,
+                              progress=True)
         out = {"command": "phi4si " + shlex.join(argv), "model": str(Path(args.model).resolve()),
                "model_step": model.meta.get("step"), "train_wall_time": model.meta.get("wall_time"),
                **{k: v for k, v in r.items() if not k.startswith("_")}}

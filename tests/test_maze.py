@@ -471,13 +471,17 @@ def test_plan_search(tiny_maze_model, maze):
         assert res.valid[i] == maze.path_valid(p)
         assert res.length[i] == pytest.approx(path_length(p))
         assert res.k_min[i] >= max(2, math.ceil(np.linalg.norm(g[i] - s[i]) / step_max))
-        assert res.samples[i] == 3 * (res.k[i] - res.k_min[i] + 1)
+        assert res.samples[i] == 3 * (res.k[i] - res.k_min[i] + 1 + (res.rounds[i] - 1) * (50 - res.k_min[i]))
+        assert res.rounds[i] == 1 or not res.valid[i] or res.rounds[i] == 2
         assert res.valid[i] or res.k[i] == 49
     again = plan(model, s, g, tries=3, steps=3, seed=2)
     assert all(np.array_equal(a, b) for a, b in zip(res.paths, again.paths))
-    for i in np.flatnonzero(res.valid & (res.k > res.k_min)):
-        earlier = plan(model, s[i], g[i], tries=3, steps=3, seed=2, k_max=int(res.k[i]) - 1)
-        assert not earlier.valid[0] and earlier.k[0] == res.k[i] - 1
+    for i in range(len(s)):             # the sequential search (k_batch=1) stops at the first valid k
+        one = plan(model, s[i], g[i], tries=3, steps=3, seed=2, k_batch=1, rounds=1)
+        assert one.samples[0] == 3 * (one.k[0] - one.k_min[0] + 1)
+        if one.valid[0] and one.k[0] > one.k_min[0]:
+            earlier = plan(model, s[i], g[i], tries=3, steps=3, seed=2, k_max=int(one.k[0]) - 1, k_batch=1, rounds=1)
+            assert not earlier.valid[0] and earlier.k[0] == one.k[0] - 1
 
 
 def test_plan_via_waypoints(tiny_maze_model):

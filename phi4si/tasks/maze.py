@@ -1204,6 +1204,7 @@ class Plans:
     index used; ``valid`` whether the path avoids the walls (False: no sample at any k up to
     ``k_max`` was valid, the path is the last sample at ``k_max``); ``length`` polyline length;
     ``k_min`` where the search started; ``samples`` trajectories sampled for the plan;
+    ``rounds`` searches from ``k_min`` it took (1 unless no sample up to ``k_max`` was valid);
     ``seconds`` wall time of the whole call."""
 
     paths: list
@@ -1212,6 +1213,7 @@ class Plans:
     length: np.ndarray
     k_min: np.ndarray
     samples: np.ndarray
+    rounds: np.ndarray
     seconds: float
 
     def __len__(self):
@@ -1232,7 +1234,8 @@ def _leg_indices(legs_lb: np.ndarray, legs: np.ndarray, k: int) -> np.ndarray:
 
 
 def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, solver: str = "heun", seed: int = 0,
-         k_min=None, k_max: int | None = None, batch_size: int = 1024, progress: bool = False) -> Plans:
+         k_min=None, k_max: int | None = None, k_batch: int | None = None, rounds: int = 2,
+         batch_size: int = 1024, progress: bool = False) -> Plans:
     """Plan paths from ``starts`` to ``goals`` ((2,) or (N, 2) free points), optionally through
     waypoints ``via`` ((m, 2) for every plan, or (N, m, 2)), by inpainting with a maze model.
 
@@ -1243,7 +1246,12 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
     k; the plan is the shortest valid one (:meth:`Maze.path_valid`) of points 0..k at the
     smallest k that has one.  The search starts at ``k_min`` (default: the fewest index steps
     the training data could cover, sum over legs of ceil(leg / step_max), at least m + 2) and
-    ends at ``k_max`` (default n - 1).
+    ends at ``k_max`` (default n - 1).  Each pass samples every unfinished plan at its next
+    ``k_batch`` values of k at once (default: as many as fill ``batch_size`` trajectories, so the
+    last hard plans cost one pass instead of one per k) and keeps the smallest k with a valid
+    sample; ``k_batch=1`` is the strictly sequential search.  A plan with no valid sample up to
+    ``k_max`` is searched again from ``k_min`` with fresh noise, up to ``rounds`` searches in all
+    (more samples, nothing else changes).  Deterministic given ``seed``.
 
     >>> # p = plan(load_maze_model("maze.pt"), [1.5, 1.5], [10.5, 7.5]); p.valid[0], p.k[0], p.paths[0].shape
     """
@@ -1287,6 +1295,8 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
         raise ParameterError(f"plan {i}: start, waypoints and goal are {legs[i].sum():.2f} cells apart in straight "
                              f"lines, more than {k_hi} steps of at most {model.lattice['params']['step_max']:.3f} "
                              f"cells (the longest step in the training data) can cover; split it into shorter plans")
+    if k_batch is not None:
+        k_batch = _int("k_batch", k_batch, 1)
     mean = torch.tensor(model.mean, dtype=torch.float64)
     scale = torch.tensor(model.scale, dtype=torch.float64)
     out_paths = [None] * N
@@ -1296,50 +1306,68 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
     samples = np.zeros(N, np.int64)
     k_cur = k_lo.copy()
     active = np.ones(N, bool)
+    rounds = _int("rounds", rounds, 1)
+    used = np.ones(N, np.int64)
     t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=N, desc="plan", unit="plan", dynamic_ncols=True)
+    n_pass = 0
     while active.any():
-        for k in np.unique(k_cur[active]):
-            idx = np.flatnonzero(active & (k_cur == k))
-            pins = np.stack([_leg_indices(lb[i], legs[i], int(k)) for i in idx])          # (P, m + 2)
-            P, B = len(idx), len(idx) * tries
-            unknown = np.ones((P, n), bool)
-            unknown[np.arange(P)[:, None], pins] = False
-            vals = np.zeros((P, n, 2))
-            vals[np.arange(P)[:, None], pins] = anchors[idx]
-            unknown = np.repeat(unknown, tries, axis=0)
-            vals_n = ((torch.from_numpy(np.repeat(vals, tries, axis=0)).permute(0, 2, 1) - mean) / scale)
-            um = torch.from_numpy(unknown)[:, None]
-            start = lambda z, i, b: torch.where(um[i:i + b], z.double(), vals_n[i:i + b])  # noqa: E731
-            path = lambda i, b: InpaintPath(unknown[i:i + b], batched=True)  # noqa: E731
-            x = solve_batches(model, B, (n,), start, path, steps, solver, None, seed + 1009 * int(k), batch_size)
-            cand = (x * scale + mean).permute(0, 2, 1).numpy()[:, : int(k) + 1].copy()   # (B, k + 1, 2)
-            rep = np.repeat(np.arange(P), tries)
-            cand[np.arange(B)[:, None], pins[rep]] = anchors[idx][rep]                       # exact anchors
-            ok = maze.path_valid(cand).reshape(P, tries)
-            L = path_length(cand).reshape(P, tries)
-            L_ok = np.where(ok, L, np.inf)
-            best = np.argmin(L_ok, axis=1)
-            samples[idx] += tries
-            for j, i in enumerate(idx):
-                if ok[j].any() or k == k_hi:
-                    out_paths[i] = cand[j * tries + best[j]]
-                    k_out[i], valid[i], length[i] = int(k), bool(ok[j].any()), float(L[j, best[j]])
-                    active[i] = False
-            if bar is not None:
-                bar.update(int((~active[idx]).sum()))
-        k_cur[active] += 1
+        act = np.flatnonzero(active)
+        J = k_batch if k_batch is not None else max(1, batch_size // (len(act) * tries))
+        rows = [(i, k) for i in act for k in range(int(k_cur[i]), min(int(k_cur[i]) + J, k_hi + 1))]
+        plan_of = np.array([r[0] for r in rows])
+        ks = np.array([r[1] for r in rows])
+        R = len(rows)
+        pins = np.stack([_leg_indices(lb[i], legs[i], k) for i, k in rows])                 # (R, m + 2)
+        unknown = np.ones((R, n), bool)
+        unknown[np.arange(R)[:, None], pins] = False
+        vals = np.zeros((R, n, 2))
+        vals[np.arange(R)[:, None], pins] = anchors[plan_of]
+        unknown = np.repeat(unknown, tries, axis=0)
+        vals_n = (torch.from_numpy(np.repeat(vals, tries, axis=0)).permute(0, 2, 1) - mean) / scale
+        um = torch.from_numpy(unknown)[:, None]
+        start = lambda z, i, b: torch.where(um[i:i + b], z.double(), vals_n[i:i + b])  # noqa: E731
+        path = lambda i, b: InpaintPath(unknown[i:i + b], batched=True)  # noqa: E731
+        x = solve_batches(model, R * tries, (n,), start, path, steps, solver, None, seed + 1009 * n_pass, batch_size)
+        n_pass += 1
+        cand = (x * scale + mean).permute(0, 2, 1).numpy().copy()                               # (R * tries, n, 2)
+        rep = np.repeat(np.arange(R), tries)
+        cand[np.arange(R * tries)[:, None], pins[rep]] = anchors[plan_of][rep]                  # exact anchors
+        kk = np.repeat(ks, tries)
+        beyond = np.arange(n)[None, :] > kk[:, None]          # the plan ends at k: the rest waits at the goal,
+        cand = np.where(beyond[..., None], cand[np.arange(R * tries), kk][:, None], cand)   # zero-length segments
+        ok = maze.path_valid(cand).reshape(R, tries)
+        L = path_length(cand).reshape(R, tries)
+        best = np.argmin(np.where(ok, L, np.inf), axis=1)
+        r0 = 0
+        for i in act:                                         # rows of plan i: r0 .. r1 - 1, k increasing
+            r1 = r0 + min(int(k_cur[i]) + J, k_hi + 1) - int(k_cur[i])
+            hit = np.flatnonzero(ok[r0:r1].any(1))
+            last = r0 + (hit[0] if len(hit) else r1 - 1 - r0)
+            samples[i] += tries * (last - r0 + 1)
+            if not len(hit) and ks[last] == k_hi and used[i] < rounds:
+                used[i] += 1                                  # no valid path up to k_max: search again
+                k_cur[i] = k_lo[i]
+            elif len(hit) or ks[last] == k_hi:
+                out_paths[i] = cand[last * tries + best[last], : ks[last] + 1]
+                k_out[i], valid[i], length[i] = int(ks[last]), bool(len(hit)), float(L[last, best[last]])
+                active[i] = False
+            else:
+                k_cur[i] = ks[last] + 1
+            r0 = r1
+        if bar is not None:
+            bar.update(int(len(act) - active.sum()))
     if bar is not None:
         bar.close()
-    return Plans(out_paths, k_out, valid, length, k_lo, samples, time.perf_counter() - t0)
+    return Plans(out_paths, k_out, valid, length, k_lo, samples, used, time.perf_counter() - t0)
 
 
 def evaluate_plans(model, n_plans: int = 1000, seed: int = 0, margin: float = 0.0, tries: int = 4, steps: int = 20,
-                   solver: str = "heun", batch_size: int = 1024, progress: bool = False) -> dict:
+                   solver: str = "heun", rounds: int = 2, batch_size: int = 1024, progress: bool = False) -> dict:
     """Plans between ``n_plans`` pairs of uniform random free points (:meth:`Maze.random_free_points`
     with ``margin``, drawn with ``seed``): validity, length against the exact geodesic
     (:meth:`Maze.shortest_path_length`), k-search statistics and time per plan.
@@ -1351,19 +1379,20 @@ def evaluate_plans(model, n_plans: int = 1000, seed: int = 0, margin: float = 0.
     rng = np.random.default_rng(_int("seed", seed, 0))
     starts = maze.random_free_points(n_plans, rng, margin)
     goals = maze.random_free_points(n_plans, rng, margin)
-    res = plan(model, starts, goals, tries=tries, steps=steps, solver=solver, seed=seed, batch_size=batch_size,
-               progress=progress)
+    res = plan(model, starts, goals, tries=tries, steps=steps, solver=solver, seed=seed, rounds=rounds,
+               batch_size=batch_size, progress=progress)
     shortest = maze.shortest_path_length(starts, goals)
     ratio = res.length / np.maximum(shortest, 1e-12)
     v = res.valid
-    searched = res.k - res.k_min + 1
+    k_hi = int(model.shape[0]) - 1
+    searched = res.k - res.k_min + 1 + (res.rounds - 1) * (k_hi - res.k_min + 1)     # k values sampled
 
     def q(a, p):
         return float(np.quantile(a, p)) if len(a) else float("nan")
 
     return {
         "n_plans": n_plans, "n_valid": int(v.sum()), "valid_fraction": float(v.mean()),
-        "settings": {"seed": seed, "margin": margin, "tries": tries, "steps": steps, "solver": solver,
+        "settings": {"seed": seed, "margin": margin, "tries": tries, "steps": steps, "solver": solver, "rounds": rounds,
                      "batch_size": batch_size, "k_max": int(model.shape[0]) - 1,
                      "step_max": model.lattice["params"]["step_max"]},
         "length_ratio": {"median": q(ratio[v], 0.5), "mean": float(ratio[v].mean()) if v.any() else float("nan"),
@@ -1373,7 +1402,8 @@ def evaluate_plans(model, n_plans: int = 1000, seed: int = 0, margin: float = 0.
         "k": {"mean": float(res.k.mean()), "median": q(res.k, 0.5), "max": int(res.k.max()),
               "k_values_searched_mean": float(searched.mean()), "k_values_searched_median": q(searched, 0.5),
               "k_values_searched_max": int(searched.max()),
-              "found_at_first_k": float((searched == 1).mean()),
+              "found_at_first_k": float(((searched == 1) & (res.rounds == 1)).mean()),
+              "needed_another_round": int((res.rounds > 1).sum()),
               "samples_per_plan_mean": float(res.samples.mean())},
         "seconds": res.seconds, "seconds_per_plan": res.seconds / n_plans,
         "_plans": res, "_starts": starts, "_goals": goals, "_shortest": shortest,
