@@ -568,3 +568,13 @@ def test_maze_cli_refusals(tiny_maze_model, cli, tmp_path, args, match):
     rc, _, err = cli("maze", "plan", "--model", tiny_maze_model / "d.h5", "--start", "1.5", "1.5", "--goal", "2.5",
                      "1.5", "--out", tmp_path / "x.json")
     assert rc != 0 and not (tmp_path / "x.json").exists()
+
+
+def test_docstring_examples():
+    import doctest
+
+    import phi4si.tasks.images
+    import phi4si.tasks.maze
+
+    for mod in (phi4si.tasks.maze, phi4si.tasks.images):
+        assert doctest.testmod(mod).failed == 0, mod.__name__
