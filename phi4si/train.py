@@ -374,7 +374,12 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
         checkpoint(final=finished())
-        _dist_close(world)
+        if world > 1:            # release DDP's reducer (it holds gloo work objects) before the group goes
+            import gc
+
+            model = None
+            gc.collect()
+            _dist_close(world)
     except KeyboardInterrupt:
         checkpoint()           # keep the work done since the last checkpoint; --resume continues it
         raise

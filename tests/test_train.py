@@ -248,11 +248,11 @@ def test_load_model_errors(ens, tmp_path):
 
 # ------------------------------------------------------------------------------------------------
 DDP_SCRIPT = textwrap.dedent("""
-    import sys
+    import os, sys
     from phi4si.train import TrainConfig, train
     cfg = TrainConfig(steps=6, model="tiny", batch_size=16, val_every=3, val_size=16, warmup=2, threads=1)
     res = train(sys.argv[1], sys.argv[2], cfg, progress=False)
-    print("done", res["step"])
+    os.write(1, f"done {res['step']}\\n".encode())   # one write: the ranks end together, lines must not interleave
 """)
 
 
