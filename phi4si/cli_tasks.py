@@ -42,7 +42,7 @@ def _common_model_flags(p, out_help="output HDF5 file", steps=50, batch_size=256
 
 
 def add_task_parsers(sub):
-    from .cli import ORDERS, _add_train_flags, _finite_float, _int, _int_at_least
+    from .cli import ORDERS, _add_train_flags, _finite_float, _int_at_least
 
     im = sub.add_parser("image", help="images: train, generate, inpaint, edit, evaluate (PSNR/SSIM vs baselines)")
     isub = im.add_subparsers(dest="task", required=True)
@@ -157,6 +157,19 @@ def _images_from(args, model, n):
     return x[:n]
 
 
+def _check_train_flags(args):
+    """The refusals every task's ``train`` makes before reading its data."""
+    from .cli import _same_file
+    from .errors import ParameterError
+
+    if args.resume and args.overwrite:
+        raise ParameterError("--resume and --overwrite exclude each other")
+    if Path(args.out).is_dir():
+        raise ParameterError(f"--out {args.out} is a directory")
+    if _same_file(args.out, args.data):
+        raise ParameterError("--out is the --data file")
+
+
 def _record(args, argv, **extra):
     return {"command": "phi4si " + shlex.join(argv), "model": str(Path(args.model).resolve()), "steps": args.steps,
             "solver": args.solver, "seed": args.seed, **extra}
@@ -175,14 +188,9 @@ def cmd_image(args, argv):
     from .tasks import images as im
 
     if args.task == "train":
-        from .cli import _run_training, _same_file
+        from .cli import _run_training
 
-        if args.resume and args.overwrite:
-            raise ParameterError("--resume and --overwrite exclude each other")
-        if Path(args.out).is_dir():
-            raise ParameterError(f"--out {args.out} is a directory")
-        if _same_file(args.out, args.data):
-            raise ParameterError("--out is the --data file")
+        _check_train_flags(args)
         data = im.image_data(args.data, args.n_test, args.split_seed, padding=args.padding)
         _run_training(data, args, argv)
         return
@@ -296,14 +304,9 @@ def cmd_maze(args, argv):
               f"{st['path_length_std']:.2f} cells, {time.perf_counter() - t0:.1f} s")
         return
     if args.task == "train":
-        from .cli import _run_training, _same_file
+        from .cli import _run_training
 
-        if args.resume and args.overwrite:
-            raise ParameterError("--resume and --overwrite exclude each other")
-        if Path(args.out).is_dir():
-            raise ParameterError(f"--out {args.out} is a directory")
-        if _same_file(args.out, args.data):
-            raise ParameterError("--out is the --data file")
+        _check_train_flags(args)
         _run_training(mz.maze_data(args.data, reverse=args.reverse), args, argv)
         return
     _setup(args)
