@@ -108,10 +108,13 @@ def add_task_parsers(sub):
                    help="augment with time-reversed trajectories (default on)")
     _add_train_flags(t, model="maze", measure="maze", measures=("generation", "multitask", "maze"))
 
-    p = msub.add_parser("plan", help="plan a path between two points (optionally via waypoints)")
+    p = msub.add_parser("plan", help="plan a path between two points (optionally via waypoints)",
+                        description="Plan a path by inpainting; exit status 3 when no valid path was found "
+                                    "(the JSON is written either way).")
     _common_model_flags(p, out_help="output JSON with the plan", steps=20, batch_size=1024)
-    p.add_argument("--start", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"))
-    p.add_argument("--goal", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"))
+    p.add_argument("--start", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"),
+                   help="start point: x = column coordinate in [0, 12], y = row coordinate in [0, 9] (row 0 on top)")
+    p.add_argument("--goal", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"), help="goal point")
     p.add_argument("--via", type=_finite_float, nargs=2, action="append", default=None, metavar=("X", "Y"),
                    help="waypoint the path must visit (repeatable, in order)")
     p.add_argument("--tries", type=_int_at_least(1), default=4, help="independent samples per k (default 4)")
