@@ -113,7 +113,8 @@ def add_task_parsers(sub):
                                     "(the JSON is written either way).")
     _common_model_flags(p, out_help="output JSON with the plan", steps=20, batch_size=1024)
     p.add_argument("--start", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"),
-                   help="start point: x = column coordinate in [0, 12], y = row coordinate in [0, 9] (row 0 on top)")
+                   help="start point: x = column, y = row coordinate, cells of side 1, row 0 on top "
+                        "(maze2d-large: x in [0, 12], y in [0, 9])")
     p.add_argument("--goal", type=_finite_float, nargs=2, required=True, metavar=("X", "Y"), help="goal point")
     p.add_argument("--via", type=_finite_float, nargs=2, action="append", default=None, metavar=("X", "Y"),
                    help="waypoint the path must visit (repeatable, in order)")
@@ -324,7 +325,8 @@ def cmd_maze(args, argv):
             maze.shortest_path_length(np.concatenate([s[None], via]), np.concatenate([via, g[None]])).sum())
         out = {**_record(args, argv, task="plan", tries=args.tries), "start": s.tolist(), "goal": g.tolist(),
                "via": None if via is None else via.tolist(), "valid": bool(res.valid[0]), "k": int(res.k[0]),
-               "k_min": int(res.k_min[0]), "samples": int(res.samples[0]), "rounds": int(res.rounds[0]), "length": float(res.length[0]),
+               "k_min": int(res.k_min[0]), "samples": int(res.samples[0]), "rounds": int(res.rounds[0]),
+               "length": float(res.length[0]),
                "shortest_length": shortest, "seconds": res.seconds, "path": res.paths[0].tolist()}
         _write_json(args.out, out)
         print(f"{'valid' if res.valid[0] else 'INVALID'} plan: k = {res.k[0]} (searched from {res.k_min[0]}), length "
