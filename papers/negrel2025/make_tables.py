@@ -87,10 +87,23 @@ def plan_line(path: Path) -> str:
             f"{d['seconds']:.2f} s\n")
 
 
+def maze_settings_table(path: Path) -> str:
+    d = json.loads(path.read_text())
+    rows = ["| solver:steps:tries | valid | length / geodesic: median, q90 | k values searched | another round "
+            "| samples / plan | s / plan | time vs baseline |", "|---|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        rows.append(f"| {r['setting']} | {r['n_valid']} / {d['n_plans']} | {r['length_ratio_median']:.3f}, "
+                    f"{r['length_ratio_q90']:.3f} | {r['k_values_searched_mean']:.2f} | {r['needed_another_round']} | "
+                    f"{r['samples_per_plan']:.1f} | {r['seconds_per_plan']:.4f} | {r['time_vs_baseline']:.2f} |")
+    return (f"**{path.stem}**: `{d['command']}`; the same {d['n_plans']} pairs (seed {d['seed']}) for every row, "
+            f"{d['threads']} threads, baseline {d['baseline']}.\n\n" + "\n".join(rows) + "\n")
+
+
 def task_tables() -> str:
     r = HERE / "results"
     parts = [images_table(f) for f in sorted(r.glob("images_*.json"))]
     parts += [maze_table(f) for f in sorted(r.glob("maze_planning*.json"))]
+    parts += [maze_settings_table(f) for f in sorted(r.glob("maze_settings*.json"))]
     plans = "".join(plan_line(f) for f in sorted(r.glob("maze_plan_*.json")))
     return "\n".join(parts) + ("\n" + plans if plans else "")
 

@@ -25,3 +25,6 @@ phi4si maze plan --model "$W/maze.pt" --start 1.5 1.5 --goal 10.5 7.5 --steps 20
     --out "$R/maze_plan_direct.json" --figure "$R/maze_plan_direct.png" --overwrite
 phi4si maze plan --model "$W/maze.pt" --start 1.5 1.5 --goal 10.5 7.5 --via 10.5 1.5 --steps 20 \
     --seed 0 --out "$R/maze_plan_detour.json" --figure "$R/maze_plan_detour.png" --overwrite
+# solver settings: validity, length and time per plan against the default (heun 20 steps, 4 tries)
+python "$HERE/maze_settings.py" --model "$W/maze.pt" --n-plans 1000 --seed 1 \
+    --settings heun:20:4 heun:10:4 heun:5:4 heun:20:1 euler:20:4 --out "$R/maze_settings.json"
