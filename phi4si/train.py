@@ -141,7 +141,10 @@ def _dist_close(world: int) -> None:
 
     if not dist.is_initialized():
         return
-    dist.barrier()
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
     if _OWNED_GROUP[0]:
         dist.destroy_process_group()
         _OWNED_GROUP[0] = False
@@ -194,6 +197,8 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     if cfg.device.startswith("cuda") and world > 1:
         cfg.device = f"cuda:{local_rank}"
     device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        torch.cuda.set_device(device)     # NCCL collectives (all_reduce, barrier) use the current device
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     if out.exists() and not resume and not overwrite:
