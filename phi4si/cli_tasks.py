@@ -132,6 +132,7 @@ def add_task_parsers(sub):
     q.add_argument("--rounds", type=_int_at_least(1), default=2,
                    help="searches from k_min when no sample up to k_max is valid (default 2)")
     q.add_argument("--figure", default=None, help="figure of example plans (PNG)")
+    q.add_argument("--plans", default=None, help="also write every plan, start, goal and geodesic length (HDF5)")
     q.add_argument("--examples", type=_int_at_least(0), default=12, help="plans drawn in --figure (default 12)")
     return im, mz
 
@@ -344,6 +345,10 @@ def cmd_maze(args, argv):
     elif args.task == "evaluate":
         if not 0 <= args.margin < 0.5:
             raise ParameterError(f"--margin must be in [0, 0.5), got {args.margin}")
+        if args.plans:
+            from .cli import _check_out
+
+            _check_out(args.plans, args.overwrite)
         r = mz.evaluate_plans(model, args.n_plans, seed=args.seed, margin=args.margin, tries=args.tries,
                               steps=args.steps, solver=args.solver, rounds=args.rounds, batch_size=args.batch_size,
                               progress=True)
@@ -351,6 +356,11 @@ def cmd_maze(args, argv):
                "model_step": model.meta.get("step"), "train_wall_time": model.meta.get("wall_time"),
                **{k: v for k, v in r.items() if not k.startswith("_")}}
         _write_json(args.out, out)
+        if args.plans:
+            mz.write_plans(args.plans, r["_plans"], r["_starts"], r["_goals"], r["_shortest"],
+                           attrs={"command": out["command"], "model": out["model"], **r["settings"]},
+                           overwrite=args.overwrite)
+            print(f"plans: {args.plans}")
         lr, k = r["length_ratio"], r["k"]
         print(f"valid {r['n_valid']} / {r['n_plans']}; length / shortest: median {lr['median']:.3f}, q90 "
               f"{lr['q90']:.3f}; k mean {k['mean']:.1f}, k values searched mean {k['k_values_searched_mean']:.2f} "

@@ -527,7 +527,7 @@ def test_evaluate_plans_and_figure(tiny_maze_model, maze, tmp_path):
     assert plot_plans(tmp_path / "p.png", maze, r["_plans"], r["_starts"], r["_goals"], n=3).stat().st_size > 0
 
 
-def test_maze_cli(tiny_maze_model, cli, tmp_path):
+def test_maze_cli(tiny_maze_model, cli, tmp_path, maze):
     import json
 
     assert cli("maze", "dataset", "--out", tmp_path / "d.h5", "--n-windows", "40", "--seed", "1")[0] == 0
@@ -551,6 +551,21 @@ def test_maze_cli(tiny_maze_model, cli, tmp_path):
     assert rc == 0, err
     e = json.loads((tmp_path / "e.json").read_text())
     assert e["n_plans"] == 3 and "length_ratio" in e and (tmp_path / "e.png").exists()
+    rc, out, err = cli("maze", "evaluate", "--model", m, "--n-plans", "3", "--tries", "1", "--steps", "2",
+                       "--out", tmp_path / "e.json", "--plans", tmp_path / "p.h5", "--overwrite")
+    assert rc == 0, err
+    import h5py
+
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        assert f.attrs["kind"] == "maze-plans" and f["paths"].shape[0] == 3
+        for p, k, s, g in zip(f["paths"][()], f["k"][()], f["starts"][()], f["goals"][()]):
+            assert np.array_equal(p[0], s) and np.array_equal(p[k], g) and np.isnan(p[k + 1:]).all()
+        assert np.allclose(f["shortest"][()], maze.shortest_path_length(f["starts"][()], f["goals"][()]))
+    (tmp_path / "keep.h5").write_text("keep")
+    rc, out, err = cli("maze", "evaluate", "--model", m, "--n-plans", "3", "--out", tmp_path / "e2.json",
+                       "--plans", tmp_path / "keep.h5")
+    assert rc != 0 and "exists" in err and (tmp_path / "keep.h5").read_text() == "keep"
+    assert not (tmp_path / "e2.json").exists()
 
 
 @pytest.mark.parametrize("args, match", [

@@ -75,6 +75,7 @@ __all__ = [
     "plan",
     "evaluate_plans",
     "plot_plans",
+    "write_plans",
 ]
 
 MAZE2D_LARGE = """\
@@ -1440,3 +1441,45 @@ def plot_plans(path, maze: Maze, plans, starts, goals, n: int = 12, shortest=Tru
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+def write_plans(out, plans: Plans, starts, goals, shortest=None, attrs: dict | None = None,
+                overwrite: bool = False) -> Path:
+    """Write :func:`plan` results to HDF5: ``paths`` (N, n, 2) float64 with NaN after each plan's
+    goal index, ``k``, ``valid``, ``length``, ``k_min``, ``samples``, ``rounds``, ``starts``,
+    ``goals`` and (if given) ``shortest``; root attributes ``kind`` = ``"maze-plans"``, ``version``,
+    ``date`` and ``attrs`` (JSON).  Written under a temporary name and renamed; refuses an
+    existing ``out`` unless ``overwrite``.  Read the paths back with
+    ``[p[: k + 1] for p, k in zip(f["paths"], f["k"])]``."""
+    import h5py
+
+    from .._version import __version__
+
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ParameterError(f"cannot write {out}: directory {out.parent} does not exist; create it first")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True (or choose another path) to replace it")
+    n = max(len(p) for p in plans.paths)
+    padded = np.full((len(plans), n, 2), np.nan)
+    for i, p in enumerate(plans.paths):
+        padded[i, : len(p)] = p
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("paths", data=padded, compression="gzip", shuffle=True)
+            for key in ("k", "valid", "length", "k_min", "samples", "rounds"):
+                f[key] = np.asarray(getattr(plans, key))
+            f["starts"], f["goals"] = np.asarray(starts, float), np.asarray(goals, float)
+            if shortest is not None:
+                f["shortest"] = np.asarray(shortest, float)
+            f.attrs["kind"] = "maze-plans"
+            f.attrs["version"] = __version__
+            f.attrs["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            f.attrs["seconds"] = float(plans.seconds)
+            f.attrs["attrs"] = json.dumps(attrs or {}, default=str)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
