@@ -455,16 +455,9 @@ def cmd_demo(args):
 
 def _check_out(out, overwrite, what="--out"):
     """Refuse an output before any work: exists without overwrite, a directory, no parent folder."""
-    from .errors import OutputExistsError, ParameterError
+    from .store import check_output
 
-    out = Path(out)
-    if out.is_dir():
-        raise ParameterError(f"{what} {out} is a directory")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise ParameterError(f"output directory {out.parent} does not exist")
-    return out
+    return check_output(out, overwrite, what)
 
 
 def _same_file(a, b) -> bool:

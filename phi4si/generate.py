@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .errors import OutputExistsError, ParameterError
+from .errors import ParameterError
 
 __all__ = ["generate", "inpaint", "sequential", "parse_mask", "write_samples"]
 
@@ -272,11 +272,7 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
     """Write configurations (n, *shape) as an ensemble file (1 chain, n measurements)."""
     from . import store
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.exists():
-        raise ParameterError(f"output directory {out.parent} does not exist")
+    out = store.check_output(out, overwrite)
     phi = np.ascontiguousarray(phi, dtype=np.float64)
     n = phi.shape[0]
     if not np.isfinite(phi).all():

@@ -42,6 +42,29 @@ SCALARS = ("m", "S", "accepted", "dH")
 OPTIONAL_SCALARS = ("log_w",)   # importance log-weights of a reweighting ensemble (phi4si sample-neural)
 
 
+def check_output(out, overwrite: bool, what: str = "output", hint: str = "pass --overwrite to replace it") -> Path:
+    """Refuse an output path before any work is done: a directory, an existing file without
+    ``overwrite`` (:class:`~phi4si.errors.OutputExistsError`, whose message ends with ``hint``), or
+    a missing parent folder (:class:`~phi4si.errors.ParameterError`).  One home for the check that
+    every writer (ensembles, samples, images, maze data and plans) and the command line make.
+
+    >>> check_output("/nonexistent-dir/x.h5", False)
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.ParameterError: output directory /nonexistent-dir does not exist
+    """
+    from .errors import OutputExistsError, ParameterError
+
+    out = Path(out)
+    if out.is_dir():
+        raise ParameterError(f"{what} {out} is a directory")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; {hint}")
+    if not out.parent.is_dir():
+        raise ParameterError(f"output directory {out.parent} does not exist")
+    return out
+
+
 def _scalars(f) -> tuple:
     """The per-trajectory scalar datasets of an open file: SCALARS plus the optional ones present."""
     return SCALARS + tuple(k for k in OPTIONAL_SCALARS if k in f)

@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..errors import OutputExistsError, ParameterError
+from ..errors import ParameterError
+from ..store import check_output
 from ..generate import solve_batches as _run
 
 __all__ = ["load_images", "split", "image_data", "train_images", "load_image_model", "held_out_images", "generate_images",
@@ -582,11 +583,7 @@ def write_images(out, images, attrs: dict, extra: dict | None = None, overwrite:
     (masks, observed, ...), and attrs recording how it was made (JSON values, version, date)."""
     import h5py
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.exists():
-        raise ParameterError(f"output directory {out.parent} does not exist")
+    out = check_output(out, overwrite)
     images = np.asarray(images, dtype=np.float32)
     if not np.isfinite(images).all():
         raise ParameterError("generated images contain NaN or inf; nothing written")

@@ -56,7 +56,8 @@ import numba as nb
 import numpy as np
 import torch
 
-from ..errors import OutputExistsError, ParameterError
+from ..errors import ParameterError
+from ..store import check_output
 
 __all__ = [
     "MAZE2D_LARGE",
@@ -1053,13 +1054,7 @@ def write_dataset(out, data: dict, meta: dict | None = None, overwrite: bool = F
 
     from .._version import __version__
 
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise ParameterError(f"cannot write {out}: directory {out.parent} does not exist; create it first")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass overwrite=True (or choose another path) to replace it")
-    if out.is_dir():
-        raise ParameterError(f"cannot write {out}: it is a directory")
+    out = check_output(out, overwrite, hint="pass overwrite=True (or choose another path) to replace it")
     if not isinstance(data, dict) or "paths" not in data:
         raise ParameterError("data must be the dict returned by make_dataset (with 'paths', 'stats', ...)")
     paths = np.asarray(data["paths"], dtype=np.float32)
@@ -1455,11 +1450,7 @@ def write_plans(out, plans: Plans, starts, goals, shortest=None, attrs: dict | N
 
     from .._version import __version__
 
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise ParameterError(f"cannot write {out}: directory {out.parent} does not exist; create it first")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass overwrite=True (or choose another path) to replace it")
+    out = check_output(out, overwrite, hint="pass overwrite=True (or choose another path) to replace it")
     n = max(len(p) for p in plans.paths)
     padded = np.full((len(plans), n, 2), np.nan)
     for i, p in enumerate(plans.paths):
