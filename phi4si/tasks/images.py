@@ -525,6 +525,17 @@ def _rgb(img):
     return np.repeat(img, 3, -1) if img.shape[-1] == 1 else img
 
 
+def _save(fig, path, title: str = "") -> Path:
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_grid(path, columns: dict, masks=None, n: int = 8, title: str = ""):
     """Figure grid, one row per image and one column per entry of ``columns`` (name -> images
     (N, C, H, W)); with ``masks`` a "masked" column after the first shows its images with the
@@ -548,12 +559,7 @@ def plot_grid(path, columns: dict, masks=None, n: int = 8, title: str = ""):
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
             if r == 0:
                 axes[r, c].set_title(name, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_samples(path, images, ncol: int = 8, title: str = ""):
@@ -570,12 +576,7 @@ def plot_samples(path, images, ncol: int = 8, title: str = ""):
         if k < n:
             ax.imshow(_rgb(images[k]), interpolation="nearest")
         ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def write_images(out, images, attrs: dict, extra: dict | None = None, overwrite: bool = False) -> Path:
