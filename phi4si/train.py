@@ -113,41 +113,34 @@ class TrainConfig:
 
 # ------------------------------------------------------------------------------------------------
 def _dist(device: str = "cpu"):
-    """(rank, world, local_rank) from torchrun's environment, initialising the process group
-    (nccl for CUDA training, gloo for CPU training or when PHI4SI_DDP_BACKEND=gloo)."""
+    """(rank, world, local_rank, owned) from torchrun's environment, initialising the process group
+    (nccl for CUDA training, gloo for CPU training or when PHI4SI_DDP_BACKEND=gloo); ``owned``:
+    this call created the group, so :func:`_dist_close` destroys it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1, 0
+        return 0, 1, 0, False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         backend = os.environ.get("PHI4SI_DDP_BACKEND") or ("nccl" if device.startswith("cuda") else "gloo")
         dist.init_process_group(backend=backend)
-        _OWNED_GROUP[0] = True
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned
 
 
-_OWNED_GROUP = [False]     # did train() create the default process group (then it also tears it down)?
-
-
-def _dist_close(world: int) -> None:
+def _dist_close(owned: bool) -> None:
     """End a DDP run cleanly: wait until every rank (rank 0 writes the checkpoint) is done, then
-    destroy the process group train() created.  Without this the ranks leave at different moments
-    with gloo's threads still attached, and a rank can die in C++ ("terminate called without an
-    active exception", SIGABRT) after all the work is done."""
-    if world <= 1:
-        return
+    destroy the process group if train() created it.  Without this the ranks leave at different
+    moments with gloo's threads still attached, and a rank can die in C++ ("terminate called
+    without an active exception", SIGABRT) after all the work is done."""
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        return
     if dist.get_backend() == "nccl":
         dist.barrier(device_ids=[torch.cuda.current_device()])
     else:
         dist.barrier()
-    if _OWNED_GROUP[0]:
+    if owned:
         dist.destroy_process_group()
-        _OWNED_GROUP[0] = False
 
 
 def _lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -193,7 +186,7 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     cfg.validate()
     out = Path(out)
-    rank, world, local_rank = _dist(cfg.device)
+    rank, world, local_rank, owned_group = _dist(cfg.device)
     if cfg.device.startswith("cuda") and world > 1:
         cfg.device = f"cuda:{local_rank}"
     device = torch.device(cfg.device)
@@ -384,7 +377,7 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
 
             model = None
             gc.collect()
-            _dist_close(world)
+            _dist_close(owned_group)
     except KeyboardInterrupt:
         checkpoint()           # keep the work done since the last checkpoint; --resume continues it
         raise

@@ -1314,11 +1314,11 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
     while active.any():
         act = np.flatnonzero(active)
         J = k_batch if k_batch is not None else max(1, batch_size // (len(act) * tries))
-        rows = [(i, k) for i in act for k in range(int(k_cur[i]), min(int(k_cur[i]) + J, k_hi + 1))]
-        plan_of = np.array([r[0] for r in rows])
-        ks = np.array([r[1] for r in rows])
-        R = len(rows)
-        pins = np.stack([_leg_indices(lb[i], legs[i], k) for i, k in rows])                 # (R, m + 2)
+        n_k = np.minimum(k_cur[act] + J, k_hi + 1) - k_cur[act]          # k values of each plan this pass
+        plan_of = np.repeat(act, n_k)                                     # rows: (plan, k), k increasing
+        ks = np.concatenate([np.arange(k_cur[i], k_cur[i] + c) for i, c in zip(act, n_k)])
+        R = len(ks)
+        pins = np.stack([_leg_indices(lb[i], legs[i], int(k)) for i, k in zip(plan_of, ks)])  # (R, m + 2)
         unknown = np.ones((R, n), bool)
         unknown[np.arange(R)[:, None], pins] = False
         vals = np.zeros((R, n, 2))
@@ -1339,9 +1339,8 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
         ok = maze.path_valid(cand).reshape(R, tries)
         L = path_length(cand).reshape(R, tries)
         best = np.argmin(np.where(ok, L, np.inf), axis=1)
-        r0 = 0
-        for i in act:                                         # rows of plan i: r0 .. r1 - 1, k increasing
-            r1 = r0 + min(int(k_cur[i]) + J, k_hi + 1) - int(k_cur[i])
+        for i, r1, c in zip(act, np.cumsum(n_k), n_k):      # rows of plan i: r0 .. r1 - 1
+            r0 = r1 - c
             hit = np.flatnonzero(ok[r0:r1].any(1))
             last = r0 + (hit[0] if len(hit) else r1 - 1 - r0)
             samples[i] += tries * (last - r0 + 1)
@@ -1354,7 +1353,6 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
                 active[i] = False
             else:
                 k_cur[i] = ks[last] + 1
-            r0 = r1
         if bar is not None:
             bar.update(int(len(act) - active.sum()))
     if bar is not None:
