@@ -504,6 +504,10 @@ def test_plan_via_waypoints(tiny_maze_model):
     (dict(k_max=50), "k_max <= 49"),
     (dict(k_max=3), "split it into shorter plans"),
     (dict(tries=0), "tries"),
+    (dict(rounds=0), "rounds"),
+    (dict(k_batch=0), "k_batch"),
+    (dict(k_min=0), "k_min"),
+    (dict(batch_size=0), "batch_size"),
 ])
 def test_plan_refusals(tiny_maze_model, kw, match):
     from phi4si.tasks.maze import load_maze_model, plan
@@ -566,6 +570,26 @@ def test_maze_cli(tiny_maze_model, cli, tmp_path, maze):
                        "--plans", tmp_path / "keep.h5")
     assert rc != 0 and "exists" in err and (tmp_path / "keep.h5").read_text() == "keep"
     assert not (tmp_path / "e2.json").exists()
+
+
+def test_maze_cli_flag_refusals(tiny_maze_model, cli, tmp_path):
+    """Bad --rounds/--tries/--n-plans and dataset settings: a clear error, an existing --out kept."""
+    out = tmp_path / "o.json"
+    out.write_text("keep")
+    m = tiny_maze_model / "m.pt"
+    for args, code, match in [(["plan", "--start", "1.5", "1.5", "--goal", "2.5", "1.5", "--rounds", "0"], 2, "--rounds"),
+                              (["evaluate", "--tries", "0"], 2, "--tries"),
+                              (["evaluate", "--n-plans", "0"], 2, "--n-plans")]:
+        rc, _, err = cli("maze", *args, "--model", m, "--out", out, "--overwrite")
+        assert rc == code and match in err, err
+    assert out.read_text() == "keep"
+    d = tmp_path / "d.h5"
+    d.write_text("keep")
+    rc, _, err = cli("maze", "dataset", "--out", d, "--every", "7", "--n-windows", "4", "--overwrite")
+    assert rc == 1 and "must divide window" in err, err
+    rc, _, err = cli("maze", "dataset", "--out", d, "--n-windows", "4")
+    assert rc == 1 and "exists" in err, err
+    assert d.read_text() == "keep"
 
 
 @pytest.mark.parametrize("args, match", [
