@@ -89,11 +89,11 @@ def main(argv=None):
     import torch
 
     import phi4si
-    from phi4si.density import FlowSettings, sample
+    from phi4si.model.density import FlowSettings, sample
     from phi4si.model import load_model
-    from phi4si.neural_mcmc import imh_chain, sample_neural
-    from phi4si.observables import ess_fraction
-    from phi4si.reweight import log_weights
+    from phi4si.model.exact import imh_chain, sample_neural
+    from phi4si.analysis.observables import ess_fraction
+    from phi4si.analysis.weights import log_weights
 
     torch.set_num_threads(args.threads)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="phi4si-exact-"))

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Interpolant throughput: training samples/s and generation configurations/s of the lattice U-Net.
 
-Training (one optimisation step as in ``phi4si.train``): draw a batch x1 from a pool of synthetic
+Training (one optimisation step as in ``phi4si.model.train``): draw a batch x1 from a pool of synthetic
 N(0, 1) "normalised data", apply a random lattice symmetry (``phi4si.nn.augment``), draw the
 per-site times a from ``preset_measure("multitask")`` and x0 ~ N(0, 1) (the *prep* part), then
-``phi4si.train._loss`` with the Hadamard family and parametrisation b (target x0 - x1, loss over
+``phi4si.model.train._loss`` with the Hadamard family and parametrisation b (target x0 - x1, loss over
 sites with a > 0), backward, gradient clipping at 1, AdamW (lr 2e-3, weight decay 1e-4) and the EMA
 update of the weights (the *opt* part).  Rate = batch / (seconds per whole step), median of the
 timed repetitions after warm-up steps.  The HDF5 data loader is not used (no I/O, no file).
@@ -60,7 +60,7 @@ from phi4si.interpolant.operators import Hadamard  # noqa: E402
 from phi4si.interpolant.paths import GenerationPath  # noqa: E402
 from phi4si.nn.augment import random_symmetry  # noqa: E402
 from phi4si.nn.unet import LatticeUNet, count_parameters, preset  # noqa: E402
-from phi4si.train import TrainConfig, _loss  # noqa: E402
+from phi4si.model.train import TrainConfig, _loss  # noqa: E402
 
 DEFAULT_MODELS = ["small:8", "small:16", "medium:16"]
 DEFAULT_SOLVERS = ["heun:10", "heun:20", "euler:20"]

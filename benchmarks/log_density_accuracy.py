@@ -45,7 +45,7 @@ def main(argv=None):
     from phi4si.interpolant.likelihood import flow_log_density
     from phi4si.interpolant.paths import GenerationPath
     from phi4si.model import load_model
-    from phi4si.reweight import log_weights
+    from phi4si.analysis.weights import log_weights
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)

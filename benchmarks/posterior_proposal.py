@@ -1,6 +1,6 @@
 """Exact posterior sampling: prior proposals vs posterior-drift proposals, same model, same flow.
 
-The model trained at h = 0 is used for the target exp(-S + h sum phi) in two ways (phi4si.neural_mcmc,
+The model trained at h = 0 is used for the target exp(-S + h sum phi) in two ways (phi4si.model.exact,
 method reweight): proposals from the prior model (the exact-sampling issue's setting) and proposals
 from its posterior drift under the same h (reward transform, a0 = 0.9, pilot start).  Both are
 exact after reweighting; the point is the ESS.  Each is compared with an HMC ensemble at that h.
@@ -42,11 +42,11 @@ def main(argv=None):
 
     import torch
 
-    from phi4si.analysis import analyze_file
-    from phi4si.density import FlowSettings
+    from phi4si.analysis.report import analyze_file
+    from phi4si.model.density import FlowSettings
     from phi4si.model import load_model
-    from phi4si.neural_mcmc import sample_neural
-    from phi4si.posterior import Posterior
+    from phi4si.model.exact import sample_neural
+    from phi4si.model.posterior import Posterior
 
     torch.set_num_threads(a.threads)
     model = load_model(a.model)

@@ -15,7 +15,7 @@ measurement), with its step size tuned during thermalisation by the driver's ada
 sampler's default target acceptance (0.8 for hmc/fahmc, 0.7 for mala) and the driver's default
 trajectory-length jitter; same chains, same seed scheme, and the same *wall-clock budget* per run
 (a short pilot times each sampler's trajectories and sets n_therm + n_traj to fill the budget,
-25 % of it thermalisation).  Each run is analysed with the Gamma method (phi4si.stats.gamma on
+25 % of it thermalisation).  Each run is analysed with the Gamma method (phi4si.analysis.stats.gamma on
 the (chain, traj) series); ESS/s = ESS / wall_time, where wall_time is the file attribute (the
 whole run, thermalisation included; ESS per second of the measurement phase alone is also given).
 
@@ -51,7 +51,7 @@ from _common import machine_info, save, threading_layer  # noqa: E402
 from phi4si.lattice import Phi4Params  # noqa: E402
 from phi4si.mcmc import make_sampler  # noqa: E402
 from phi4si.mcmc.run import SAMPLER_SETTINGS, sample_mcmc  # noqa: E402
-from phi4si.stats import gamma  # noqa: E402
+from phi4si.analysis.stats import gamma  # noqa: E402
 from phi4si.store import open_ensemble  # noqa: E402
 
 M2, LAM, N_STEPS = -4.0, 4.572, 10

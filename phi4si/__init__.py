@@ -28,7 +28,7 @@ def __getattr__(name):
 
         return sample_mcmc
     if name == "analyze":
-        from .analysis import analyze_file
+        from .analysis.report import analyze_file
 
         return analyze_file
     raise AttributeError(f"module 'phi4si' has no attribute {name!r}")

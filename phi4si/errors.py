@@ -25,9 +25,25 @@ class OutputExistsError(Phi4siError, FileExistsError):
     """Refusing to overwrite an existing output file (pass ``overwrite=True``)."""
 
 
+class FileBusyError(EnsembleFileError):
+    """The file is open in another process (HDF5 file lock); try again later."""
+
+
 class ResumeError(Phi4siError, ValueError):
     """A ``--resume`` request does not match the file it would continue."""
 
 
 class SamplerDivergedError(Phi4siError, FloatingPointError):
     """A chain's field became non-finite (step size too large for an unadjusted scheme)."""
+
+
+class CheckpointError(Phi4siError):
+    """A model file that is missing, not a phi4si checkpoint, or incompatible with the request."""
+
+
+class TrainingDivergedError(Phi4siError):
+    """The loss became NaN or infinite."""
+
+
+class InfeasibleRewardError(Phi4siError, ValueError):
+    """The reward transform has no solution at some sites and times (A > 0 near the noise end)."""

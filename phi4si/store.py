@@ -30,39 +30,16 @@ mode, and ``--resume`` first rewrites it into a clean file (:func:`repair`).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .errors import EnsembleFileError
+from .errors import EnsembleFileError, FileBusyError
+from .io import atomic_write
 
 FORMAT = "phi4si-ensemble/1"
 SCALARS = ("m", "S", "accepted", "dH")
 OPTIONAL_SCALARS = ("log_w",)   # importance log-weights of a reweighting ensemble (phi4si sample-neural)
-
-
-def check_output(out, overwrite: bool, what: str = "output", hint: str = "pass --overwrite to replace it") -> Path:
-    """Refuse an output path before any work is done: a directory, an existing file without
-    ``overwrite`` (:class:`~phi4si.errors.OutputExistsError`, whose message ends with ``hint``), or
-    a missing parent folder (:class:`~phi4si.errors.ParameterError`).  One home for the check that
-    every writer (ensembles, samples, images, maze data and plans) and the command line make.
-
-    >>> check_output("/nonexistent-dir/x.h5", False)
-    Traceback (most recent call last):
-    ...
-    phi4si.errors.ParameterError: output directory /nonexistent-dir does not exist
-    """
-    from .errors import OutputExistsError, ParameterError
-
-    out = Path(out)
-    if out.is_dir():
-        raise ParameterError(f"{what} {out} is a directory")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; {hint}")
-    if not out.parent.is_dir():
-        raise ParameterError(f"output directory {out.parent} does not exist")
-    return out
 
 
 def _scalars(f) -> tuple:
@@ -74,10 +51,6 @@ def _h5():
     import h5py
 
     return h5py
-
-
-class FileBusyError(EnsembleFileError):
-    """The file is open in another process (HDF5 file lock); try again later."""
 
 
 def _open(path, mode, **kw):
@@ -128,7 +101,7 @@ RNG_BYTES = 2048
 
 def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict, run: dict, state_phi, state: dict,
                     extra: dict | None = None, weighted: bool = False):
-    """Create a new, empty ensemble file atomically (written to ``path.tmp`` then renamed).
+    """Create a new, empty ensemble file atomically (:func:`phi4si.io.atomic_write`).
 
     ``state`` holds the resume state: ``rng`` (JSON-able dict) and the :data:`COUNTERS`.
     The file uses the HDF5 >= 1.10 format so that it can be written in SWMR mode, which
@@ -136,9 +109,12 @@ def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict
     ``weighted=True`` adds the per-measurement importance log-weights ``log_w`` (chain, traj):
     analyses then use self-normalised weighted means.
     """
+    atomic_write(path, lambda tmp: _create(tmp, shape, n_chains, dtype, params, sampler, run, state_phi, state, extra,
+                                           weighted))
+
+
+def _create(tmp, shape, n_chains, dtype, params, sampler, run, state_phi, state, extra, weighted):
     h5py = _h5()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     d = len(shape)
     with h5py.File(tmp, "w", libver="latest") as f:
         f.attrs["phi4si_format"] = FORMAT
@@ -179,7 +155,6 @@ def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict
         c = g.create_dataset("counters", data=np.zeros(len(COUNTERS)))
         c.attrs["names"] = json.dumps(COUNTERS)
         _write_state(g, None, state)
-    os.replace(tmp, path)
 
 
 def _attach(ds, scales, dims):
@@ -255,17 +230,17 @@ def repair(path):
         shape = tuple(attrs["params"]["shape"])
         n_chains = f["chain"].shape[0]
         dtype = f["phi"].dtype
-    path = Path(path)
-    fixed = path.with_name(path.name + ".repair")
     st0 = dict(state, n_done=0)
-    create_ensemble(fixed, shape=shape, n_chains=n_chains, dtype=dtype, params=attrs["params"],
-                    sampler=attrs["sampler"], run=attrs["run"], state_phi=phi_state, state=st0,
-                    extra=attrs.get("extra"), weighted="log_w" in data)
-    w = EnsembleWriter(fixed)
-    w.append(scalars=data, gp=gp, configs=configs, cfg_index=cfg, traj_index=np.arange(n), state_phi=phi_state,
-             state=state)
-    w.close()
-    os.replace(fixed, path)
+
+    def write(fixed):
+        _create(fixed, shape, n_chains, dtype, attrs["params"], attrs["sampler"], attrs["run"], phi_state, st0,
+                attrs.get("extra"), "log_w" in data)
+        w = EnsembleWriter(fixed)
+        w.append(scalars=data, gp=gp, configs=configs, cfg_index=cfg, traj_index=np.arange(n), state_phi=phi_state,
+                 state=state)
+        w.close()
+
+    atomic_write(path, write)
     return True
 
 

@@ -69,7 +69,7 @@ def _ref_configs(path, n):
 
 
 def compare(gen_path, ref_path) -> dict:
-    from phi4si.analysis import analyze_file
+    from phi4si.analysis.report import analyze_file
 
     gen, ref = analyze_file(gen_path), analyze_file(ref_path)
     out = {}
@@ -128,7 +128,7 @@ def main(argv=None):
 
     import torch
 
-    from phi4si.generate import generate, inpaint, parse_mask, sequential, write_samples
+    from phi4si.model.generate import generate, inpaint, parse_mask, sequential, write_samples
     from phi4si.lattice import Phi4Params
     from phi4si.model import load_model
 

@@ -6,7 +6,7 @@ For each reward (a field h, or an extra coupling k) the script compares
 2. importance reweighting of the prior (h = k = 0) HMC ensemble by exp(h sum phi + k sum phi^2)
    (self-normalised, delta-method errors; it checks the prior ensemble and the reward, not the model),
 3. the raw posterior generator: the model trained at h = 0 run with the posterior drift of the reward
-   transform (phi4si.posterior; no retraining), for one or several start settings (a0, start),
+   transform (phi4si.model.posterior; no retraining), for one or several start settings (a0, start),
 
 on <m>, <|m|>, chi, U4 (Gamma-method errors), writes a JSON file, a markdown table and a figure of
 the histograms of m.
@@ -67,10 +67,10 @@ def _hmc_m(path):
 
 
 def run_reward(model, params, prior_phi, hmc_path, h, k, n, steps, solver, variants, seed):
-    from phi4si.analysis import analyze_file
-    from phi4si.generate import generate
-    from phi4si.observables import analyze_configs
-    from phi4si.posterior import Posterior
+    from phi4si.analysis.report import analyze_file
+    from phi4si.model.generate import generate
+    from phi4si.analysis.observables import analyze_configs
+    from phi4si.model.posterior import Posterior
 
     pr = params.with_rewards(h=h, k=k)
     row = {"reward": {"h": h, "k": k}}

@@ -15,7 +15,7 @@ So one routine gives
 * log q(x) of *any* configuration (same path, reverse: x -> noise), and
 * the conditional log q(x_B | x_rest) of a block B under the inpainting path (only B moves).
 
-Divergence: ``"colored"`` (the default of :mod:`phi4si.density`) splits Rademacher probes by a
+Divergence: ``"colored"`` (the default of :mod:`phi4si.model.density`) splits Rademacher probes by a
 colouring of the lattice (sites equal modulo ``period`` share a colour, one probe per colour and
 draw): the estimate is unbiased and its variance comes only from Jacobian entries between sites at
 least ``period`` apart, which are small for drifts of local fields; it costs ``probes`` x

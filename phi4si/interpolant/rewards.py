@@ -26,7 +26,7 @@ so the posterior velocity b^r = alpha^-1 (x - eta1^r) = -alpha^-1 (x_r - x) + (a
 finite at the data end (b^r = b there).  A positive A needs A sigma^2 <= 1, i.e.
 a <= 1/(1 + sqrt(A)): near the noise end the transform has no solution
 (:class:`InfeasibleRewardError` names the sites or modes); at the noise end itself (a = 1) x_r is
-singular for any reward, so posterior paths start at a = 1 - delta (:mod:`phi4si.posterior`).
+singular for any reward, so posterior paths start at a = 1 - delta (:mod:`phi4si.model.posterior`).
 
 General operators (:func:`transform_matrix`): alpha_r^-1 beta_r = R, the symmetric square root of
 M = beta^T alpha^-T alpha^-1 beta - A (eigendecomposition; M must be positive definite), with
@@ -47,17 +47,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import Phi4siError
+from ..errors import InfeasibleRewardError
 from .drifts import Drift
 from .operators import FourierDiagonal, Hadamard, OperatorFamily
 
-__all__ = ["InfeasibleRewardError", "Reward", "transform", "transform_matrix", "feasible_start", "PosteriorDrift"]
+__all__ = ["Reward", "transform", "transform_matrix", "feasible_start", "PosteriorDrift"]
 
 BASES = ("site", "fourier")
-
-
-class InfeasibleRewardError(Phi4siError, ValueError):
-    """The reward transform has no solution at some sites and times (A > 0 near the noise end)."""
 
 
 def _lattice_momenta_sq(shape) -> torch.Tensor:

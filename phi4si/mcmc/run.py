@@ -17,19 +17,18 @@ chains; the final eps is frozen for the measurement phase and recorded.
 
 from __future__ import annotations
 
-import datetime
 import math
 import numbers
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import store
 from .._version import __version__
-from ..errors import OutputExistsError, ParameterError, ResumeError, SamplerDivergedError
+from ..errors import ParameterError, ResumeError, SamplerDivergedError
+from ..io import check_resume, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..lattice.params import Phi4Params
 from . import SAMPLERS, make_sampler
 from .hmc import INTEGRATORS
@@ -115,20 +114,6 @@ def _check_settings(sampler, *, chains, n_traj, n_therm, every, seed, n_steps, d
     return out
 
 
-def _rng_state_json(rng):
-    st = rng.bit_generator.state
-    return {"bit_generator": st["bit_generator"], "state": {k: str(v) for k, v in st["state"].items()},
-            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
-
-
-def _rng_from_json(js):
-    rng = np.random.Generator(np.random.PCG64())
-    rng.bit_generator.state = {"bit_generator": js["bit_generator"],
-                               "state": {k: int(v) for k, v in js["state"].items()},
-                               "has_uint32": js["has_uint32"], "uinteger": js["uinteger"]}
-    return rng
-
-
 def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 4, n_traj: int = 1000,
                 n_therm: int = 200, every: int = 1, eps: float | None = None, n_steps: int | None = None,
                 integrator: str | None = None, mass: float | None = None, target_accept: float | None = None,
@@ -168,41 +153,28 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         jitter = 0.1 if sampler in ("hmc", "fahmc") else 0.0
     adapt = True if cfg["adapt"] is None else cfg["adapt"]
     target = smp.default_target if target_accept is None else target_accept
-    out = Path(out)
-    if resume and overwrite:
-        raise ParameterError("--resume and --overwrite exclude each other")
-    if out.exists() and out.is_dir():
-        raise ParameterError(f"output {out} is a directory")
-    if not out.parent.exists():
-        raise ParameterError(f"output directory {out.parent} does not exist")
-    if not out.parent.is_dir():
-        raise ParameterError(f"output location {out.parent} is not a directory")
+    out = prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
     V = params.volume
     smeta = smp.meta()
     smeta.update({"target_accept": target if smp.adaptive else None, "adapt": bool(adapt and smp.adaptive),
                   "eps_initial": eps if eps is not None else smp.default_eps, "exact": getattr(smp, "exact", True),
                   "jitter": jitter})
     run = {"seed": seed, "chains": chains, "n_traj": n_traj, "n_therm": n_therm, "every": every, "dtype": dtype,
-           "version": __version__, "command": command or "", "date": _now(), "start": "0.1 * gaussian(0,1)"}
+           "version": __version__, "command": command or "", "date": utc_now(), "start": "0.1 * gaussian(0,1)"}
 
     if resume:
-        if not out.exists():
-            raise ResumeError(f"cannot resume: {out} does not exist")
         attrs, state_phi, state = store.read_state(out)
         old_run, old_s = attrs["run"], attrs["sampler"]
-        for key in ("seed", "chains", "n_therm", "every", "dtype"):
-            if old_run[key] != run[key]:
-                raise ResumeError(f"cannot resume {out}: {key} was {old_run[key]!r}, now {run[key]!r}")
+        check_resume(out, old_run, run, keys=("seed", "chains", "n_therm", "every", "dtype"))
         if attrs["params"] != params.to_dict():
             raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
-        for key in ("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt", "eps_initial", "jitter"):
-            if old_s.get(key) != smeta.get(key):
-                raise ResumeError(f"cannot resume {out}: sampler setting {key} was {old_s.get(key)!r}, now {smeta.get(key)!r}")
+        check_resume(out, old_s, smeta, keys=("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt",
+                                              "eps_initial", "jitter"), label="sampler setting ")
         if n_traj < state["n_done"]:
             raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n_traj={n_traj} trajectories")
         if store.repair(out):
             print(f"{out}: rewrote the file of an interrupted run into a clean file", file=sys.stderr)
-        rng = _rng_from_json(state["rng"])
+        rng = rng_from_json(state["rng"])
         phi = np.ascontiguousarray(state_phi, dtype=np.float64).reshape(chains, V)
         cur_eps = float(state["eps"])
         t_therm = int(state["t_therm"])
@@ -213,8 +185,6 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
         store.record_resume(out, old_run, {"date": run["date"], "command": run["command"], "version": __version__,
                                            "n_done": t_meas, "n_traj": n_traj}, n_traj=n_traj)
     else:
-        if out.exists() and not overwrite:
-            raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or --resume to continue it")
         rng = np.random.Generator(np.random.PCG64(seed))
         # a small random start: far-from-equilibrium starts (e.g. unit-variance noise at
         # lam = 8) leave MALA's explicit cubic term stuck with acceptance 0
@@ -311,10 +281,6 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     return out
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def _diverged_message(bad, traj, step_eps, n_meas, out, sampler):
     # --resume continues the saved (now non-finite) state and refuses a changed eps, so the
     # remedy is a new run; a smaller step with more steps keeps the trajectory length
@@ -327,7 +293,7 @@ def _diverged_message(bad, traj, step_eps, n_meas, out, sampler):
 
 
 def _state(rng, eps, t_therm, acc_sum, n_done, wall_time):
-    return {"rng": _rng_state_json(rng), "eps": float(eps), "t_therm": int(t_therm), "acc_sum": float(acc_sum),
+    return {"rng": rng_to_json(rng), "eps": float(eps), "t_therm": int(t_therm), "acc_sum": float(acc_sum),
             "n_done": int(n_done), "wall_time": float(wall_time)}
 
 

@@ -2,7 +2,7 @@
 
 The Hadamard interpolant (THEORY.md 4.1) on pixels: I = a * x0 + (1 - a) * x1 with a per-pixel
 time a (shared by the channels of a pixel), learned by the same trainer as the phi^4 fields
-(:func:`phi4si.train.train` with an :class:`~phi4si.data.ArrayData` source) on the non-periodic
+(:func:`phi4si.model.train.train` with an :class:`~phi4si.model.data.ArrayData` source) on the non-periodic
 U-Net (``padding="zeros"``), and used through the same paths and integrators:
 
 * generation:            a: 1 -> 0 on every pixel;
@@ -41,8 +41,8 @@ import torch
 
 from .._version import __version__
 from ..errors import ParameterError
-from ..store import check_output
-from ..generate import solve_batches as _run
+from ..io import atomic_write, prepare_output, utc_now
+from ..model.solve import SolveSettings, solve_batches
 
 __all__ = ["load_images", "split", "image_data", "train_images", "load_image_model", "held_out_images", "generate_images",
            "sequential_images", "inpaint_images", "edit_images", "random_masks", "block_masks", "parse_image_mask",
@@ -173,9 +173,9 @@ def split(n: int, n_test: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def image_data(source: str = "digits", n_test: int = 300, split_seed: int = 0, val_fraction: float = 0.05,
                padding: str = "zeros"):
-    """The training :class:`~phi4si.data.ArrayData` of ``source`` without its ``n_test`` held-out
+    """The training :class:`~phi4si.model.data.ArrayData` of ``source`` without its ``n_test`` held-out
     images; the split and the source are recorded in its params (hence in the checkpoint)."""
-    from ..data import ArrayData
+    from ..model.data import ArrayData
 
     x, info = load_images(source)
     tr, _ = split(len(x), n_test, split_seed)
@@ -186,9 +186,9 @@ def image_data(source: str = "digits", n_test: int = 300, split_seed: int = 0, v
 
 
 def train_images(source, out, config=None, n_test: int = 300, split_seed: int = 0, padding: str = "zeros", **kw):
-    """Train an image model (see :func:`phi4si.train.train`; ``config.measure`` defaults to the
+    """Train an image model (see :func:`phi4si.model.train.train`; ``config.measure`` defaults to the
     ``"images"`` preset: generation, masks with noisy observations, blocks, hypercube)."""
-    from ..train import TrainConfig, train
+    from ..model.train import TrainConfig, train
 
     cfg = config if config is not None else TrainConfig(measure="images", model="medium")
     return train(image_data(source, n_test, split_seed, padding=padding), out, cfg, **kw)
@@ -196,7 +196,8 @@ def train_images(source, out, config=None, n_test: int = 300, split_seed: int = 
 
 def load_image_model(path, device="cpu", dtype=torch.float32):
     """Load a checkpoint written by :func:`train_images` (refuses other checkpoints)."""
-    from ..model import CheckpointError, load_model
+    from ..errors import CheckpointError
+    from ..model.checkpoint import load_model
 
     model = load_model(path, device=device, dtype=dtype)
     if (model.lattice.get("params") or {}).get("kind") != "images":
@@ -306,7 +307,8 @@ def generate_images(model, n: int, shape=None, steps: int = 50, solver: str = "h
     from ..interpolant.paths import GenerationPath
 
     shape = model.check_shape(model.shape if shape is None else shape)
-    x = _run(model, n, shape, lambda z, i, b: z, GenerationPath(shape), steps, solver, None, seed, batch_size)
+    x = solve_batches(model, n, shape, lambda z, i, b: z, GenerationPath(shape),
+                      SolveSettings(steps, solver, None, seed, batch_size))
     return model.to_physical(x).numpy()
 
 
@@ -322,7 +324,7 @@ def sequential_images(model, n: int, order: str = "raster", block: int = 4, shap
         path = sequential_path(shape, order, block=block, seed=seed if order_seed is None else order_seed)
     except ValueError as e:
         raise ParameterError(str(e)) from None
-    x = _run(model, n, shape, lambda z, i, b: z, path, steps, solver, None, seed, batch_size)
+    x = solve_batches(model, n, shape, lambda z, i, b: z, path, SolveSettings(steps, solver, None, seed, batch_size))
     return model.to_physical(x).numpy()
 
 
@@ -360,7 +362,7 @@ def inpaint_images(model, images, masks, noise: float = 0.0, steps: int = 50, so
     # stage 1: masked pixels 1 -> 0 with the observed ones held at a_obs (state (1 - a_obs) y)
     start = lambda z, i, b: torch.where(mt[i:i + b], z.double(), (1 - a_obs) * xn[i:i + b])  # noqa: E731
     path = lambda i, b: InpaintPath(m[i:i + b], batched=True, a_observed=a_obs)  # noqa: E731
-    out = _run(model, N, shape, start, path, steps, solver, None, seed, batch_size)
+    out = solve_batches(model, N, shape, start, path, SolveSettings(steps, solver, None, seed, batch_size))
     if a_obs > 0 and denoise != "keep":
         out = torch.where(mt, out, (1 - a_obs) * xn)
         if denoise == "mean":
@@ -378,8 +380,8 @@ def inpaint_images(model, images, masks, noise: float = 0.0, steps: int = 50, so
             scaled = _StartScaled(p2, a_obs)
             c = lambda s: a_obs / (1.0 - a_obs * (1.0 - s))  # noqa: E731
             done = out
-            out = _run(model, N, shape, lambda z, i, b: done[i:i + b], scaled, denoise_steps, "euler", c,
-                       seed + 1, batch_size)
+            out = solve_batches(model, N, shape, lambda z, i, b: done[i:i + b], scaled,
+                                SolveSettings(denoise_steps, "euler", c, seed + 1, batch_size))
     res = model.to_physical(out).numpy()
     if a_obs == 0 or denoise == "keep":
         res[~np.broadcast_to(m[:, None], res.shape)] = x[~np.broadcast_to(m[:, None], x.shape)]
@@ -584,18 +586,20 @@ def write_images(out, images, attrs: dict, extra: dict | None = None, overwrite:
     (masks, observed, ...), and attrs recording how it was made (JSON values, version, date)."""
     import h5py
 
-    out = check_output(out, overwrite)
+    out = prepare_output(out, overwrite)
     images = np.asarray(images, dtype=np.float32)
     if not np.isfinite(images).all():
         raise ParameterError("generated images contain NaN or inf; nothing written")
-    tmp = out.with_name(out.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("images", data=images, compression="gzip")
-        for k, v in (extra or {}).items():
-            f.create_dataset(k, data=np.asarray(v), compression="gzip")
-        for k, v in attrs.items():
-            f.attrs[k] = json.dumps(v) if not isinstance(v, str) else v
-        f.attrs["version"] = __version__
-        f.attrs["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    tmp.replace(out)
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("images", data=images, compression="gzip")
+            for k, v in (extra or {}).items():
+                f.create_dataset(k, data=np.asarray(v), compression="gzip")
+            for k, v in attrs.items():
+                f.attrs[k] = json.dumps(v) if not isinstance(v, str) else v
+            f.attrs["version"] = __version__
+            f.attrs["date"] = utc_now()
+
+    atomic_write(out, write)
     return out

@@ -1,0 +1,115 @@
+"""The first plots a physicist looks at, as PNGs: ``phi4si plot FILE.h5 --out DIR``.
+
+* ``hist_m.png``      histogram of the magnetisation m (all chains)
+* ``history.png``     Monte Carlo history of m and S/V for a few chains
+* ``correlator.png``  zero-momentum correlator C(t) with Gamma-method errors (log scale)
+                      and the effective mass arccosh((C(t-1)+C(t+1))/(2C(t)))
+* ``configs.png``     a few stored configurations (2-D slices for d > 2; line plots for d = 1)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
+    """Write the PNGs listed in the module docstring; returns their paths.
+
+    >>> plot_ensemble("ens.h5", "plots")   # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .observables import zero_momentum_correlator
+    from ..store import open_ensemble
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        from ..errors import Phi4siError
+
+        raise Phi4siError(f"plot output {out_dir} exists and is a file, not a directory")
+    ds = open_ensemble(path)
+    if ds.sizes.get("traj", 0) == 0:
+        ds.close()
+        from ..errors import EnsembleFileError
+
+        raise EnsembleFileError(f"{path}: holds no measured trajectories yet (interrupted during thermalisation?)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = ds.attrs["params"]
+    shape = tuple(p["shape"])
+    V = int(np.prod(shape))
+    title = f"{'x'.join(map(str, shape))}, m2={p['m2']}, lam={p['lam']}, h={p['h']}, k={p['k']} ({ds.attrs['sampler']['sampler']})"
+    written = []
+    m = np.asarray(ds["m"].values)
+    S = np.asarray(ds["S"].values) / V
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(m.ravel(), bins=60, density=True, color="C0", alpha=0.8)
+    ax.set_xlabel("m")
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    written.append(_save(fig, out_dir / "hist_m.png"))
+
+    fig, axs = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True)
+    for c in range(min(max_chains, m.shape[0])):
+        axs[0].plot(ds["traj"].values, m[c], lw=0.6)
+        axs[1].plot(ds["traj"].values, S[c], lw=0.6)
+    axs[0].set_ylabel("m")
+    axs[1].set_ylabel("S / V")
+    axs[1].set_xlabel("trajectory")
+    axs[0].set_title(title, fontsize=8)
+    fig.tight_layout()
+    written.append(_save(fig, out_dir / "history.png"))
+
+    nphi = ds.sizes.get("cfg", 0) * ds.sizes.get("chain", 0)
+    if nphi >= 2:
+        t, C, dC = zero_momentum_correlator(ds)
+        fig, axs = plt.subplots(1, 2, figsize=(9, 3.5))
+        pos = C > 0
+        axs[0].errorbar(t[pos], C[pos], dC[pos], fmt="o", ms=3, capsize=2)
+        axs[0].set_yscale("log")
+        axs[0].set_xlabel("t")
+        axs[0].set_ylabel("C(t)")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            arg = (np.roll(C, 1) + np.roll(C, -1)) / (2 * C)
+            meff = np.arccosh(arg)
+        axs[1].plot(t[1:-1], meff[1:-1], "o", ms=3)
+        axs[1].set_xlabel("t")
+        axs[1].set_ylabel("effective mass")
+        axs[0].set_title(title, fontsize=8)
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "correlator.png"))
+
+        phi = ds["phi"]
+        n = min(4, ds.sizes["cfg"])
+        fig, axs = plt.subplots(1, n, figsize=(2.6 * n, 2.6), squeeze=False)
+        for i in range(n):
+            cfg = np.asarray(phi.isel(chain=0, cfg=ds.sizes["cfg"] - 1 - i).values)
+            while cfg.ndim > 2:
+                cfg = cfg[..., 0]
+            ax = axs[0, i]
+            if cfg.ndim == 1:
+                ax.plot(cfg)
+            else:
+                vmax = float(np.abs(cfg).max()) or 1.0
+                ax.imshow(cfg, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax.set_title(f"traj {int(ds['cfg'].values[ds.sizes['cfg'] - 1 - i])}", fontsize=8)
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "configs.png"))
+    ds.close()
+    return written
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

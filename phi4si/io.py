@@ -1,0 +1,144 @@
+"""Output files: the rules every writer of phi4si follows, in one place.
+
+* :func:`prepare_output` refuses an output before any work is done (exists without ``overwrite``,
+  a directory, a missing folder, ``resume`` and ``overwrite`` together, a resume of nothing);
+* :func:`atomic_write` writes a file under a temporary name in the same folder and renames it over
+  the target, so a reader never sees half a file and an interrupted write leaves the old file;
+* :func:`write_json` is the atomic write of a JSON document;
+* :func:`check_resume` refuses a resume whose settings differ from those the file was made with;
+* :func:`utc_now` is the ``date`` every output records (UTC, ISO 8601);
+* :func:`rng_to_json` / :func:`rng_from_json` carry a numpy PCG64 generator's exact state through
+  a file, so a resumed run continues the random stream bit for bit.
+
+>>> import json, os, tempfile
+>>> import numpy as np
+>>> with tempfile.TemporaryDirectory() as d:
+...     out = prepare_output(os.path.join(d, "r.json"))
+...     _ = write_json(out, {"a": 1})
+...     json.loads(out.read_text())
+{'a': 1}
+>>> rng = np.random.default_rng(5); _ = rng.random(3)
+>>> rng_from_json(json.loads(json.dumps(rng_to_json(rng)))).random() == rng.random()
+True
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import OutputExistsError, ParameterError, ResumeError
+
+__all__ = ["prepare_output", "atomic_write", "write_json", "check_resume", "utc_now", "rng_to_json",
+           "rng_from_json", "same_file"]
+
+REPLACE_HINT = "pass --overwrite to replace it"
+RESUME_HINT = "pass --overwrite to replace it or --resume to continue it"
+
+
+def prepare_output(out, overwrite: bool = False, resume: bool = False, what: str = "output",
+                   hint: str | None = None, resumable: bool = False) -> Path:
+    """The output path, checked before any work: ``resume`` and ``overwrite`` exclude each other
+    (:class:`~phi4si.errors.ParameterError`); a directory or a missing parent folder is refused
+    (ParameterError); an existing file without ``overwrite`` or ``resume`` is refused
+    (:class:`~phi4si.errors.OutputExistsError`, whose message ends with ``hint``: by default how to
+    replace it, and with ``resumable`` how to continue it); ``resume`` of a missing file is refused
+    (:class:`~phi4si.errors.ResumeError`).
+
+    >>> prepare_output("/nonexistent-dir/x.h5")
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.ParameterError: output directory /nonexistent-dir does not exist
+    """
+    out = Path(out)
+    if resume and overwrite:
+        raise ParameterError("--resume and --overwrite exclude each other")
+    if out.is_dir():
+        raise ParameterError(f"{what} {out} is a directory")
+    if not out.parent.is_dir():
+        if out.parent.exists():
+            raise ParameterError(f"output location {out.parent} is not a directory")
+        raise ParameterError(f"output directory {out.parent} does not exist")
+    if resume:
+        if not out.exists():
+            raise ResumeError(f"cannot resume: {out} does not exist")
+    elif out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; {hint or (RESUME_HINT if resumable else REPLACE_HINT)}")
+    return out
+
+
+def temporary_name(path) -> Path:
+    """The temporary file :func:`atomic_write` writes before renaming: hidden, in the target's folder
+    (a rename within one file system is atomic) and named after this process (two writers never
+    share one)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` to write the file at a temporary name, then rename it to ``path``; if
+    ``write`` fails (or is interrupted) the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON, atomically (:func:`atomic_write`)."""
+    text = json.dumps(obj, indent=1) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def check_resume(out, old: dict, new: dict, keys=None, label: str = "") -> None:
+    """Refuse to resume ``out`` if a setting differs: for every key of ``keys`` (default: all of
+    ``new``) ``old[key]`` must equal ``new[key]``; the error names the first that does not
+    (``cannot resume OUT: LABELkey was OLD, now NEW``).
+
+    >>> check_resume("f.h5", {"seed": 1}, {"seed": 2}, label="setting ")
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.ResumeError: cannot resume f.h5: setting seed was 1, now 2
+    """
+    for key in (new if keys is None else keys):
+        if old.get(key) != new.get(key):
+            raise ResumeError(f"cannot resume {out}: {label}{key} was {old.get(key)!r}, now {new.get(key)!r}")
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 to the second (the ``date`` of every output file)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def rng_to_json(rng: np.random.Generator) -> dict:
+    """The exact state of a PCG64 ``numpy.random.Generator`` as JSON-able values."""
+    st = rng.bit_generator.state
+    return {"bit_generator": st["bit_generator"], "state": {k: str(v) for k, v in st["state"].items()},
+            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+
+def rng_from_json(js: dict) -> np.random.Generator:
+    """The generator whose state :func:`rng_to_json` recorded."""
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = {"bit_generator": js["bit_generator"],
+                               "state": {k: int(v) for k, v in js["state"].items()},
+                               "has_uint32": js["has_uint32"], "uinteger": js["uinteger"]}
+    return rng
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name the same file (so that an output never overwrites its own input)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False

@@ -1,0 +1,254 @@
+"""Tasks with a trained model, in physical units, and their output as phi4si ensembles.
+
+* :func:`generate`   - samples from noise (a: 1 -> 0 on every site)
+* :func:`inpaint`    - complete configurations given observed sites (observed sites stay
+  exactly fixed); also "regenerate a block of an existing configuration"
+* :func:`sequential` - blockwise generation in any order (raster, reverse, random,
+  coarse_to_fine), optionally around observed sites
+* :func:`sample_posterior` - generation under a field h and a coupling k with the prior model
+* :func:`resolve_start` - fix a posterior's start mean by a pilot run (for proposals with a fixed law)
+* :func:`parse_mask` - masks from ``block:RxC@I,J``, ``random:FRACTION`` or a ``.npy`` file
+* :func:`write_samples` - write configurations in the HDF5 ensemble format of ``sample-mcmc``
+  (one chain, one "trajectory" per sample, with m, S and the momentum-space observables), so
+  ``phi4si analyze`` and ``phi4si plot`` work on generated ensembles.
+
+Every task takes its integration settings as keywords (``steps``, ``solver``, ``sde``, ``seed``,
+``batch_size``, ``grid_power``, ``progress``: one :class:`~phi4si.model.solve.SolveSettings`, validated
+before any work) and an optional ``posterior`` (:class:`~phi4si.model.posterior.Posterior`); the same
+seed and settings give the same samples on the same backend.
+
+>>> from phi4si.interpolant.oracle import free_field_oracle
+>>> from phi4si.lattice import Phi4Params
+>>> from phi4si.model import DriftModel
+>>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+>>> generate(m, 3, steps=10, seed=1).shape
+(3, 4, 4)
+>>> phi = inpaint(m, np.zeros((2, 4, 4)), parse_mask("block:2x2@0,0", (4, 4)), steps=10)
+>>> float(abs(phi[:, 2:, 2:]).max())
+0.0
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..errors import ParameterError
+from .posterior import Posterior, drift_and_path, pilot_start
+from .solve import SolveSettings, pilot_runner, run_task
+
+__all__ = ["generate", "inpaint", "sequential", "sample_posterior", "resolve_start", "parse_mask", "write_samples"]
+
+
+def _count(n) -> int:
+    if int(n) < 1:
+        raise ParameterError(f"n must be >= 1, got {n}")
+    return int(n)
+
+
+def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", sde: float | None = None,
+             seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
+             posterior: Posterior | None = None) -> np.ndarray:
+    """n configurations (physical units, shape (n, *shape)) from noise; ``shape`` defaults to the
+    training lattice (any compatible shape works: train small, generate large).  With ``posterior``
+    (a :class:`~phi4si.model.posterior.Posterior`), samples of the posterior under its field h and
+    coupling k, from the same model."""
+    from ..interpolant.paths import GenerationPath
+
+    shape = model.check_shape(model.shape if shape is None else shape)
+    n = _count(n)
+    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
+    return run_task(model, n, shape, lambda z, i, b: z, GenerationPath(shape), settings, posterior, site_average=True)
+
+
+def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: float | None = None, seed: int = 0,
+            batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
+            posterior: Posterior | None = None) -> np.ndarray:
+    """Complete each configuration of ``data`` (n, *shape) on the ``unknown`` sites (bool mask of
+    the lattice shape); observed sites are returned exactly as given.  With ``posterior``, the
+    completion follows the posterior's conditional law (posterior inpainting)."""
+    from ..interpolant.paths import InpaintPath
+
+    data = np.asarray(data, dtype=np.float64)
+    shape = model.check_shape(data.shape[1:])
+    unknown = np.asarray(unknown, dtype=bool)
+    if unknown.shape != shape:
+        raise ParameterError(f"mask shape {unknown.shape} does not match the configurations' shape {shape}")
+    if not np.isfinite(data).all():
+        raise ParameterError("the configurations to inpaint contain NaN or inf")
+    n = _count(len(data))
+    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
+    path = InpaintPath(unknown)
+    xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
+    out = run_task(model, n, shape, lambda z, i, b: path.start(z.double(), xd[i:i + b]), path, settings, posterior)
+    out[:, ~unknown] = data[:, ~unknown]       # bit-exact observed sites (float32 round trips otherwise)
+    return out
+
+
+def sequential(model, n: int, order: str = "raster", block=None, levels: int = 3, shape=None, steps: int = 20,
+               solver: str = "heun", sde: float | None = None, seed: int = 0, order_seed: int | None = None,
+               data=None, observed=None, batch_size: int = 512, grid_power: float = 1.0,
+               progress: bool = False, posterior: Posterior | None = None) -> np.ndarray:
+    """Blockwise generation in ``order`` ('raster', 'reverse', 'random', 'coarse_to_fine'), ``steps``
+    per block; with ``data``/``observed`` the observed sites are kept (sequential inpainting); with
+    ``posterior``, posterior sequential generation."""
+    from ..interpolant.paths import sequential_path
+
+    shape = model.check_shape(np.shape(data)[1:] if data is not None else (model.shape if shape is None else shape))
+    count = _count(n if data is None else len(data))
+    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
+    path = sequential_path(shape, order, block=block, levels=levels, seed=order_seed if order_seed is not None else seed,
+                           observed=observed)
+    if data is None:
+        if observed is not None:
+            raise ParameterError("observed sites need the data they come from")
+        start = lambda z, i, b: z  # noqa: E731
+    else:
+        data = np.asarray(data, dtype=np.float64)
+        xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
+        start = lambda z, i, b: path.start(z.double(), xd[i:i + b])  # noqa: E731
+    out = run_task(model, count, shape, start, path, settings, posterior, site_average=data is None)
+    if data is not None and observed is not None:
+        obs = np.asarray(observed, bool)
+        out[:, obs] = data[:, obs]
+    return out
+
+
+def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | None = None, start="pilot",
+                     pilot: int = 256, rounds: int = 2, **kwargs) -> np.ndarray:
+    """n configurations (physical units) from the posterior exp(h sum phi + k sum phi^2) p(phi) with a
+    prior model: :func:`generate` with ``posterior=Posterior(h, k, a0, start, pilot, rounds)``;
+    ``kwargs`` go to it (shape, steps, solver, sde, seed, batch_size, grid_power, progress).
+
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> from phi4si.lattice import Phi4Params
+    >>> from phi4si.model import DriftModel
+    >>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+    >>> sample_posterior(m, 4, h=0.5, pilot=8, steps=10).shape
+    (4, 4, 4)
+    """
+    return generate(model, n, posterior=Posterior(h=h, k=k, a0=a0, start=start, pilot=pilot, rounds=rounds),
+                    **kwargs)
+
+
+def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solver: str = "heun", seed: int = 0,
+                  batch_size: int = 512) -> Posterior:
+    """The same posterior with its start mean fixed to a number (physical units): a pilot generation
+    run (``posterior.pilot`` samples, seed ``seed``) for ``start='pilot'``, the model's mean for
+    'noise'.  A proposal whose density enters importance weights or Metropolis ratios must not change
+    between batches: resolve the start once, then use the result everywhere.
+
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> from phi4si.lattice import Phi4Params
+    >>> from phi4si.model import DriftModel
+    >>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+    >>> isinstance(resolve_start(m, Posterior(h=0.5, pilot=8), steps=10).start, float)
+    True
+    """
+    import dataclasses
+
+    from ..interpolant.paths import GenerationPath
+
+    if not isinstance(posterior.start, str):
+        return posterior
+    if posterior.start == "noise":
+        return dataclasses.replace(posterior, start=float(model.mean))
+    shape = model.check_shape(model.shape if shape is None else shape)
+    drift, path = drift_and_path(model, GenerationPath(shape), posterior)
+    settings = SolveSettings(steps=steps, solver=solver, seed=seed, batch_size=batch_size)
+    run = pilot_runner(model, drift, path, lambda z, i, b: z, shape, settings)
+    last = {}
+
+    def pilot_run(m, x1, r):
+        last["x"] = run(m, x1, r)
+        return last["x"]
+
+    pilot_start(model, posterior, pilot_run, True, seed)
+    return dataclasses.replace(posterior, start=float(model.to_physical(last["x"]).mean()))
+
+
+_BLOCK = re.compile(r"^block:(\d+(?:x\d+)*)@(\d+(?:,\d+)*)$")
+_RANDOM = re.compile(r"^random:([0-9.eE+-]+)$")
+
+
+def parse_mask(spec: str, shape, seed: int = 0) -> np.ndarray:
+    """Boolean mask of UNKNOWN sites from a spec.
+
+    * ``block:RxC@I,J`` - an R x C block (any d: ``AxBxC@I,J,K``) starting at (I, J), periodic;
+    * ``random:F``      - each site unknown with probability F (0 < F <= 1), drawn with ``seed``;
+    * ``FILE.npy``      - a boolean (or 0/1) array of the lattice shape, True/1 = unknown.
+
+    >>> parse_mask("block:2x3@1,0", (4, 4)).astype(int)
+    array([[0, 0, 0, 0],
+           [1, 1, 1, 0],
+           [1, 1, 1, 0],
+           [0, 0, 0, 0]])
+    """
+    shape = tuple(int(s) for s in shape)
+    d = len(shape)
+    m = _BLOCK.match(spec)
+    if m:
+        size = [int(v) for v in m.group(1).split("x")]
+        at = [int(v) for v in m.group(2).split(",")]
+        if len(size) != d or len(at) != d:
+            raise ParameterError(f"mask {spec!r}: give {d} sizes and {d} coordinates for the lattice {shape}")
+        if any(s < 1 or s > L for s, L in zip(size, shape)) or any(i >= L for i, L in zip(at, shape)):
+            raise ParameterError(f"mask {spec!r} does not fit the lattice {shape}")
+        mask = np.zeros(shape, bool)
+        idx = np.ix_(*[(np.arange(s) + i) % L for s, i, L in zip(size, at, shape)])
+        mask[idx] = True
+        return mask
+    m = _RANDOM.match(spec)
+    if m:
+        try:
+            f = float(m.group(1))
+        except ValueError:
+            f = float("nan")
+        if not 0 < f <= 1:
+            raise ParameterError(f"mask {spec!r}: the fraction must be in (0, 1]")
+        mask = np.random.default_rng(seed).random(shape) < f
+        if not mask.any():
+            raise ParameterError(f"mask {spec!r} selected no site (seed {seed}); use a larger fraction")
+        return mask
+    if spec.endswith(".npy"):
+        p = Path(spec)
+        if not p.exists():
+            raise ParameterError(f"mask file {spec} does not exist")
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001
+            raise ParameterError(f"mask file {spec}: not a readable .npy array ({e})") from None
+        if arr.shape != shape:
+            raise ParameterError(f"mask file {spec} has shape {arr.shape}, the lattice is {shape}")
+        if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
+            raise ParameterError(f"mask file {spec} must hold booleans or 0/1")
+        arr = arr.astype(bool)
+        if not arr.any():
+            raise ParameterError(f"mask file {spec} marks no site as unknown")
+        return arr
+    raise ParameterError(f"cannot parse mask {spec!r}: use block:RxC@I,J, random:FRACTION or FILE.npy")
+
+
+def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype: str = "float32",
+                  overwrite: bool = False) -> Path:
+    """Write configurations (n, *shape) as an ensemble file (1 chain, n measurements)."""
+    from .. import store
+    from ..io import prepare_output, utc_now
+
+    out = prepare_output(out, overwrite)
+    phi = np.ascontiguousarray(phi, dtype=np.float64)
+    n = phi.shape[0]
+    if not np.isfinite(phi).all():
+        raise ParameterError("generated configurations contain NaN or inf; nothing written")
+    run = dict(run, version=__version__, date=utc_now())
+    state = {"rng": {}, "eps": 0.0, "t_therm": 0, "acc_sum": float(n), "n_done": 0, "wall_time": run.get("wall_time", 0.0)}
+    w = store.ConfigurationWriter.create(out, params, 1, sampler, run, False, dtype, phi[-1:], state)
+    try:
+        w.append(phi[None], np.ones((1, n)), np.zeros((1, n)), state=state)
+    finally:
+        w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
+    return out

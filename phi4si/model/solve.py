@@ -1,0 +1,185 @@
+"""The batched solve loop every task with a trained model runs (generation, inpainting, sequential
+generation, posterior sampling, images, maze plans), and its settings.
+
+A task is a path in operator space (:mod:`phi4si.interpolant.paths`) and a start law; solving it
+transports n start states x(a = 1) along the path with the model's drift to the data end,
+``settings.batch_size`` states at a time, by an ODE solver (Euler, Heun, RK4) or, with
+``settings.sde = eps``, by Euler-Maruyama on the SDE of diffusion eps.  One ``torch.Generator`` seeded with
+``settings.seed`` draws every batch's noise in order, so the same seed and settings give the same
+bits, whatever the batch size's split of the last batch.
+
+This module sits below :mod:`~phi4si.model.generate` and :mod:`~phi4si.model.exact` and above
+:mod:`~phi4si.model.posterior`: a posterior task swaps in the posterior drift and the path from a0
+(:func:`~phi4si.model.posterior.drift_and_path`) and, for ``start='pilot'``, first runs pilot
+solves (:func:`pilot_runner`) whose samples supply the start's data part.
+
+>>> import torch
+>>> from phi4si.interpolant.oracle import free_field_oracle
+>>> from phi4si.interpolant.paths import GenerationPath
+>>> from phi4si.lattice import Phi4Params
+>>> from phi4si.model import DriftModel
+>>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+>>> x = solve_batches(m, 6, (4, 4), lambda z, i, b: z, GenerationPath((4, 4)), SolveSettings(steps=8, seed=1))
+>>> tuple(x.shape), x.dtype
+((6, 1, 4, 4), torch.float64)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Union
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+
+__all__ = ["SolveSettings", "solve", "solve_loop", "solve_batches", "pilot_runner", "run_task", "progress_bar"]
+
+SDE = Union[float, None, Callable]
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    """How a task is integrated: ``steps`` of ``solver`` ('euler', 'heun', 'rk4') on the time grid
+    1 - (1 - u)^``grid_power``, or with ``sde`` (a diffusion eps >= 0, or a callable eps(s)) the SDE
+    by Euler-Maruyama; ``seed`` of the one noise stream; ``batch_size`` states per solve;
+    ``progress``: a progress bar.  Validated on construction (:class:`~phi4si.errors.ParameterError`).
+
+    >>> SolveSettings(steps=20, solver="rk4").record()["solver"]
+    'rk4'
+    >>> SolveSettings(steps=0)
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.ParameterError: steps must be >= 1, got 0
+    """
+
+    steps: int = 50
+    solver: str = "heun"
+    sde: SDE = None
+    seed: int = 0
+    batch_size: int = 512
+    grid_power: float = 1.0
+    progress: bool = False
+
+    def __post_init__(self):
+        from ..interpolant.integrate import SOLVERS
+
+        for name in ("steps", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 1:
+                raise ParameterError(f"{name} must be >= 1, got {v}")
+        if self.solver not in SOLVERS:
+            raise ParameterError(f"unknown solver {self.solver!r} (choose from {SOLVERS})")
+        if not callable(self.sde) and self.sde is not None and not (
+                isinstance(self.sde, (int, float)) and math.isfinite(self.sde) and self.sde >= 0):
+            raise ParameterError(f"sde diffusion must be a finite number >= 0, got {self.sde}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or int(self.seed) < 0:
+            raise ParameterError(f"seed must be an integer >= 0, got {self.seed}")
+        if not (isinstance(self.grid_power, (int, float)) and math.isfinite(self.grid_power) and self.grid_power > 0):
+            raise ParameterError(f"grid_power must be a finite number > 0, got {self.grid_power}")
+
+    def record(self) -> dict:
+        """What an output file records of these settings (the SDE's solver is 'euler-maruyama')."""
+        d = asdict(self)
+        d.pop("progress")
+        if callable(self.sde):
+            d["sde"] = getattr(self.sde, "__name__", "callable")
+        d["solver"] = "euler-maruyama" if self.sde else self.solver
+        return d
+
+
+def solve(drift, path, x_start: torch.Tensor, settings: SolveSettings, generator: torch.Generator,
+          callback=None) -> torch.Tensor:
+    """One batch: x_start at the path's start transported to its end (ODE, or SDE when ``settings.sde``)."""
+    from ..interpolant.integrate import solve as solve_ode, solve_sde
+
+    if settings.sde:
+        return solve_sde(drift, path, x_start, steps=settings.steps, eps=settings.sde, generator=generator,
+                         grid_power=settings.grid_power, callback=callback)
+    return solve_ode(drift, path, x_start, steps=settings.steps, method=settings.solver,
+                     grid_power=settings.grid_power, callback=callback)
+
+
+def solve_loop(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
+               bar=None) -> torch.Tensor:
+    """Normalised samples (n, C, *shape) on the model's device, ``settings.batch_size`` at a time
+    (C = model.channels).  ``make_start(noise, offset, size)`` turns standard normal noise of a batch
+    into its start states; ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per
+    sample); every batch's noise comes from ``generator``, in order."""
+    dev, dt, C = model.device, model.dtype, getattr(model, "channels", 1)
+    out, done = [], 0
+    while done < n:
+        b = min(settings.batch_size, n - done)
+        noise = torch.randn((b, C, *shape), generator=generator)
+        x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
+        p = path(done, b) if callable(path) else path
+        out.append(solve(drift, p, x_start, settings, generator))
+        done += b
+        if bar is not None:
+            bar.update(b)
+    return torch.cat(out)
+
+
+def solve_batches(model, n: int, shape, make_start, path, settings: SolveSettings) -> torch.Tensor:
+    """Transport ``n`` states along ``path`` with the model's drift; normalised float64 samples
+    (n, C, *shape) on the CPU, from the noise stream of ``settings.seed`` (see :func:`solve_loop`).
+    The loop behind the image and maze tasks."""
+    if int(n) < 1:
+        raise ParameterError(f"n must be >= 1, got {n}")
+    gen = torch.Generator().manual_seed(int(settings.seed))
+    return solve_loop(model, model.drift(), int(n), tuple(shape), make_start, path, settings, gen).double().cpu()
+
+
+# The pilot runs of a posterior task draw from their own streams: round r uses seed + PILOT_STREAM (r + 1).
+PILOT_STREAM = 7919
+
+
+def pilot_runner(model, drift, path, make_start, shape, settings: SolveSettings, cap: int | None = None):
+    """``pilot_run(m, x1, round)`` for :func:`~phi4si.model.posterior.pilot_start`: m (at most ``cap``)
+    normalised samples of the task on the posterior ``path`` (a StartAt), started with data part
+    ``x1(b)``, each round with its own random stream."""
+    def pilot_run(m, x1, r):
+        g = torch.Generator().manual_seed(int(settings.seed) + PILOT_STREAM * (r + 1))
+        lifted = lambda z, i, b: path.lift(make_start(z, i, b), x1(b))  # noqa: E731
+        m = m if cap is None else min(m, cap)
+        return solve_loop(model, drift, m, shape, lifted, path, settings, g).double()
+
+    return pilot_run
+
+
+def progress_bar(enabled: bool, total: int, desc: str, initial: int = 0):
+    """A tqdm bar (None when ``enabled`` is false): every long loop of the model side shows one."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=int(total), initial=int(initial), desc=desc, unit="cfg", dynamic_ncols=True)
+
+
+def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, posterior=None,
+             site_average: bool = False) -> np.ndarray:
+    """Physical configurations (n, *shape) of a task: ``path`` with start ``make_start(noise, offset,
+    size)``.  With a :class:`~phi4si.model.posterior.Posterior`, its drift, start time a0 and start
+    point are used (``start='pilot'``: pilot runs with their own random streams supply the data part
+    of the start, see :func:`~phi4si.model.posterior.pilot_start`).  ``site_average``: the task's law
+    is translation invariant (generation without observed sites)."""
+    from .posterior import drift_and_path, pilot_start
+
+    drift, run_path = drift_and_path(model, path, posterior)
+    bar = progress_bar(settings.progress, n, "generate")
+    try:
+        start = make_start
+        if posterior is not None:
+            # with data, the pilot uses the first samples' data (at most n of them)
+            pilot_run = pilot_runner(model, drift, run_path, make_start, shape, settings,
+                                     None if site_average else int(n))
+            x1 = pilot_start(model, posterior, pilot_run, site_average, settings.seed)
+            start = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
+        gen = torch.Generator().manual_seed(int(settings.seed))
+        x = solve_loop(model, drift, int(n), shape, start, run_path, settings, gen, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return model.to_physical(x.double()).cpu().numpy()[:, 0]

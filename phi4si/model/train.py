@@ -1,0 +1,373 @@
+"""Training the drift of an operator interpolant (THEORY.md 4.2) on a phi4si ensemble.
+
+Loss (simulation-free regression), with x1 the normalised data, x0 ~ N(0, Id), a ~ nu:
+
+    L = E_{a ~ nu} E_{x0, x1} [ sum_x w_x |net(I, a)_x - target_x|^2 / sum_x w_x ],
+    I = alpha(a) x0 + beta(a) x1,  target = x0 - x1 (b) | x1 (eta1) | x0 (eta0),  w_x = [a_x > 0]
+
+Sites with a_x = 0 are known data: the velocity there is never used (da = 0 on them along every
+path), so they are left out of the loss, which removes the irreducible noise of x0 at those sites.
+
+The trainer: AdamW, linear warm-up then cosine decay, EMA weights (used for inference), gradient
+clipping, bf16 autocast on CUDA, lattice-symmetry augmentation of the data (translations,
+reflections, rotations of square lattices, and the field flip when the prior is Z2 symmetric),
+validation loss per task family (each component of the measure, on a fixed held-out set),
+a tqdm progress bar, a JSON-lines log, checkpoints written atomically, bit-exact resume on CPU
+with ``--steps`` (time-limited runs resume exactly too, but where they stop depends on the clock),
+a clear error on a NaN/inf loss, and DDP under ``torchrun`` (gloo on CPU, nccl on CUDA).
+
+>>> # cfg = TrainConfig(steps=2000, model="small"); train("ens.h5", "model.pt", cfg)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from ..errors import ParameterError, ResumeError, TrainingDivergedError
+from ..io import atomic_write, check_resume, prepare_output
+from .checkpoint import CHECKPOINT_FORMAT
+
+__all__ = ["TrainConfig", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (recorded in the checkpoint).
+
+    ``steps`` or ``minutes`` bound the run (both: whichever comes first; the schedules follow
+    the steps when given, else the elapsed fraction of ``minutes``).  ``model`` is a U-Net preset
+    name and ``model_overrides`` replaces fields of it; ``odd=None`` means "exactly Z2-odd when the
+    data have h = 0" (only for b and eta0/eta1 of a symmetric prior).  ``measure`` is a preset
+    name of :func:`~phi4si.interpolant.measures.preset_measure` or a measure dict.
+    """
+
+    steps: int | None = 2000
+    minutes: float | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    weight_decay: float = 1e-4
+    ema: float = 0.999
+    grad_clip: float = 1.0
+    param: str = "b"
+    family: str = "hadamard"
+    measure: str | dict = "multitask"
+    model: str = "small"
+    model_overrides: dict = field(default_factory=dict)
+    odd: bool | None = None
+    augment: bool = True
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_every: int = 250
+    val_size: int = 512
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    amp: str = "auto"            # "auto" (bf16 on CUDA), "bf16", "none"
+    threads: int | None = None
+
+    def validate(self):
+        from ..interpolant.drifts import PARAMETRISATIONS
+
+        if self.steps is None and self.minutes is None:
+            raise ParameterError("give steps or minutes (or both)")
+        if self.steps is not None and int(self.steps) < 1:
+            raise ParameterError(f"steps must be >= 1, got {self.steps}")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise ParameterError(f"minutes must be > 0, got {self.minutes}")
+        for k in ("batch_size", "val_every", "val_size", "checkpoint_every"):
+            if int(getattr(self, k)) < 1:
+                raise ParameterError(f"{k} must be >= 1, got {getattr(self, k)}")
+        for k in ("lr", "weight_decay", "grad_clip"):
+            v = getattr(self, k)
+            if not (math.isfinite(v) and v >= 0) or (k == "lr" and v == 0):
+                raise ParameterError(f"{k} must be a finite number{' > 0' if k == 'lr' else ' >= 0'}, got {v}")
+        if not 0 <= self.ema < 1:
+            raise ParameterError(f"ema must be in [0, 1), got {self.ema}")
+        if self.param not in PARAMETRISATIONS:
+            raise ParameterError(f"param must be one of {PARAMETRISATIONS}, got {self.param!r}")
+        if self.amp not in ("auto", "bf16", "none"):
+            raise ParameterError(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ParameterError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ParameterError("device 'cuda' requested but torch sees no CUDA device")
+        if int(self.warmup) < 0 or int(self.seed) < 0:
+            raise ParameterError(f"warmup and seed must be >= 0, got {self.warmup}, {self.seed}")
+        if not 0 <= self.val_fraction < 1:
+            raise ParameterError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+# ------------------------------------------------------------------------------------------------
+def _dist(device: str = "cpu"):
+    """(rank, world, local_rank, owned) from torchrun's environment, initialising the process group
+    (nccl for CUDA training, gloo for CPU training or when PHI4SI_DDP_BACKEND=gloo); ``owned``:
+    this call created the group, so :func:`_dist_close` destroys it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0, False
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        backend = os.environ.get("PHI4SI_DDP_BACKEND") or ("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned
+
+
+def _dist_close(owned: bool) -> None:
+    """End a DDP run cleanly: wait until every rank (rank 0 writes the checkpoint) is done, then
+    destroy the process group if train() created it.  Without this the ranks leave at different
+    moments with gloo's threads still attached, and a rank can die in C++ ("terminate called
+    without an active exception", SIGABRT) after all the work is done."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+    if owned:
+        dist.destroy_process_group()
+
+
+def _lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _loss(net, family, param, x0, x1, a, amp_ctx):
+    I = family.interpolate(x0, x1, a)
+    target = {"b": x0 - x1, "eta1": x1, "eta0": x0}[param]
+    with amp_ctx:
+        out = net(I, family.features(a))
+    w = (a > 0).to(x1.dtype).expand_as(x1)
+    per = ((out.float() - target) ** 2 * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
+    return per.mean()
+
+
+def _rng_state(gens: dict) -> dict:
+    return {k: g.get_state() for k, g in gens.items()}
+
+
+def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
+    """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.model.data.TrainingData` such as
+    :class:`~phi4si.model.data.ArrayData`); write the checkpoint ``out``; return a summary.
+
+    ``resume=True`` continues ``out`` (same data, same config) bit-exactly on CPU.
+    ``max_steps_this_call`` stops early (tests of resume).
+    """
+    from .data import EnsembleData, TrainingData
+    from ..interpolant.measures import Mixture, measure_from_dict, preset_measure
+    from ..interpolant.operators import family_from_dict
+    from ..nn.augment import random_symmetry
+    from ..nn.unet import LatticeUNet, preset
+
+    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
+    cfg.validate()
+    out = Path(out)
+    rank, world, local_rank, owned_group = _dist(cfg.device)
+    if cfg.device.startswith("cuda") and world > 1:
+        cfg.device = f"cuda:{local_rank}"
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        torch.cuda.set_device(device)     # NCCL collectives (all_reduce, barrier) use the current device
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
+
+    data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
+    shape = data.shape
+    fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
+    measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
+    odd = data.symmetric if cfg.odd is None else bool(cfg.odd)
+    if odd and not data.symmetric:
+        raise ParameterError("odd=True needs a Z2-symmetric prior (h = 0 data)")
+    mcfg = preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
+                                                 "in_channels": data.channels})
+    if len(shape) not in (1, 2):
+        raise ParameterError(f"the lattice U-Net supports d = 1 or 2; the data are {len(shape)}-d {shape}")
+    if any(L % mcfg.size_multiple for L in shape):
+        raise ParameterError(f"lattice {shape}: every side must be a multiple of {mcfg.size_multiple} for model "
+                             f"{cfg.model!r} (choose a shallower preset or override channel_mult)")
+
+    torch.manual_seed(cfg.seed)
+    net = LatticeUNet(mcfg).to(device)
+    ema = copy.deepcopy(net).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gens = {"data": torch.Generator().manual_seed(cfg.seed * 1000 + 1 + 7919 * rank),
+            "noise": torch.Generator().manual_seed(cfg.seed * 1000 + 2 + 7919 * rank),
+            "measure": torch.Generator().manual_seed(cfg.seed * 1000 + 3 + 7919 * rank),
+            "augment": torch.Generator().manual_seed(cfg.seed * 1000 + 4 + 7919 * rank)}
+    step, wall0, history = 0, 0.0, []
+    lattice = {"shape": list(shape), "params": data.params, "d": len(shape)}
+    data_meta = {"path": data.source, "n_chains": data.n_chains, "n_cfg": data.n_cfg,
+                 "n_train": data.n_train, "n_val": data.n_val, "sampler": data.attrs.get("sampler", "")}
+    if resume:
+        ck = torch.load(out, map_location="cpu", weights_only=False)
+        if ck.get("format") != CHECKPOINT_FORMAT:
+            raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
+        now = asdict(cfg)
+        check_resume(out, dict(ck["train_config"]), now, label="setting ",
+                     keys=[k for k in now if k not in ("steps", "minutes", "device", "threads", "checkpoint_every",
+                                                       "val_every")])
+        if ck["lattice"]["params"] != data.params or list(ck["lattice"]["shape"]) != list(shape):
+            raise ResumeError(f"cannot resume {out}: it was trained on different data ({ck['lattice']})")
+        net.load_state_dict(ck["model_state"])
+        ema.load_state_dict(ck["ema_state"])
+        opt.load_state_dict(ck["optimizer"])
+        for k, g in gens.items():
+            g.set_state(ck["rng"][k])
+        step, wall0, history = int(ck["step"]), float(ck["wall_time"]), list(ck.get("history", []))
+        if (ck["normalisation"]["mean"], ck["normalisation"]["scale"]) != (data.mean, data.scale) or \
+                ck["data"].get("n_cfg") != data.n_cfg or ck["data"].get("n_chains") != data.n_chains:
+            raise ResumeError(f"cannot resume {out}: the data file differs from the one it was trained on "
+                              f"({ck['data'].get('path')}: {ck['data'].get('n_chains')} chains x {ck['data'].get('n_cfg')} "
+                              f"configurations, scale {ck['normalisation']['scale']:.6g})")
+
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = device.type == "cuda" and cfg.amp in ("auto", "bf16")
+    amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    local_batch = max(1, cfg.batch_size // world)
+
+    # fixed validation sets, one per task family
+    comps = measure.components if isinstance(measure, Mixture) else {measure.name: measure}
+    val = {}
+    if data.n_val:
+        vg = torch.Generator().manual_seed(12345)
+        for name, m in comps.items():
+            x1 = data.validation(cfg.val_size, vg)
+            val[name] = (torch.randn(x1.shape, generator=vg), x1, m.sample(cfg.val_size, shape, vg, progress=1.0))
+
+    def validate():
+        ema.eval()
+        res = {}
+        with torch.no_grad():
+            for name, (x0, x1, a) in val.items():
+                tot = 0.0
+                for i in range(0, x1.shape[0], 256):
+                    sl = slice(i, i + 256)
+                    tot += float(_loss(ema, fam, cfg.param, x0[sl].to(device), x1[sl].to(device), a[sl].to(device),
+                                       amp_ctx)) * x1[sl].shape[0]
+                res[name] = tot / x1.shape[0]
+        return res
+
+    def checkpoint(final=False):
+        if rank != 0:
+            return
+        ck = {"format": CHECKPOINT_FORMAT, "version": __version__, "model_config": mcfg.to_dict(),
+              "model_state": net.state_dict(), "ema_state": ema.state_dict(), "optimizer": opt.state_dict(),
+              "family": fam.to_dict(), "param": cfg.param, "measure": measure.to_dict(),
+              "normalisation": {"mean": data.mean, "scale": data.scale}, "lattice": lattice, "data": data_meta,
+              "train_config": asdict(cfg), "step": step, "wall_time": wall, "rng": _rng_state(gens),
+              "history": history, "command": command, "world_size": world, "final": final}
+        atomic_write(out, lambda tmp: torch.save(ck, tmp))
+
+    log_f = open(log_path or out.with_suffix(out.suffix + ".log"), "a") if rank == 0 else None
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    wall = wall0
+    n_this = 0
+    loss_ema = None
+
+    def finished():
+        return (cfg.steps is not None and step >= cfg.steps) or (cfg.minutes is not None and wall >= 60.0 * cfg.minutes)
+
+    def done():
+        stop = finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
+        if world > 1:          # every rank must stop at the same step (clocks differ between ranks)
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if stop else 0.0], device=device if device.type == "cuda" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item() > 0)
+        return stop
+
+    try:
+        while not done():
+            prog = step / cfg.steps if cfg.steps is not None else wall / (60.0 * cfg.minutes)
+            if cfg.steps is not None and cfg.minutes is not None:
+                prog = max(prog, wall / (60.0 * cfg.minutes))
+            lr = cfg.lr * _lr_factor(prog, step, cfg)
+            for gparam in opt.param_groups:
+                gparam["lr"] = lr
+            x1 = data.batch(local_batch, gens["data"])
+            if cfg.augment and data.lattice_symmetries:
+                x1 = random_symmetry([x1], gens["augment"], fields=[0], flip_sign=data.symmetric)[0]
+            elif cfg.augment:
+                x1 = data.augment(x1, gens["augment"])
+            a = measure.sample(local_batch, shape, gens["measure"], progress=prog)
+            x0 = torch.randn(x1.shape, generator=gens["noise"])
+            net.train()
+            loss = _loss(model, fam, cfg.param, x0.to(device), x1.to(device), a.to(device), amp_ctx)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(f"loss is {float(loss.detach())} at step {step}: lower --lr (now {cfg.lr}) or "
+                                            f"check the data; the last good checkpoint is {out}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)) if cfg.grad_clip else 0.0
+            opt.step()
+            with torch.no_grad():
+                decay = min(cfg.ema, (1 + step) / (10 + step))
+                for pe, p in zip(ema.parameters(), net.parameters()):
+                    pe.lerp_(p, 1 - decay)
+                for be, b in zip(ema.buffers(), net.buffers()):
+                    be.copy_(b)
+            step += 1
+            n_this += 1
+            wall = wall0 + time.perf_counter() - t0
+            lv = float(loss.detach())
+            loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
+            rec = None
+            last = finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
+            if step % cfg.val_every == 0 or last:
+                rec = {"step": step, "wall": round(wall, 2), "lr": lr, "loss": loss_ema, "grad_norm": gnorm,
+                       "val": validate() if val else {}}
+                history.append(rec)
+            if log_f is not None and (rec is not None or step % 50 == 0):
+                log_f.write(json.dumps(rec or {"step": step, "wall": round(wall, 2), "lr": lr, "loss": lv,
+                                               "grad_norm": gnorm}) + "\n")
+                log_f.flush()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
+            if step % cfg.checkpoint_every == 0:
+                checkpoint()
+        checkpoint(final=finished())
+        if world > 1:            # release DDP's reducer (it holds gloo work objects) before the group goes
+            import gc
+
+            model = None
+            gc.collect()
+            _dist_close(owned_group)
+    except KeyboardInterrupt:
+        checkpoint()           # keep the work done since the last checkpoint; --resume continues it
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if log_f is not None:
+            log_f.close()
+    return {"step": step, "wall_time": wall, "history": history, "out": str(out), "shape": shape,
+            "normalisation": data.normalisation, "odd": odd}

@@ -1,0 +1,275 @@
+"""The trainer (phi4si.model.train) and checkpoint loading (phi4si.model) on a tiny ensemble.
+
+A 4x4 free field (m2 = 1, lam = 0; two HMC chains of 200 trajectories) and the "tiny" U-Net,
+a few dozen steps of batch 16: every test here takes about a second; the DDP test (two
+processes under torch.distributed.run, gloo) about 15 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from phi4si import Phi4Params, __version__
+from phi4si.errors import EnsembleFileError, OutputExistsError, ParameterError, ResumeError
+from phi4si.mcmc.run import sample_mcmc
+from phi4si.errors import CheckpointError, TrainingDivergedError
+from phi4si.model import CHECKPOINT_FORMAT, load_model
+from phi4si.nn.unet import preset
+from phi4si.model.train import TrainConfig, train
+
+PARAMS = Phi4Params((4, 4), m2=1.0, lam=0.0)
+
+
+def tiny(**kw) -> TrainConfig:
+    """A tiny, fast training configuration (override any field with keywords)."""
+    base = dict(steps=40, model="tiny", batch_size=16, val_every=20, val_size=32, checkpoint_every=1000,
+                warmup=5, threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def ens(tmp_path_factory) -> Path:
+    """Tiny free-field ensemble (read-only: copy before changing)."""
+    path = tmp_path_factory.mktemp("train") / "free4x4.h5"
+    sample_mcmc(PARAMS, path, chains=2, n_traj=200, n_therm=20, seed=3, progress=False)
+    return path
+
+
+def _digest(path) -> tuple:
+    p = Path(path)
+    return p.read_bytes(), p.stat().st_mtime_ns
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------------------------
+def test_checkpoint_content(ens, tmp_path):
+    out = tmp_path / "m.pt"
+    res = train(ens, out, tiny(steps=20), progress=False, command="phi4si train --test")
+    assert res["step"] == 20 and res["odd"] is True   # h = 0: Z2-odd network by default
+    ck = torch.load(out, map_location="cpu", weights_only=False)
+    assert ck["format"] == CHECKPOINT_FORMAT
+    assert ck["version"] == __version__
+    assert ck["lattice"] == {"shape": [4, 4], "params": PARAMS.to_dict(), "d": 2}
+    assert ck["family"] == {"name": "hadamard"}
+    assert ck["param"] == "b"
+    assert ck["model_config"] == preset("tiny", dim=2, odd=True).to_dict()
+    assert ck["train_config"] == asdict(tiny(steps=20))
+    assert ck["step"] == 20 and ck["final"] is True and ck["world_size"] == 1
+    assert ck["command"] == "phi4si train --test"
+    assert ck["data"]["path"] == str(Path(ens).resolve())
+    assert ck["data"]["n_chains"] == 2 and ck["data"]["n_train"] + ck["data"]["n_val"] == ck["data"]["n_cfg"]
+    # normalisation: mean 0 for a symmetric prior, scale = rms of the training configurations
+    with h5py.File(ens, "r") as f:
+        phi = f["phi"][:, :ck["data"]["n_train"]].astype(np.float32).astype(np.float64)
+    assert ck["normalisation"]["mean"] == 0.0
+    assert ck["normalisation"]["scale"] == pytest.approx(np.sqrt((phi ** 2).mean()), rel=1e-6)
+    assert [h["step"] for h in ck["history"]] == [20]
+    assert set(ck["history"][-1]["val"]) == {"diagonal", "masks", "sequential", "coarse_to_fine", "hypercube"}
+    assert all(np.isfinite(v) for v in ck["history"][-1]["val"].values())
+    # what load_model makes of it
+    m = load_model(out)
+    assert m.shape == (4, 4) and m.param == "b" and m.scale == ck["normalisation"]["scale"]
+    assert m.meta["step"] == 20 and m.meta["version"] == __version__
+    assert _states_equal(m.net.state_dict(), ck["ema_state"])
+    assert not any(p.requires_grad for p in m.net.parameters())
+    assert m.check_shape((8, 6)) == (8, 6)   # fully convolutional: other shapes of the same dimension
+
+
+def test_resume_bit_exact(ens, tmp_path):
+    """40 steps in one go == 20 steps, then resume for the other 20 (CPU): identical states."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    train(ens, a, tiny(), progress=False)
+    r1 = train(ens, b, tiny(), progress=False, max_steps_this_call=20)
+    assert r1["step"] == 20
+    mid = torch.load(b, weights_only=False)
+    assert mid["step"] == 20 and mid["final"] is False
+    r2 = train(ens, b, tiny(), resume=True, progress=False)
+    assert r2["step"] == 40
+    ca, cb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert _states_equal(ca["model_state"], cb["model_state"])
+    assert _states_equal(ca["ema_state"], cb["ema_state"])
+    assert cb["step"] == 40 and cb["final"] is True
+    assert [h["step"] for h in cb["history"]] == [20, 40]
+    assert ca["history"][-1]["val"] == cb["history"][-1]["val"]
+
+
+def test_max_steps_this_call(ens, tmp_path):
+    out = tmp_path / "m.pt"
+    res = train(ens, out, tiny(), progress=False, max_steps_this_call=7)
+    assert res["step"] == 7
+    ck = torch.load(out, weights_only=False)
+    assert ck["step"] == 7 and ck["final"] is False
+    # resuming twice more with a per-call limit reaches the total and stops there
+    assert train(ens, out, tiny(), resume=True, progress=False, max_steps_this_call=30)["step"] == 37
+    assert train(ens, out, tiny(), resume=True, progress=False, max_steps_this_call=30)["step"] == 40
+    assert torch.load(out, weights_only=False)["final"] is True
+
+
+def test_log_file(ens, tmp_path):
+    out = tmp_path / "m.pt"
+    train(ens, out, tiny(steps=60, val_every=30), progress=False)
+    log = tmp_path / "m.pt.log"
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in recs] == [30, 50, 60]        # validations and every 50th step
+    assert all(np.isfinite(r["loss"]) and r["lr"] > 0 for r in recs)
+    assert set(recs[0]["val"]) and "val" not in recs[1]
+    custom = tmp_path / "train.jsonl"
+    train(ens, tmp_path / "n.pt", tiny(steps=10), progress=False, log_path=custom)
+    assert [json.loads(line)["step"] for line in custom.read_text().splitlines()] == [10]
+
+
+def test_refuses_overwrite_and_missing_resume(ens, tmp_path):
+    out = tmp_path / "m.pt"
+    train(ens, out, tiny(steps=5), progress=False)
+    before = _digest(out)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        train(ens, out, tiny(steps=5), progress=False)
+    assert _digest(out) == before
+    train(ens, out, tiny(steps=6), progress=False, overwrite=True)
+    assert torch.load(out, weights_only=False)["step"] == 6
+    with pytest.raises(ResumeError, match="does not exist"):
+        train(ens, tmp_path / "none.pt", tiny(), resume=True, progress=False)
+    assert not (tmp_path / "none.pt").exists()
+
+
+@pytest.mark.parametrize("change", [dict(lr=1e-3), dict(model="small"), dict(seed=1), dict(param="eta1"),
+                                    dict(measure="generation"), dict(augment=False)],
+                         ids=lambda d: next(iter(d)))
+def test_resume_with_changed_settings(ens, tmp_path, change):
+    out = tmp_path / "m.pt"
+    train(ens, out, tiny(), progress=False, max_steps_this_call=3)
+    before = _digest(out)
+    with pytest.raises(ResumeError, match=f"setting {next(iter(change))}"):
+        train(ens, out, tiny(**change), resume=True, progress=False)
+    assert _digest(out) == before
+    # steps, device, threads and the intervals may change on resume
+    assert train(ens, out, tiny(steps=10, val_every=7, checkpoint_every=4, threads=None), resume=True,
+                 progress=False)["step"] == 10
+
+
+def test_resume_with_other_data(ens, tmp_path):
+    out = tmp_path / "m.pt"
+    train(ens, out, tiny(), progress=False, max_steps_this_call=3)
+    other = tmp_path / "other.h5"
+    sample_mcmc(Phi4Params((4, 4), m2=2.0, lam=0.0), other, chains=2, n_traj=50, n_therm=5, seed=1,
+                progress=False)
+    with pytest.raises(ResumeError, match="different data"):
+        train(other, out, tiny(), resume=True, progress=False)
+
+
+def test_nan_data(ens, tmp_path):
+    bad = tmp_path / "nan.h5"
+    shutil.copyfile(ens, bad)
+    with h5py.File(bad, "r+") as f:
+        f["phi"][0, 3, 1, 1] = np.nan
+    with pytest.raises(EnsembleFileError, match="NaN"):
+        train(bad, tmp_path / "m.pt", tiny(), progress=False)
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+def test_nan_loss(ens, tmp_path, monkeypatch):
+    import phi4si.model.train as tr
+
+    real = tr._loss
+    calls = []
+
+    def loss(*a, **kw):
+        calls.append(1)
+        v = real(*a, **kw)
+        return v * float("nan") if len(calls) == 4 else v
+
+    monkeypatch.setattr(tr, "_loss", loss)
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 3.*--lr"):
+        train(ens, out, tiny(), progress=False)
+    assert not out.exists()   # no checkpoint was due yet; nothing half-written either
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("kw, match", [(dict(steps=0), "steps"), (dict(steps=None, minutes=None), "steps or minutes"),
+                                       (dict(minutes=-1.0), "minutes"), (dict(lr=0.0), "lr"),
+                                       (dict(ema=1.0), "ema"), (dict(param="x"), "param"),
+                                       (dict(batch_size=0), "batch_size"), (dict(device="tpu"), "device")])
+def test_bad_config(ens, tmp_path, kw, match):
+    with pytest.raises(ParameterError, match=match):
+        train(ens, tmp_path / "m.pt", tiny(**kw), progress=False)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_minutes_limit(ens, tmp_path):
+    """A time limit alone stops the run (here almost at once), and the checkpoint is final."""
+    res = train(ens, tmp_path / "m.pt", tiny(steps=None, minutes=1e-4), progress=False)
+    assert 1 <= res["step"] < 1000
+    assert torch.load(tmp_path / "m.pt", weights_only=False)["final"] is True
+
+
+# ------------------------------------------------------------------------------------------------
+def test_load_model_errors(ens, tmp_path):
+    with pytest.raises(CheckpointError, match="no such model file"):
+        load_model(tmp_path / "missing.pt")
+    text = tmp_path / "text.pt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_model(text)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(CheckpointError, match="not a phi4si model checkpoint"):
+        load_model(other)
+    torch.save([1, 2, 3], other)
+    with pytest.raises(CheckpointError, match="not a phi4si model checkpoint"):
+        load_model(other)
+    # a model with one pooling level: sides must be even; same dimension only
+    out = tmp_path / "pool.pt"
+    train(ens, out, tiny(steps=3, model_overrides={"channel_mult": (1, 2)}), progress=False)
+    m = load_model(out)
+    assert m.check_shape((6, 8)) == (6, 8)
+    with pytest.raises(CheckpointError, match="multiples of 2"):
+        m.check_shape((5, 4))
+    with pytest.raises(CheckpointError, match="2-d lattice"):
+        m.check_shape((4, 4, 4))
+    with pytest.raises(CheckpointError, match="2-d lattice"):
+        m.check_shape((8,))
+
+
+# ------------------------------------------------------------------------------------------------
+DDP_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from phi4si.model.train import TrainConfig, train
+    cfg = TrainConfig(steps=6, model="tiny", batch_size=16, val_every=3, val_size=16, warmup=2, threads=1)
+    res = train(sys.argv[1], sys.argv[2], cfg, progress=False)
+    os.write(1, f"done {res['step']}\\n".encode())   # one write: the ranks end together, lines must not interleave
+""")
+
+
+def test_ddp_gloo(ens, tmp_path):
+    """Two CPU processes under torch.distributed.run (gloo): they finish, rank 0 writes one checkpoint."""
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    out = tmp_path / "ddp.pt"
+    env = dict(os.environ, PHI4SI_DDP_BACKEND="gloo", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), str(ens), str(out)], capture_output=True, text=True, env=env, timeout=240,
+                       cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("done 6") == 2, p.stdout
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["ddp.pt", "ddp.pt.log", "ddp_train.py"]
+    ck = torch.load(out, weights_only=False)
+    assert ck["world_size"] == 2 and ck["step"] == 6 and ck["final"] is True
+    m = load_model(out)
+    assert m.check_shape((4, 4)) == (4, 4)
