@@ -144,25 +144,52 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
                           n_steps=n_steps, dtype=dtype, eps=eps, integrator=integrator, mass=mass,
                           target_accept=target_accept, adapt=adapt, jitter=jitter, flush_seconds=flush_seconds,
                           max_trajectories=max_trajectories)
-    chains, n_traj, n_therm, every, seed = (cfg[k] for k in ("chains", "n_traj", "n_therm", "every", "seed"))
-    n_steps, eps, jitter, flush_seconds = cfg["n_steps"], cfg["eps"], cfg["jitter"], cfg["flush_seconds"]
-    max_trajectories, target_accept = cfg["max_trajectories"], cfg["target_accept"]
-    smp = make_sampler(sampler, params, n_steps=n_steps, integrator=cfg["integrator"] or "leapfrog",
+    smp = make_sampler(sampler, params, n_steps=cfg["n_steps"], integrator=cfg["integrator"] or "leapfrog",
                        mass=1.0 if cfg["mass"] is None else cfg["mass"])
-    if jitter is None:
-        jitter = 0.1 if sampler in ("hmc", "fahmc") else 0.0
+    if cfg["jitter"] is None:
+        cfg["jitter"] = 0.1 if sampler in ("hmc", "fahmc") else 0.0
     adapt = True if cfg["adapt"] is None else cfg["adapt"]
-    target = smp.default_target if target_accept is None else target_accept
+    target = smp.default_target if cfg["target_accept"] is None else cfg["target_accept"]
     out = prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
-    V = params.volume
     smeta = smp.meta()
     smeta.update({"target_accept": target if smp.adaptive else None, "adapt": bool(adapt and smp.adaptive),
-                  "eps_initial": eps if eps is not None else smp.default_eps, "exact": getattr(smp, "exact", True),
-                  "jitter": jitter})
-    run = {"seed": seed, "chains": chains, "n_traj": n_traj, "n_therm": n_therm, "every": every, "dtype": dtype,
+                  "eps_initial": cfg["eps"] if cfg["eps"] is not None else smp.default_eps,
+                  "exact": getattr(smp, "exact", True), "jitter": cfg["jitter"]})
+    run = {**{k: cfg[k] for k in ("seed", "chains", "n_traj", "n_therm", "every")}, "dtype": dtype,
            "version": __version__, "command": command or "", "date": utc_now(), "start": "0.1 * gaussian(0,1)"}
-
+    r = _Run(params, smp, cfg, out)
     if resume:
+        r.resume(run, smeta)
+    else:
+        r.create(run, smeta)
+    r.adapt, r.target = adapt and smp.adaptive, target
+    r.run(progress)
+    return out
+
+
+class _Run:
+    """The state of a sampling run (random stream, fields, step size, counters) and its steps:
+    thermalisation with step-size adaptation, measurement, buffered writes with a resume state."""
+
+    def __init__(self, params, smp, cfg: dict, out):
+        self.params, self.smp, self.cfg, self.out = params, smp, cfg, out
+        self.adapt, self.target = False, 0.0
+
+    def create(self, run: dict, smeta: dict):
+        cfg, params = self.cfg, self.params
+        self.rng = np.random.Generator(np.random.PCG64(cfg["seed"]))
+        # a small random start: far-from-equilibrium starts (e.g. unit-variance noise at
+        # lam = 8) leave MALA's explicit cubic term stuck with acceptance 0
+        self.phi = 0.1 * self.rng.standard_normal((cfg["chains"], params.volume))
+        self.eps = cfg["eps"] if cfg["eps"] is not None else self.smp.default_eps
+        self.t_therm = self.t_meas = 0
+        self.wall0 = self.acc_sum = 0.0
+        store.create_ensemble(self.out, shape=params.shape, n_chains=cfg["chains"], dtype=cfg["dtype"],
+                              params=params.to_dict(), sampler=smeta, run=run, state_phi=self.phi,
+                              state=_state(self.rng, self.eps, 0, 0.0, 0, 0.0))
+
+    def resume(self, run: dict, smeta: dict):
+        out, params, cfg = self.out, self.params, self.cfg
         attrs, state_phi, state = store.read_state(out)
         old_run, old_s = attrs["run"], attrs["sampler"]
         check_resume(out, old_run, run, keys=("seed", "chains", "n_therm", "every", "dtype"))
@@ -170,115 +197,110 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
             raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
         check_resume(out, old_s, smeta, keys=("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt",
                                               "eps_initial", "jitter"), label="sampler setting ")
-        if n_traj < state["n_done"]:
-            raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n_traj={n_traj} trajectories")
+        if cfg["n_traj"] < state["n_done"]:
+            raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n_traj={cfg['n_traj']} "
+                              "trajectories")
         if store.repair(out):
             print(f"{out}: rewrote the file of an interrupted run into a clean file", file=sys.stderr)
-        rng = rng_from_json(state["rng"])
-        phi = np.ascontiguousarray(state_phi, dtype=np.float64).reshape(chains, V)
-        cur_eps = float(state["eps"])
-        t_therm = int(state["t_therm"])
-        t_meas = int(state["n_done"])
-        wall0 = float(state["wall_time"])
-        acc_sum = float(state["acc_sum"])
+        self.rng = rng_from_json(state["rng"])
+        self.phi = np.ascontiguousarray(state_phi, dtype=np.float64).reshape(cfg["chains"], params.volume)
+        self.eps = float(state["eps"])
+        self.t_therm, self.t_meas = int(state["t_therm"]), int(state["n_done"])
+        self.wall0, self.acc_sum = float(state["wall_time"]), float(state["acc_sum"])
         # provenance: the original run's record stays; every resume is appended to it
         store.record_resume(out, old_run, {"date": run["date"], "command": run["command"], "version": __version__,
-                                           "n_done": t_meas, "n_traj": n_traj}, n_traj=n_traj)
-    else:
-        rng = np.random.Generator(np.random.PCG64(seed))
-        # a small random start: far-from-equilibrium starts (e.g. unit-variance noise at
-        # lam = 8) leave MALA's explicit cubic term stuck with acceptance 0
-        phi = 0.1 * rng.standard_normal((chains, V))
-        cur_eps = eps if eps is not None else smp.default_eps
-        t_therm = 0
-        t_meas = 0
-        wall0 = 0.0
-        acc_sum = 0.0
-        store.create_ensemble(out, shape=params.shape, n_chains=chains, dtype=dtype, params=params.to_dict(),
-                              sampler=smeta, run=run, state_phi=phi,
-                              state=_state(rng, cur_eps, t_therm, acc_sum, 0, 0.0))
+                                           "n_done": self.t_meas, "n_traj": cfg["n_traj"]}, n_traj=cfg["n_traj"])
 
-    do_adapt = adapt and smp.adaptive
-    total = n_therm + n_traj
-    done_now = t_therm + t_meas
-    cos_t, sin_t, strides = _phase(params)
-    shape_arr = np.array(params.shape, dtype=np.int64)
-    from ..lattice import kernels
-
-    buf = _Buffers()
-    t_start = time.perf_counter()
-    last_flush = t_start
-    n_this_call = 0
-    bar = _progress(total, done_now, progress, sampler)
-
-    writer = store.EnsembleWriter(out)
-
-    def flush():
+    def flush(self):
         """Append buffered measurements, then the resume state (n_done last)."""
-        nonlocal last_flush
-        wall = wall0 + time.perf_counter() - t_start
-        state = _state(rng, cur_eps, t_therm, acc_sum, t_meas, wall)
+        wall = self.wall0 + time.perf_counter() - self.t_start
+        state = _state(self.rng, self.eps, self.t_therm, self.acc_sum, self.t_meas, wall)
+        buf = self.buf
         if buf.traj:
-            writer.append(scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
-                          cfg_index=np.array(buf.cfg_idx, dtype=np.int64),
-                          traj_index=np.array(buf.traj, dtype=np.int64), state_phi=phi, state=state)
+            self.writer.append(scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
+                               cfg_index=np.array(buf.cfg_idx, dtype=np.int64),
+                               traj_index=np.array(buf.traj, dtype=np.int64), state_phi=self.phi, state=state)
         else:
-            writer.append(scalars=None, state_phi=phi, state=state)
+            self.writer.append(scalars=None, state_phi=self.phi, state=state)
         buf.clear()
-        last_flush = time.perf_counter()
+        self.last_flush = time.perf_counter()
 
-    def finish():
-        flush()
-        writer.close({"n_done": t_meas, "n_therm_done": t_therm, "eps": cur_eps,
-                      "wall_time": wall0 + time.perf_counter() - t_start,
-                      "acceptance": acc_sum / t_meas if t_meas else float("nan")})
-        if bar is not None:
-            bar.close()
+    def finish(self):
+        self.flush()
+        self.writer.close({"n_done": self.t_meas, "n_therm_done": self.t_therm, "eps": self.eps,
+                           "wall_time": self.wall0 + time.perf_counter() - self.t_start,
+                           "acceptance": self.acc_sum / self.t_meas if self.t_meas else float("nan")})
+        if self.bar is not None:
+            self.bar.close()
 
-    try:
-        while t_therm + t_meas < total:
-            if max_trajectories is not None and n_this_call >= max_trajectories:
-                break
-            step_eps = cur_eps * (1.0 + jitter * (2.0 * rng.random() - 1.0)) if jitter else cur_eps
-            # an unstable step overflows to inf/NaN: detected just below, with a clear error
-            # instead of numpy's overflow warnings
-            with np.errstate(over="ignore", invalid="ignore"):
-                acc, dH = smp.step(phi, rng, step_eps)
-            if not np.isfinite(phi).all():
-                bad = np.flatnonzero(~np.isfinite(phi).all(axis=1)).tolist()
-                raise SamplerDivergedError(_diverged_message(bad, t_therm + t_meas, step_eps, t_meas, out, sampler))
-            a = float(acc.mean())
-            if t_therm < n_therm:
-                t_therm += 1
-                if do_adapt:
-                    cur_eps = float(math.exp(math.log(cur_eps) + (a - target) / (1.0 + t_therm / 10.0) ** 0.6))
-            else:
-                m, S, gp = kernels.measure_batch(phi, shape_arr, params.mass_term, params.lam, params.h,
-                                                 cos_t, sin_t, strides)
-                buf.add(t_meas, m, S, acc, dH, gp)
-                if every and t_meas % every == 0:
-                    buf.add_cfg(t_meas, phi.reshape((chains,) + params.shape).astype(dtype))
-                t_meas += 1
-                acc_sum += a
-            n_this_call += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(acc=f"{a:.2f}", eps=f"{cur_eps:.4g}", refresh=False)
-            if time.perf_counter() - last_flush > flush_seconds:
-                flush()
-    except KeyboardInterrupt:
-        finish()
-        print(f"\ninterrupted: {t_meas} measured trajectories saved in {out}; continue with --resume",
-              file=sys.stderr)
-        raise
-    except SamplerDivergedError:
-        finish()
-        raise
-    except BaseException:
-        writer.f.close()
-        raise
-    finish()
-    return out
+    def trajectory(self) -> float:
+        """One trajectory of every chain (thermalisation with adaptation, or a measurement); returns
+        the acceptance averaged over chains."""
+        from ..lattice import kernels
+
+        cfg, params, rng = self.cfg, self.params, self.rng
+        jitter = cfg["jitter"]
+        step_eps = self.eps * (1.0 + jitter * (2.0 * rng.random() - 1.0)) if jitter else self.eps
+        # an unstable step overflows to inf/NaN: detected just below, with a clear error
+        # instead of numpy's overflow warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            acc, dH = self.smp.step(self.phi, rng, step_eps)
+        if not np.isfinite(self.phi).all():
+            bad = np.flatnonzero(~np.isfinite(self.phi).all(axis=1)).tolist()
+            raise SamplerDivergedError(_diverged_message(bad, self.t_therm + self.t_meas, step_eps, self.t_meas,
+                                                         self.out, self.smp.name))
+        a = float(acc.mean())
+        if self.t_therm < cfg["n_therm"]:
+            self.t_therm += 1
+            if self.adapt:
+                self.eps = float(math.exp(math.log(self.eps) + (a - self.target) / (1.0 + self.t_therm / 10.0) ** 0.6))
+        else:
+            m, S, gp = kernels.measure_batch(self.phi, self.shape_arr, params.mass_term, params.lam, params.h,
+                                             *self.phase)
+            self.buf.add(self.t_meas, m, S, acc, dH, gp)
+            every = cfg["every"]
+            if every and self.t_meas % every == 0:
+                self.buf.add_cfg(self.t_meas, self.phi.reshape((cfg["chains"],) + params.shape).astype(cfg["dtype"]))
+            self.t_meas += 1
+            self.acc_sum += a
+        return a
+
+    def run(self, progress: bool):
+        """Trajectories until n_therm + n_traj (or max_trajectories in this call), flushing every
+        flush_seconds; Ctrl-C and divergence write what was measured before they propagate."""
+        cfg = self.cfg
+        total = cfg["n_therm"] + cfg["n_traj"]
+        cos_t, sin_t, strides = _phase(self.params)
+        self.phase = (cos_t, sin_t, strides)
+        self.shape_arr = np.array(self.params.shape, dtype=np.int64)
+        self.buf = _Buffers()
+        self.t_start = self.last_flush = time.perf_counter()
+        n_this_call = 0
+        self.bar = _progress(total, self.t_therm + self.t_meas, progress, self.smp.name)
+        self.writer = store.EnsembleWriter(self.out)
+        try:
+            while self.t_therm + self.t_meas < total:
+                if cfg["max_trajectories"] is not None and n_this_call >= cfg["max_trajectories"]:
+                    break
+                a = self.trajectory()
+                n_this_call += 1
+                if self.bar is not None:
+                    self.bar.update(1)
+                    self.bar.set_postfix(acc=f"{a:.2f}", eps=f"{self.eps:.4g}", refresh=False)
+                if time.perf_counter() - self.last_flush > cfg["flush_seconds"]:
+                    self.flush()
+        except KeyboardInterrupt:
+            self.finish()
+            print(f"\ninterrupted: {self.t_meas} measured trajectories saved in {self.out}; continue with --resume",
+                  file=sys.stderr)
+            raise
+        except SamplerDivergedError:
+            self.finish()
+            raise
+        except BaseException:
+            self.writer.f.close()
+            raise
+        self.finish()
 
 
 def _diverged_message(bad, traj, step_eps, n_meas, out, sampler):

@@ -35,6 +35,7 @@ import torch
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, TrainingDivergedError
 from ..io import atomic_write, check_resume, prepare_output
+from .device import set_threads
 from .checkpoint import CHECKPOINT_FORMAT
 
 __all__ = ["TrainConfig", "train"]
@@ -160,34 +161,12 @@ def _rng_state(gens: dict) -> dict:
     return {k: g.get_state() for k, g in gens.items()}
 
 
-def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
-    """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.model.data.TrainingData` such as
-    :class:`~phi4si.model.data.ArrayData`); write the checkpoint ``out``; return a summary.
-
-    ``resume=True`` continues ``out`` (same data, same config) bit-exactly on CPU.
-    ``max_steps_this_call`` stops early (tests of resume).
-    """
-    from .data import EnsembleData, TrainingData
-    from ..interpolant.measures import Mixture, measure_from_dict, preset_measure
+def _build(cfg: TrainConfig, data, device):
+    """(shape, family, measure, odd, U-Net config) of a run, checked against the data."""
+    from ..interpolant.measures import measure_from_dict, preset_measure
     from ..interpolant.operators import family_from_dict
-    from ..nn.augment import random_symmetry
-    from ..nn.unet import LatticeUNet, preset
+    from ..nn.unet import preset
 
-    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
-    cfg.validate()
-    out = Path(out)
-    rank, world, local_rank, owned_group = _dist(cfg.device)
-    if cfg.device.startswith("cuda") and world > 1:
-        cfg.device = f"cuda:{local_rank}"
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        torch.cuda.set_device(device)     # NCCL collectives (all_reduce, barrier) use the current device
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
-
-    data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
     shape = data.shape
     fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
     measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
@@ -201,22 +180,46 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     if any(L % mcfg.size_multiple for L in shape):
         raise ParameterError(f"lattice {shape}: every side must be a multiple of {mcfg.size_multiple} for model "
                              f"{cfg.model!r} (choose a shallower preset or override channel_mult)")
+    return shape, fam, measure, odd, mcfg
 
-    torch.manual_seed(cfg.seed)
-    net = LatticeUNet(mcfg).to(device)
-    ema = copy.deepcopy(net).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gens = {"data": torch.Generator().manual_seed(cfg.seed * 1000 + 1 + 7919 * rank),
-            "noise": torch.Generator().manual_seed(cfg.seed * 1000 + 2 + 7919 * rank),
-            "measure": torch.Generator().manual_seed(cfg.seed * 1000 + 3 + 7919 * rank),
-            "augment": torch.Generator().manual_seed(cfg.seed * 1000 + 4 + 7919 * rank)}
-    step, wall0, history = 0, 0.0, []
-    lattice = {"shape": list(shape), "params": data.params, "d": len(shape)}
-    data_meta = {"path": data.source, "n_chains": data.n_chains, "n_cfg": data.n_cfg,
-                 "n_train": data.n_train, "n_val": data.n_val, "sampler": data.attrs.get("sampler", "")}
-    if resume:
+
+# Each rank's four streams (data, noise, measure, augment) are seeded seed * 1000 + i + RANK_STREAM * rank.
+RANK_STREAM = 7919
+
+
+class _Trainer:
+    """The state of one training run (network, EMA copy, optimiser, random streams, counters) and
+    its steps; :func:`train` drives it.  Rank 0 of a DDP run writes the checkpoint and the log."""
+
+    def __init__(self, data, out: Path, cfg: TrainConfig, rank: int, world: int, device, command: str):
+        from ..nn.unet import LatticeUNet
+
+        self.data, self.out, self.cfg, self.rank, self.world, self.device = data, out, cfg, rank, world, device
+        self.shape, self.fam, self.measure, self.odd, self.mcfg = _build(cfg, data, device)
+        torch.manual_seed(cfg.seed)
+        self.net = LatticeUNet(self.mcfg).to(device)
+        self.ema = copy.deepcopy(self.net).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.gens = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i + RANK_STREAM * rank)
+                     for i, name in enumerate(("data", "noise", "measure", "augment"), start=1)}
+        self.step, self.wall0, self.history = 0, 0.0, []
+        self.wall = 0.0
+        self.command = command
+        self.lattice = {"shape": list(self.shape), "params": data.params, "d": len(self.shape)}
+        self.data_meta = {"path": data.source, "n_chains": data.n_chains, "n_cfg": data.n_cfg,
+                          "n_train": data.n_train, "n_val": data.n_val, "sampler": data.attrs.get("sampler", "")}
+        use_amp = device.type == "cuda" and cfg.amp in ("auto", "bf16")
+        self.amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+        self.local_batch = max(1, cfg.batch_size // world)
+        self.model = self.net
+        self.val = {}
+
+    def resume(self):
+        """Continue the checkpoint ``out``: same settings (except the run length, device and
+        intervals), same data; weights, optimiser, random streams and counters restored."""
+        out, data, cfg = self.out, self.data, self.cfg
         ck = torch.load(out, map_location="cpu", weights_only=False)
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
@@ -224,150 +227,215 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
         check_resume(out, dict(ck["train_config"]), now, label="setting ",
                      keys=[k for k in now if k not in ("steps", "minutes", "device", "threads", "checkpoint_every",
                                                        "val_every")])
-        if ck["lattice"]["params"] != data.params or list(ck["lattice"]["shape"]) != list(shape):
+        if ck["lattice"]["params"] != data.params or list(ck["lattice"]["shape"]) != list(self.shape):
             raise ResumeError(f"cannot resume {out}: it was trained on different data ({ck['lattice']})")
-        net.load_state_dict(ck["model_state"])
-        ema.load_state_dict(ck["ema_state"])
-        opt.load_state_dict(ck["optimizer"])
-        for k, g in gens.items():
+        self.net.load_state_dict(ck["model_state"])
+        self.ema.load_state_dict(ck["ema_state"])
+        self.opt.load_state_dict(ck["optimizer"])
+        for k, g in self.gens.items():
             g.set_state(ck["rng"][k])
-        step, wall0, history = int(ck["step"]), float(ck["wall_time"]), list(ck.get("history", []))
+        self.step, self.wall0, self.history = int(ck["step"]), float(ck["wall_time"]), list(ck.get("history", []))
         if (ck["normalisation"]["mean"], ck["normalisation"]["scale"]) != (data.mean, data.scale) or \
                 ck["data"].get("n_cfg") != data.n_cfg or ck["data"].get("n_chains") != data.n_chains:
             raise ResumeError(f"cannot resume {out}: the data file differs from the one it was trained on "
                               f"({ck['data'].get('path')}: {ck['data'].get('n_chains')} chains x {ck['data'].get('n_cfg')} "
                               f"configurations, scale {ck['normalisation']['scale']:.6g})")
 
-    model = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    def wrap_ddp(self):
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = device.type == "cuda" and cfg.amp in ("auto", "bf16")
-    amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
-    local_batch = max(1, cfg.batch_size // world)
+            self.model = DDP(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-    # fixed validation sets, one per task family
-    comps = measure.components if isinstance(measure, Mixture) else {measure.name: measure}
-    val = {}
-    if data.n_val:
-        vg = torch.Generator().manual_seed(12345)
-        for name, m in comps.items():
-            x1 = data.validation(cfg.val_size, vg)
-            val[name] = (torch.randn(x1.shape, generator=vg), x1, m.sample(cfg.val_size, shape, vg, progress=1.0))
+    def make_validation_sets(self):
+        """Fixed validation sets, one per task family (component of the measure)."""
+        from ..interpolant.measures import Mixture
 
-    def validate():
-        ema.eval()
-        res = {}
+        m, cfg = self.measure, self.cfg
+        comps = m.components if isinstance(m, Mixture) else {m.name: m}
+        if self.data.n_val:
+            vg = torch.Generator().manual_seed(12345)
+            for name, comp in comps.items():
+                x1 = self.data.validation(cfg.val_size, vg)
+                self.val[name] = (torch.randn(x1.shape, generator=vg), x1,
+                                  comp.sample(cfg.val_size, self.shape, vg, progress=1.0))
+
+    def validate(self) -> dict:
+        """The EMA network's loss on each validation set."""
+        self.ema.eval()
+        res, dev = {}, self.device
         with torch.no_grad():
-            for name, (x0, x1, a) in val.items():
+            for name, (x0, x1, a) in self.val.items():
                 tot = 0.0
                 for i in range(0, x1.shape[0], 256):
                     sl = slice(i, i + 256)
-                    tot += float(_loss(ema, fam, cfg.param, x0[sl].to(device), x1[sl].to(device), a[sl].to(device),
-                                       amp_ctx)) * x1[sl].shape[0]
+                    tot += float(_loss(self.ema, self.fam, self.cfg.param, x0[sl].to(dev), x1[sl].to(dev),
+                                       a[sl].to(dev), self.amp_ctx)) * x1[sl].shape[0]
                 res[name] = tot / x1.shape[0]
         return res
 
-    def checkpoint(final=False):
-        if rank != 0:
+    def checkpoint(self, final: bool = False):
+        """Write the checkpoint atomically (rank 0 only)."""
+        if self.rank != 0:
             return
-        ck = {"format": CHECKPOINT_FORMAT, "version": __version__, "model_config": mcfg.to_dict(),
-              "model_state": net.state_dict(), "ema_state": ema.state_dict(), "optimizer": opt.state_dict(),
-              "family": fam.to_dict(), "param": cfg.param, "measure": measure.to_dict(),
-              "normalisation": {"mean": data.mean, "scale": data.scale}, "lattice": lattice, "data": data_meta,
-              "train_config": asdict(cfg), "step": step, "wall_time": wall, "rng": _rng_state(gens),
-              "history": history, "command": command, "world_size": world, "final": final}
-        atomic_write(out, lambda tmp: torch.save(ck, tmp))
+        ck = {"format": CHECKPOINT_FORMAT, "version": __version__, "model_config": self.mcfg.to_dict(),
+              "model_state": self.net.state_dict(), "ema_state": self.ema.state_dict(),
+              "optimizer": self.opt.state_dict(), "family": self.fam.to_dict(), "param": self.cfg.param,
+              "measure": self.measure.to_dict(), "normalisation": {"mean": self.data.mean, "scale": self.data.scale},
+              "lattice": self.lattice, "data": self.data_meta, "train_config": asdict(self.cfg), "step": self.step,
+              "wall_time": self.wall, "rng": _rng_state(self.gens), "history": self.history,
+              "command": self.command, "world_size": self.world, "final": final}
+        atomic_write(self.out, lambda tmp: torch.save(ck, tmp))
 
-    log_f = open(log_path or out.with_suffix(out.suffix + ".log"), "a") if rank == 0 else None
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
+    def finished(self) -> bool:
+        cfg = self.cfg
+        return (cfg.steps is not None and self.step >= cfg.steps) or \
+            (cfg.minutes is not None and self.wall >= 60.0 * cfg.minutes)
 
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    wall = wall0
-    n_this = 0
-    loss_ema = None
-
-    def finished():
-        return (cfg.steps is not None and step >= cfg.steps) or (cfg.minutes is not None and wall >= 60.0 * cfg.minutes)
-
-    def done():
-        stop = finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
-        if world > 1:          # every rank must stop at the same step (clocks differ between ranks)
+    def agree(self, stop: bool) -> bool:
+        """Every rank stops at the same step (clocks differ between ranks)."""
+        if self.world > 1:
             import torch.distributed as dist
 
-            flag = torch.tensor([1.0 if stop else 0.0], device=device if device.type == "cuda" else "cpu")
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop = bool(flag.item() > 0)
         return stop
 
+    def progress(self) -> float:
+        """Fraction of the run done (steps, or the clock for time-limited runs; the larger of both)."""
+        cfg = self.cfg
+        prog = self.step / cfg.steps if cfg.steps is not None else self.wall / (60.0 * cfg.minutes)
+        if cfg.steps is not None and cfg.minutes is not None:
+            prog = max(prog, self.wall / (60.0 * cfg.minutes))
+        return prog
+
+    def train_step(self, prog: float) -> tuple[float, float, float]:
+        """One optimisation step on a fresh batch; returns (lr, loss, gradient norm)."""
+        from ..nn.augment import random_symmetry
+
+        cfg, data, gens, dev = self.cfg, self.data, self.gens, self.device
+        lr = cfg.lr * _lr_factor(prog, self.step, cfg)
+        for gparam in self.opt.param_groups:
+            gparam["lr"] = lr
+        x1 = data.batch(self.local_batch, gens["data"])
+        if cfg.augment and data.lattice_symmetries:
+            x1 = random_symmetry([x1], gens["augment"], fields=[0], flip_sign=data.symmetric)[0]
+        elif cfg.augment:
+            x1 = data.augment(x1, gens["augment"])
+        a = self.measure.sample(self.local_batch, self.shape, gens["measure"], progress=prog)
+        x0 = torch.randn(x1.shape, generator=gens["noise"])
+        self.net.train()
+        loss = _loss(self.model, self.fam, cfg.param, x0.to(dev), x1.to(dev), a.to(dev), self.amp_ctx)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(f"loss is {float(loss.detach())} at step {self.step}: lower --lr (now {cfg.lr}) "
+                                        f"or check the data; the last good checkpoint is {self.out}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)) if cfg.grad_clip else 0.0
+        self.opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
+            for pe, p in zip(self.ema.parameters(), self.net.parameters()):
+                pe.lerp_(p, 1 - decay)
+            for be, b in zip(self.ema.buffers(), self.net.buffers()):
+                be.copy_(b)
+        self.step += 1
+        return lr, float(loss.detach()), gnorm
+
+
+def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
+    """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.model.data.TrainingData` such as
+    :class:`~phi4si.model.data.ArrayData`); write the checkpoint ``out``; return a summary.
+
+    ``resume=True`` continues ``out`` (same data, same config) bit-exactly on CPU.
+    ``max_steps_this_call`` stops early (tests of resume).
+
+    >>> import tempfile, os
+    >>> from phi4si import Phi4Params, sample_mcmc
+    >>> d = tempfile.mkdtemp()
+    >>> ens = sample_mcmc(Phi4Params((4, 4), -1.0, 1.0), os.path.join(d, "e.h5"), chains=2, n_traj=40, n_therm=10,
+    ...                   progress=False)
+    >>> res = train(ens, os.path.join(d, "m.pt"), TrainConfig(steps=2, model="tiny", batch_size=4, val_every=2),
+    ...             progress=False)
+    >>> res["step"], os.path.exists(os.path.join(d, "m.pt"))
+    (2, True)
+    """
+    from .data import EnsembleData, TrainingData
+
+    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
+    cfg.validate()
+    out = Path(out)
+    rank, world, local_rank, owned_group = _dist(cfg.device)
+    if cfg.device.startswith("cuda") and world > 1:
+        cfg.device = f"cuda:{local_rank}"
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        torch.cuda.set_device(device)     # NCCL collectives (all_reduce, barrier) use the current device
+    if cfg.threads:
+        set_threads(cfg.threads)
+    prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
+
+    data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
+    tr = _Trainer(data, out, cfg, rank, world, device, command)
+    if resume:
+        tr.resume()
+    tr.wrap_ddp()
+    tr.make_validation_sets()
+    _loop(tr, progress, log_path, max_steps_this_call, owned_group)
+    return {"step": tr.step, "wall_time": tr.wall, "history": tr.history, "out": str(out), "shape": tr.shape,
+            "normalisation": data.normalisation, "odd": tr.odd}
+
+
+def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_group):
+    """Run ``tr`` until its limit: log, validate, checkpoint; Ctrl-C writes a last checkpoint."""
+    cfg, out = tr.cfg, tr.out
+    log_f = open(log_path or out.with_suffix(out.suffix + ".log"), "a") if tr.rank == 0 else None
+    bar = None
+    if progress and tr.rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=tr.step, desc="train", unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    tr.wall = tr.wall0
+    n_this, loss_ema = 0, None
+
+    def stop_now():
+        return tr.finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
+
     try:
-        while not done():
-            prog = step / cfg.steps if cfg.steps is not None else wall / (60.0 * cfg.minutes)
-            if cfg.steps is not None and cfg.minutes is not None:
-                prog = max(prog, wall / (60.0 * cfg.minutes))
-            lr = cfg.lr * _lr_factor(prog, step, cfg)
-            for gparam in opt.param_groups:
-                gparam["lr"] = lr
-            x1 = data.batch(local_batch, gens["data"])
-            if cfg.augment and data.lattice_symmetries:
-                x1 = random_symmetry([x1], gens["augment"], fields=[0], flip_sign=data.symmetric)[0]
-            elif cfg.augment:
-                x1 = data.augment(x1, gens["augment"])
-            a = measure.sample(local_batch, shape, gens["measure"], progress=prog)
-            x0 = torch.randn(x1.shape, generator=gens["noise"])
-            net.train()
-            loss = _loss(model, fam, cfg.param, x0.to(device), x1.to(device), a.to(device), amp_ctx)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"loss is {float(loss.detach())} at step {step}: lower --lr (now {cfg.lr}) or "
-                                            f"check the data; the last good checkpoint is {out}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)) if cfg.grad_clip else 0.0
-            opt.step()
-            with torch.no_grad():
-                decay = min(cfg.ema, (1 + step) / (10 + step))
-                for pe, p in zip(ema.parameters(), net.parameters()):
-                    pe.lerp_(p, 1 - decay)
-                for be, b in zip(ema.buffers(), net.buffers()):
-                    be.copy_(b)
-            step += 1
+        while not tr.agree(stop_now()):
+            lr, lv, gnorm = tr.train_step(tr.progress())
             n_this += 1
-            wall = wall0 + time.perf_counter() - t0
-            lv = float(loss.detach())
+            tr.wall = tr.wall0 + time.perf_counter() - t0
             loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
             rec = None
-            last = finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
-            if step % cfg.val_every == 0 or last:
-                rec = {"step": step, "wall": round(wall, 2), "lr": lr, "loss": loss_ema, "grad_norm": gnorm,
-                       "val": validate() if val else {}}
-                history.append(rec)
-            if log_f is not None and (rec is not None or step % 50 == 0):
-                log_f.write(json.dumps(rec or {"step": step, "wall": round(wall, 2), "lr": lr, "loss": lv,
+            if tr.step % cfg.val_every == 0 or stop_now():
+                rec = {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": loss_ema, "grad_norm": gnorm,
+                       "val": tr.validate() if tr.val else {}}
+                tr.history.append(rec)
+            if log_f is not None and (rec is not None or tr.step % 50 == 0):
+                log_f.write(json.dumps(rec or {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": lv,
                                                "grad_norm": gnorm}) + "\n")
                 log_f.flush()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
-            if step % cfg.checkpoint_every == 0:
-                checkpoint()
-        checkpoint(final=finished())
-        if world > 1:            # release DDP's reducer (it holds gloo work objects) before the group goes
+            if tr.step % cfg.checkpoint_every == 0:
+                tr.checkpoint()
+        tr.checkpoint(final=tr.finished())
+        if tr.world > 1:         # release DDP's reducer (it holds gloo work objects) before the group goes
             import gc
 
-            model = None
+            tr.model = None
             gc.collect()
             _dist_close(owned_group)
     except KeyboardInterrupt:
-        checkpoint()           # keep the work done since the last checkpoint; --resume continues it
+        tr.checkpoint()        # keep the work done since the last checkpoint; --resume continues it
         raise
     finally:
         if bar is not None:
             bar.close()
         if log_f is not None:
             log_f.close()
-    return {"step": step, "wall_time": wall, "history": history, "out": str(out), "shape": shape,
-            "normalisation": data.normalisation, "odd": odd}
