@@ -125,6 +125,11 @@ RUNS = [
 ]
 
 
+def _volatile(key) -> bool:
+    k = str(key)
+    return k in VOLATILE or k.startswith("seconds") or k.endswith("_seconds") or k.endswith("wall_time")
+
+
 def _norm(v):
     """Drop volatile keys from JSON-like values (recursively); parse JSON strings."""
     if isinstance(v, bytes):
@@ -137,7 +142,7 @@ def _norm(v):
         except ValueError:
             return v
     if isinstance(v, dict):
-        return {k: _norm(x) for k, x in sorted(v.items()) if k not in VOLATILE}
+        return {k: _norm(x) for k, x in sorted(v.items()) if not _volatile(k)}
     if isinstance(v, (list, tuple)):
         return [_norm(x) for x in v]
     return v
@@ -156,7 +161,7 @@ def _digest_h5(path) -> dict:
     with h5py.File(path, "r") as f:
         def attrs(name, obj):
             for k, v in obj.attrs.items():
-                if k in VOLATILE or k in ("DIMENSION_LIST", "REFERENCE_LIST"):
+                if _volatile(k) or k in ("DIMENSION_LIST", "REFERENCE_LIST"):
                     continue
                 v = v.tolist() if isinstance(v, np.ndarray) else (v.item() if isinstance(v, np.generic) else v)
                 out[f"{name}@{k}"] = _h(_norm(v))
@@ -165,7 +170,13 @@ def _digest_h5(path) -> dict:
 
         def visit(name, obj):
             attrs(name, obj)
-            if isinstance(obj, h5py.Dataset):
+            if isinstance(obj, h5py.Dataset) and "names" in obj.attrs:   # named counters (the resume state)
+                names = json.loads(obj.attrs["names"])
+                a = np.asarray(obj[()])
+                for i, k in enumerate(names):
+                    if not _volatile(k):
+                        out[f"{name}[{k}]"] = _h(a[i].tobytes())
+            elif isinstance(obj, h5py.Dataset):
                 a = np.asarray(obj[()])
                 out[name] = _h(a.dtype.str.encode() + str(a.shape).encode() + (a.tobytes() if a.dtype != object
                                                                                else repr(a.tolist()).encode()))
@@ -183,7 +194,7 @@ def _tensors(v):
     if isinstance(v, np.ndarray):
         return _h(v.tobytes())
     if isinstance(v, dict):
-        return {str(k): _tensors(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0])) if k not in VOLATILE}
+        return {str(k): _tensors(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0])) if not _volatile(k)}
     if isinstance(v, (list, tuple)):
         return [_tensors(x) for x in v]
     return _norm(v)
@@ -193,7 +204,7 @@ def _digest_pt(path) -> dict:
     import torch
 
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    return {k: _h(_tensors(v)) for k, v in ck.items() if k not in VOLATILE}
+    return {k: _h(_tensors(v)) for k, v in ck.items() if not _volatile(k)}
 
 
 def _digest(path: Path) -> dict:

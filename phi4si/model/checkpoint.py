@@ -11,7 +11,17 @@ The network is fully convolutional, so the model can be evaluated on other latti
 ("train small, generate large") as long as the dimension matches and every side is a multiple of
 the network's pooling factor; :meth:`TrainedModel.check_shape` raises a clear error otherwise.
 
->>> # m = load_model("model.pt"); x = generate(m, 100, seed=0)   (see phi4si.model.generate)
+>>> import os, tempfile
+>>> from phi4si import Phi4Params, TrainConfig, sample_mcmc, train
+>>> d = tempfile.mkdtemp()
+>>> ens = sample_mcmc(Phi4Params((4, 4), -1.0, 1.0), os.path.join(d, "e.h5"), chains=2, n_traj=40, n_therm=10,
+...                   progress=False)
+>>> _ = train(ens, os.path.join(d, "m.pt"), TrainConfig(steps=2, model="tiny", batch_size=4), progress=False)
+>>> m = load_model(os.path.join(d, "m.pt"))
+>>> m.shape, m.param, m.target_params(h=0.1).h
+((4, 4), 'b', 0.1)
+>>> m.check_shape((8, 8))            # train small, generate large
+(8, 8)
 """
 
 from __future__ import annotations

@@ -15,7 +15,15 @@ symmetry the model may enforce), else the sample mean.  Both are stored in the c
 Other data (images, maze trajectories, any array) train through :class:`ArrayData`; the trainer
 accepts any :class:`TrainingData`.
 
->>> # EnsembleData("ens.h5").batch(64, torch.Generator())  -> tensor (64, 1, *shape)
+>>> import os, tempfile
+>>> from phi4si import Phi4Params, sample_mcmc
+>>> ens = sample_mcmc(Phi4Params((4, 4), -1.0, 1.0), os.path.join(tempfile.mkdtemp(), "e.h5"), chains=2,
+...                   n_traj=40, n_therm=10, progress=False)
+>>> data = EnsembleData(ens)
+>>> data.n_train, data.n_val, data.mean        # per chain: the last 10 % are held out; h = 0: mean 0
+(36, 4, 0.0)
+>>> tuple(data.batch(8, torch.Generator().manual_seed(0)).shape)
+(8, 1, 4, 4)
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import EnsembleFileError
+from ..errors import EnsembleFileError, ParameterError
 
 __all__ = ["TrainingData", "EnsembleData", "ArrayData"]
 
@@ -70,7 +78,7 @@ class EnsembleData(TrainingData):
         if not self.path.exists():
             raise EnsembleFileError(f"{self.path}: no such file")
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise ParameterError(f"val_fraction must be in [0, 1), got {val_fraction}")
         try:
             f = h5py.File(self.path, "r", swmr=True)
         except OSError as e:

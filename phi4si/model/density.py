@@ -20,8 +20,23 @@ one network pass per moving site and step stage, ``colored`` ``probes`` x ``peri
 ``hutchinson`` ``probes`` passes; both estimators add noise to log q (its standard error is returned
 as ``log_q_error`` when ``probes`` >= 2).
 
->>> # m = load_model("model.pt"); s = sample(m, 256, FlowSettings(steps=10), seed=0)
->>> # s.phi.shape, s.log_q.shape  ->  (256, 8, 8), (256,)
+With the exact Gaussian oracle as the "model", log q is the free field's exact log-density (up to
+the ODE's discretisation):
+
+>>> from phi4si.interpolant.oracle import free_field_oracle
+>>> from phi4si.lattice import Phi4Params, action
+>>> from phi4si.model import DriftModel
+>>> p = Phi4Params((4, 4), m2=1.0, lam=0.0)
+>>> m = DriftModel(free_field_oracle((4, 4), 1.0), p)
+>>> s = sample(m, 8, FlowSettings(steps=20, divergence="exact"), seed=0)
+>>> s.phi.shape, s.log_q.shape
+((8, 4, 4), (8,))
+>>> lq, _ = log_prob(m, s.phi, FlowSettings(steps=20, divergence="exact"))
+>>> bool(np.allclose(lq, s.log_q, atol=1e-3))      # the forward and the reverse flow agree
+True
+>>> d = -action(s.phi, p) - s.log_q                 # log p - log q up to log Z: a constant
+>>> bool(d.std() < 1e-2)
+True
 """
 
 from __future__ import annotations

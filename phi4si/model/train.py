@@ -16,7 +16,9 @@ a tqdm progress bar, a JSON-lines log, checkpoints written atomically, bit-exact
 with ``--steps`` (time-limited runs resume exactly too, but where they stop depends on the clock),
 a clear error on a NaN/inf loss, and DDP under ``torchrun`` (gloo on CPU, nccl on CUDA).
 
->>> # cfg = TrainConfig(steps=2000, model="small"); train("ens.h5", "model.pt", cfg)
+``phi4si train --data ens.h5 --out model.pt --steps 2000 --model small`` runs
+``train("ens.h5", "model.pt", TrainConfig(steps=2000, model="small"))`` (a runnable example is in
+:func:`train`).
 """
 
 from __future__ import annotations
