@@ -37,3 +37,18 @@ def cli(capsys):
         return run_cli(capsys, *args)
 
     return _run
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Small models on a shared 2-core machine: one torch thread per test process is as fast as two
+    and does not collapse when another process competes for the cores (see phi4si.nn.unet)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -48,13 +48,16 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from .solve import progress_bar
 
 __all__ = ["FlowSettings", "Proposal", "sample", "log_prob", "propose_block", "conditional_log_prob"]
 
 
 @dataclass(frozen=True)
 class FlowSettings:
-    """How log q is computed (see the module docstring)."""
+    """How log q is computed (see the module docstring).  Validated on construction; ``probes``
+    (colored, hutchinson) and ``period`` (colored) away from their defaults are refused with a
+    divergence that does not use them."""
 
     steps: int = 10
     solver: str = "rk4"
@@ -80,8 +83,15 @@ class FlowSettings:
             raise ParameterError(f"probes must be >= 1, got {self.probes}")
         if int(self.period) < 1:
             raise ParameterError(f"period must be >= 1, got {self.period}")
-        if int(self.batch_size) < 1 or int(self.max_batch) < 1:
-            raise ParameterError("batch_size and max_batch must be >= 1")
+        for name in ("batch_size", "max_batch"):
+            if int(getattr(self, name)) < 1:
+                raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, divergences in (("probes", ("colored", "hutchinson")), ("period", ("colored",))):
+            default = FlowSettings.__dataclass_fields__[name].default
+            if self.divergence not in divergences and getattr(self, name) != default:
+                raise ParameterError(f"{name} applies to divergence {' or '.join(divergences)} only, got "
+                                     f"{name}={getattr(self, name)} with divergence={self.divergence!r} "
+                                     f"(leave {name} at {default})")
         if not (math.isfinite(self.grid_power) and self.grid_power > 0):
             raise ParameterError(f"grid_power must be a finite number > 0, got {self.grid_power}")
 
@@ -155,7 +165,7 @@ def sample(model, n: int, fs: FlowSettings = FlowSettings(), shape=None, seed: i
     drift, path, mean = _generation(m, shape, posterior)
     g_noise, g_probe = _gens(seed)
     parts, done = [], 0
-    bar = _bar(progress, n, "sample")
+    bar = progress_bar(progress, n, "sample")
     while done < n:
         b = min(fs.batch_size, n - done)
         z = torch.randn((b, 1, *shape), generator=g_noise).to(device=m.device, dtype=m.dtype)
@@ -186,7 +196,7 @@ def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progr
     _, g_probe = _gens(seed)
     drift, path, mean = _generation(m, shape, posterior)
     parts = []
-    bar = _bar(progress, len(phi), "log q")
+    bar = progress_bar(progress, len(phi), "log q")
     for lo in range(0, len(phi), fs.batch_size):
         x = m.to_normalised(torch.from_numpy(phi[lo:lo + fs.batch_size])).unsqueeze(1).to(m.device, m.dtype)
         parts.append(_to_phys(m, _flow(m, path, x, fs, "reverse", g_probe, drift, mean)))
@@ -215,7 +225,7 @@ def _inpaint_flow(model, phi, unknown, fs, seed, direction, progress):
     m = _model(model, fs)
     g_noise, g_probe = _gens(seed)
     parts = []
-    bar = _bar(progress, len(phi), "block")
+    bar = progress_bar(progress, len(phi), "block")
     for lo in range(0, len(phi), fs.batch_size):
         xb = m.to_normalised(torch.from_numpy(phi[lo:lo + fs.batch_size])).unsqueeze(1)
         mk = torch.from_numpy(np.ascontiguousarray(masks[lo:lo + fs.batch_size]))
@@ -249,14 +259,6 @@ def conditional_log_prob(model, phi, unknown, fs: FlowSettings = FlowSettings(),
     """(log q(x_B | x_rest), standard error) of the current values on the ``unknown`` sites B."""
     p = _inpaint_flow(model, phi, unknown, fs, seed, "reverse", progress)
     return p.log_q, p.log_q_error
-
-
-def _bar(progress, total, desc):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=int(total), desc=desc, unit="cfg", dynamic_ncols=True)
 
 
 def _tick(bar, n):

@@ -5,8 +5,10 @@ A task is a path in operator space (:mod:`phi4si.interpolant.paths`) and a start
 transports n start states x(a = 1) along the path with the model's drift to the data end,
 ``settings.batch_size`` states at a time, by an ODE solver (Euler, Heun, RK4) or, with
 ``settings.sde = eps``, by Euler-Maruyama on the SDE of diffusion eps.  One ``torch.Generator`` seeded with
-``settings.seed`` draws every batch's noise in order, so the same seed and settings give the same
-bits, whatever the batch size's split of the last batch.
+``settings.seed`` draws every batch's noise in order, so the same seed and settings (batch size
+included) give the same bits.  (Another batch size gives the same start noise only when every batch
+holds a multiple of 16 values, torch's block of CPU normal draws, and other noise for the SDE; the
+samples are then the same law, not the same bits.)
 
 This module sits below :mod:`~phi4si.model.generate` and :mod:`~phi4si.model.exact` and above
 :mod:`~phi4si.model.posterior`: a posterior task swaps in the posterior drift and the path from a0
