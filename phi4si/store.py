@@ -172,6 +172,17 @@ def _write_state(g, state_phi, state: dict):
     g["counters"][...] = np.array([float(state.get(k, 0.0)) for k in COUNTERS])
 
 
+def committed_configurations(f) -> int:
+    """How many stored configurations per chain of an open file the writer has committed: those of
+    the trajectories below ``n_done`` (a run killed between a flush's data and its state leaves rows
+    past it, which every reader ignores).  Files without a resume state count every row."""
+    n = int(f["cfg"].shape[0]) if "cfg" in f else int(f["phi"].shape[1])
+    if "state" in f and "counters" in f["state"] and "cfg" in f:
+        n_done = _read_state(f)[1]["n_done"]
+        n = min(n, int(np.searchsorted(f["cfg"][:n], n_done)))
+    return n
+
+
 def _read_state(f) -> tuple[np.ndarray, dict]:
     g = f["state"]
     names = json.loads(g["counters"].attrs["names"])

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import store
 from ..errors import EnsembleFileError, ParameterError
 
 __all__ = ["TrainingData", "EnsembleData", "ArrayData"]
@@ -88,7 +89,7 @@ class EnsembleData(TrainingData):
                 raise EnsembleFileError(f"{self.path}: not a phi4si ensemble (no configurations 'phi')")
             self.params = json.loads(f.attrs["params"])
             self.attrs = {k: (v if not isinstance(v, (bytes, np.bytes_)) else v.decode()) for k, v in f.attrs.items()}
-            n_cfg = int(f["cfg"].shape[0]) if "cfg" in f else int(f["phi"].shape[1])
+            n_cfg = store.committed_configurations(f)
             ds = f["phi"]
             self.n_chains, self.shape = int(ds.shape[0]), tuple(int(s) for s in ds.shape[2:])
             self.chunk = int(ds.chunks[1]) if ds.chunks else 64
