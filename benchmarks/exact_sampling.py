@@ -146,9 +146,9 @@ def main(argv=None):
     for method in ("block", "hybrid"):
         p = work / f"{args.label}_{method}.h5"
         t1 = time.perf_counter()
+        hmc = dict(hmc_traj=1, hmc_eps=0.1, hmc_steps=10) if method == "hybrid" else {}  # block: no HMC settings
         s = sample_neural(model, method, p, args.block_sweeps, chains=args.block_chains, fs=fs, block=args.block,
-                          updates=1, hmc_traj=1, hmc_eps=0.1, hmc_steps=10, n_therm=0, seed=args.seed + 2,
-                          overwrite=True)
+                          updates=1, n_therm=0, seed=args.seed + 2, overwrite=True, **hmc)
         el = time.perf_counter() - t1
         r = _est(phi4si.analyze(p))
         rep[method] = {"summary": s, "estimates": r, "z": _z(r, ref), "seconds": el,

@@ -59,7 +59,7 @@ def main(argv=None):
     for name, prop in (("prior", None), ("posterior", Posterior(h=a.h))):
         path = Path(a.workdir) / f"posterior_proposal_{a.label}_{name}.h5"
         t0 = time.perf_counter()
-        sample_neural(model, "reweight", path, a.n, h=a.h, fs=fs, seed=a.seed, overwrite=True, proposal=prop)
+        sample_neural(model, "reweight", path, a.n, h=a.h, fs=fs, seed=a.seed, overwrite=True, posterior=prop)
         dt = time.perf_counter() - t0
         r = analyze_file(path)
         row = {"ess_fraction": r["ess_fraction"], "seconds": dt, "seconds_per_proposal": dt / a.n}

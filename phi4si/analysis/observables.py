@@ -12,9 +12,20 @@
 Errors: Gamma method via :mod:`phi4si.analysis.stats` (pyerrors) with independent chains as
 replicas; derived quantities by linear error propagation.
 
->>> from phi4si import open_ensemble                      # doctest: +SKIP
->>> res = analyze(open_ensemble("ens.h5"))                # doctest: +SKIP
->>> res["chi"].value, res["chi"].error                    # doctest: +SKIP
+>>> import os, tempfile
+>>> from phi4si.lattice import Phi4Params
+>>> from phi4si.mcmc.run import sample_mcmc
+>>> from phi4si.store import open_ensemble
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = sample_mcmc(Phi4Params((4, 4), m2=1.0, lam=0.0), os.path.join(tmp.name, "ens.h5"), chains=2, n_traj=200,
+...                    n_therm=20, seed=1, progress=False)
+>>> ds = open_ensemble(path)
+>>> res = analyze_dataset(ds)
+>>> ds.close(); tmp.cleanup()
+>>> res["n_chains"], res["n_traj"]
+(2, 200)
+>>> abs(res["chi0"].value - 0.5) < 5 * res["chi0"].error      # free field: chi0 = 1 / (2 m2)
+True
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import math
 
 import numpy as np
 
+from ..errors import EnsembleFileError, ParameterError
 from . import stats
 
 KEYS = ("m", "abs_m", "m2", "chi", "chi0", "binder", "xi2", "s")
@@ -69,13 +81,13 @@ def weighted_primary(series: dict, log_w) -> dict:
     """
     lw = np.asarray(log_w, dtype=np.float64)
     if not np.isfinite(lw).all():
-        raise ValueError("importance log-weights contain NaN or inf")
+        raise ParameterError("importance log-weights contain NaN or inf")
     w = np.exp(lw - lw.max())
     prim = stats.primary(dict({k: w * v for k, v in series.items()}, w=w))
     return {k: prim[k] / prim["w"] for k in series}
 
 
-def analyze(ds, S: float = 2.0) -> dict:
+def analyze_dataset(ds, S: float = 2.0) -> dict:
     """Observables with Gamma-method errors from an ensemble dataset (see :func:`phi4si.open_ensemble`).
 
     Returns ``{key: Estimate}`` for :data:`KEYS` plus ``"acceptance"`` (float) and counts.
@@ -93,7 +105,7 @@ def analyze(ds, S: float = 2.0) -> dict:
 
 
 def analyze_configs(phi, params, log_w=None, S: float = 2.0) -> dict:
-    """:func:`analyze` for configurations in memory: ``phi`` (chain, traj, *shape) or (n, *shape)
+    """:func:`analyze_dataset` for configurations in memory: ``phi`` (chain, traj, *shape) or (n, *shape)
     (independent samples, one chain), ``params`` a :class:`~phi4si.lattice.Phi4Params` (for S),
     optional importance log-weights (same leading shape) for self-normalised estimates.
 
@@ -108,7 +120,7 @@ def analyze_configs(phi, params, log_w=None, S: float = 2.0) -> dict:
     shape = tuple(int(s) for s in params.shape)
     phi = np.asarray(phi, dtype=np.float64)
     if phi.shape[-len(shape):] != shape:
-        raise ValueError(f"configurations of shape {phi.shape[-len(shape):]} for a lattice {shape}")
+        raise ParameterError(f"configurations of shape {phi.shape[-len(shape):]} for a lattice {shape}")
     if phi.ndim == len(shape) + 1:
         phi = phi[None]
     m, Sv, gp = measure(phi, params)
@@ -164,8 +176,9 @@ def zero_momentum_correlator(ds, S: float = 2.0):
     V = int(np.prod(shape))
     Vperp = V // shape[0]
     phi = np.asarray(ds["phi"].values, dtype=np.float64)
-    if phi.shape[1] < 2 and phi.shape[0] < 2:
-        raise ValueError("need at least two stored configurations for C(t)")
+    if phi.shape[0] * phi.shape[1] < stats.MIN_REPLICA:
+        raise EnsembleFileError(f"need at least {stats.MIN_REPLICA} stored configurations for C(t), "
+                                f"the ensemble holds {phi.shape[0] * phi.shape[1]}")
     c = correlator_primaries(phi, d)  # (chain, cfg, L0)
     mcfg = phi.reshape(phi.shape[0], phi.shape[1], -1).mean(-1)
     series = {f"c{t}": c[..., t] for t in range(shape[0])}
@@ -177,16 +190,3 @@ def zero_momentum_correlator(ds, S: float = 2.0):
         vals.append(e.value)
         errs.append(e.error)
     return np.arange(shape[0]), np.array(vals), np.array(errs)
-
-
-def two_point(ds) -> np.ndarray:
-    """G(x) (connected, full lattice shape) averaged over the stored configurations."""
-    shape = tuple(int(s) for s in ds.attrs["params"]["shape"])
-    d = len(shape)
-    phi = np.asarray(ds["phi"].values, dtype=np.float64)
-    axes = tuple(range(phi.ndim - d, phi.ndim))
-    V = int(np.prod(shape))
-    ft = np.fft.fftn(phi, axes=axes)
-    corr = np.fft.ifftn(ft.real**2 + ft.imag**2, axes=axes).real / V
-    lead = tuple(range(phi.ndim - d))
-    return corr.mean(axis=lead) - phi.mean(axis=axes).mean() ** 2

@@ -3,8 +3,10 @@
 * ``hist_m.png``      histogram of the magnetisation m (all chains)
 * ``history.png``     Monte Carlo history of m and S/V for a few chains
 * ``correlator.png``  zero-momentum correlator C(t) with Gamma-method errors (log scale)
-                      and the effective mass arccosh((C(t-1)+C(t+1))/(2C(t)))
-* ``configs.png``     a few stored configurations (2-D slices for d > 2; line plots for d = 1)
+                      and the effective mass arccosh((C(t-1)+C(t+1))/(2C(t))), when at least 5
+                      configurations are stored
+* ``configs.png``     a few stored configurations (2-D slices for d > 2; line plots for d = 1), when
+                      at least 2 are stored
 """
 
 from __future__ import annotations
@@ -17,15 +19,24 @@ import numpy as np
 def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     """Write the PNGs listed in the module docstring; returns their paths.
 
-    >>> plot_ensemble("ens.h5", "plots")   # doctest: +SKIP
+    >>> import os, tempfile
+    >>> from phi4si.lattice import Phi4Params
+    >>> from phi4si.mcmc.run import sample_mcmc
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = sample_mcmc(Phi4Params((4, 4), m2=1.0, lam=0.0), os.path.join(tmp.name, "ens.h5"), n_traj=20,
+    ...                    n_therm=5, progress=False)
+    >>> [p.name for p in plot_ensemble(path, os.path.join(tmp.name, "plots"))]
+    ['hist_m.png', 'history.png', 'correlator.png', 'configs.png']
+    >>> tmp.cleanup()
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .observables import zero_momentum_correlator
     from ..store import open_ensemble
+    from .observables import zero_momentum_correlator
+    from .stats import MIN_REPLICA
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -67,7 +78,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     written.append(_save(fig, out_dir / "history.png"))
 
     nphi = ds.sizes.get("cfg", 0) * ds.sizes.get("chain", 0)
-    if nphi >= 2:
+    if nphi >= MIN_REPLICA:  # the Gamma-method errors of C(t) need 5 configurations
         t, C, dC = zero_momentum_correlator(ds)
         fig, axs = plt.subplots(1, 2, figsize=(9, 3.5))
         pos = C > 0
@@ -85,6 +96,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
         fig.tight_layout()
         written.append(_save(fig, out_dir / "correlator.png"))
 
+    if nphi >= 2:
         phi = ds["phi"]
         n = min(4, ds.sizes["cfg"])
         fig, axs = plt.subplots(1, n, figsize=(2.6 * n, 2.6), squeeze=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
-from .observables import KEYS, analyze
+from ..errors import EnsembleFileError
 from ..store import open_ensemble
+from .observables import KEYS, analyze_dataset
+from .stats import MIN_REPLICA
 
 LABELS = {"m": "<m>", "abs_m": "<|m|>", "m2": "<m^2>", "chi": "chi", "chi0": "chi0", "binder": "U4",
           "xi2": "xi_2", "s": "<S>/V"}
@@ -19,19 +21,24 @@ def analyze_file(path, S: float = 2.0) -> dict:
     Where a value or an error cannot be computed it is ``None`` (JSON null) and the entry has
     a ``"note"`` saying why (e.g. xi2 when G~(0)/G~(p_min) <= 1).
 
+    >>> import os, tempfile
     >>> import phi4si
-    >>> r = phi4si.analyze("ens.h5")      # doctest: +SKIP
-    >>> r["abs_m"]["value"]                # doctest: +SKIP
+    >>> from phi4si.mcmc.run import sample_mcmc
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = sample_mcmc(phi4si.Phi4Params((4, 4), m2=1.0, lam=0.0), os.path.join(tmp.name, "ens.h5"), n_traj=50,
+    ...                    n_therm=10, progress=False)
+    >>> r = phi4si.analyze(path)
+    >>> tmp.cleanup()
+    >>> sorted(r["abs_m"]), r["n_chains"], r["n_traj"]
+    (['error', 'ess', 'tau_int', 'tau_int_error', 'value'], 4, 50)
     """
     ds = open_ensemble(path)
     try:
         n_meas = ds.sizes.get("traj", 0) * ds.sizes.get("chain", 0)
-        if ds.sizes.get("traj", 0) == 0 or n_meas < 2:
-            from ..errors import EnsembleFileError
-
-            raise EnsembleFileError(f"{path}: needs at least two measurements to analyse (has {n_meas}); "
+        if ds.sizes.get("traj", 0) == 0 or n_meas < MIN_REPLICA:
+            raise EnsembleFileError(f"{path}: needs at least {MIN_REPLICA} measurements to analyse (has {n_meas}); "
                                     "was the run interrupted during thermalisation?")
-        res = analyze(ds, S=S)
+        res = analyze_dataset(ds, S=S)
         out = {k: _clean(res[k].to_dict()) for k in KEYS}
         out["acceptance"] = res["acceptance"]
         if "ess_fraction" in res:

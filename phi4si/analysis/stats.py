@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ParameterError
+
 MAX_REPLICA = 64
 MIN_REPLICA = 5
 ENSEMBLE = "ens"
@@ -93,8 +95,9 @@ def primary(series: dict) -> dict:
     out = {}
     for name, x in series.items():
         f = _fold(x)
-        if f.shape[1] < 2 and f.shape[0] == 1:
-            raise ValueError(f"need at least two measurements of {name} for an error estimate")
+        if f.shape[1] < MIN_REPLICA:  # one replica (see _fold) of fewer than 5: too few for pyerrors
+            raise ParameterError(f"need at least {MIN_REPLICA} measurements of {name} for an error estimate, "
+                                 f"got {f.size}")
         out[name] = pe.Obs([r for r in f], [f"{ENSEMBLE}|r{i}" for i in range(f.shape[0])])
     return out
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
 from .observables import ess_fraction, weighted_primary
 
 __all__ = ["log_target", "log_weights", "ess_fraction", "weighted_mean"]
@@ -37,14 +38,15 @@ def log_weights(phi, log_q, params) -> np.ndarray:
     """log w = -S_{h,k}(phi) - log q(phi) (unnormalised)."""
     lw = log_target(phi, params) - np.asarray(log_q, dtype=np.float64)
     if not np.isfinite(lw).all():
-        raise ValueError("importance log-weights are not finite (log q or the action overflowed)")
+        raise ParameterError("importance log-weights are not finite (log q or the action overflowed)")
     return lw
 
 
 def weighted_mean(values, log_w):
-    """Self-normalised weighted mean of ``values`` (N,) with its delta-method error (iid samples).
+    """Self-normalised weighted mean of ``values`` (N,) with its delta-method error (iid samples;
+    the Gamma method needs N >= 5).
 
-    >>> v, e = weighted_mean(np.array([0.0, 1.0]), np.log([1.0, 3.0]))
+    >>> v, e = weighted_mean(np.array([0.0, 1.0] * 5), np.log([1.0, 3.0] * 5))
     >>> round(v, 3)
     0.75
     """

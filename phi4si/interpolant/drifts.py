@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ParameterError
 from .operators import Hadamard, OperatorFamily
 
 __all__ = ["PARAMETRISATIONS", "Drift", "etas_from_b", "b_from", "raw_from_b", "score_from_b", "NeuralDrift"]
@@ -61,7 +62,7 @@ def b_from(param: str, family: OperatorFamily, x, a, raw, floor: float = 1e-6):
         return family.alpha(_safe_inverse(a, floor), x - raw)
     if param == "eta0":
         return family.alpha(_safe_inverse(1.0 - a, floor), raw - x)
-    raise ValueError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
+    raise ParameterError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
 
 
 def raw_from_b(param: str, family: OperatorFamily, x, a, b):
@@ -73,7 +74,7 @@ def raw_from_b(param: str, family: OperatorFamily, x, a, b):
         return eta1
     if param == "eta0":
         return eta0
-    raise ValueError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
+    raise ParameterError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
 
 
 def score_from_b(family: OperatorFamily, x, a, b, floor: float = 1e-12):
@@ -113,7 +114,7 @@ class NeuralDrift(Drift):
 
     def __init__(self, model, param: str = "b", family: OperatorFamily | None = None):
         if param not in PARAMETRISATIONS:
-            raise ValueError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
+            raise ParameterError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
         self.model, self.param = model, param
         self.family = family if family is not None else Hadamard()
 

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import ParameterError
 from .drifts import Drift
 from .paths import Path, time_grid
 
@@ -45,11 +46,11 @@ def velocity(drift: Drift, path: Path, s: float, x: torch.Tensor) -> torch.Tenso
 
 def _check(path, x, steps):
     if tuple(x.shape[2:]) != tuple(path.shape):
-        raise ValueError(f"field shape {tuple(x.shape[2:])} does not match the path's lattice {path.shape}")
+        raise ParameterError(f"field shape {tuple(x.shape[2:])} does not match the path's lattice {path.shape}")
     if not torch.isfinite(x).all():
-        raise ValueError("the start state contains NaN or inf")
+        raise ParameterError("the start state contains NaN or inf")
     if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ParameterError(f"steps must be >= 1, got {steps}")
 
 
 def _finish(x, x_start, pinned, grid_s, callback, k, n):
@@ -108,7 +109,7 @@ def solve(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 50, meth
     ``callback(k, n)`` is called after each step (progress bars).
     """
     if method not in SOLVERS:
-        raise ValueError(f"unknown solver {method!r} (choose from {SOLVERS})")
+        raise ParameterError(f"unknown solver {method!r} (choose from {SOLVERS})")
     _check(path, x_start, steps)
     grid = time_grid(path, steps, grid_power)
     pinned = path.pinned().to(x_start.device)
@@ -133,7 +134,7 @@ def solve_sde(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 100,
     _check(path, x_start, steps)
     c = eps if callable(eps) else (lambda s, _c=float(eps): _c)
     if not callable(eps) and not (np.isfinite(float(eps)) and float(eps) >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+        raise ParameterError(f"eps must be a finite number >= 0, got {eps}")
     grid = time_grid(path, steps, grid_power)
     pinned = path.pinned().to(x_start.device)
     pinned = pinned if bool(pinned.any()) else None
@@ -149,7 +150,7 @@ def solve_sde(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 100,
         moving = (da != 0).to(x.dtype)
         cs = float(c(s))
         if cs < 0 or not np.isfinite(cs):
-            raise ValueError(f"eps schedule gave {cs} at s = {s:.4g}; it must be finite and >= 0")
+            raise ParameterError(f"eps schedule gave {cs} at s = {s:.4g}; it must be finite and >= 0")
         bx = drift.b(x, a)
         eta0 = x + fam.beta(a, bx)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)

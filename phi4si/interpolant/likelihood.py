@@ -49,6 +49,7 @@ from typing import Callable
 
 import torch
 
+from ..errors import ParameterError
 from .drifts import Drift
 from .paths import Path, time_grid
 
@@ -88,7 +89,7 @@ def standard_normal_log_density(z: torch.Tensor, sites: torch.Tensor) -> torch.T
 def rademacher(probes: int, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """``probes`` Rademacher (+-1) fields shaped like ``x``: (probes, *x.shape)."""
     if int(probes) < 1:
-        raise ValueError(f"probes must be >= 1, got {probes}")
+        raise ParameterError(f"probes must be >= 1, got {probes}")
     r = torch.randint(0, 2, (int(probes), *x.shape), generator=generator)
     return (2 * r - 1).to(device=x.device, dtype=x.dtype)
 
@@ -103,7 +104,7 @@ def colored_probes(repeats: int, period: int, x: torch.Tensor, generator: torch.
     """
     shape = x.shape[2:]
     if int(period) < 1 or any(int(period) > L for L in shape):
-        raise ValueError(f"colour period must be in [1, min lattice side], got {period}")
+        raise ParameterError(f"colour period must be in [1, min lattice side], got {period}")
     grids = torch.meshgrid(*[torch.arange(L) % int(period) for L in shape], indexing="ij")
     colour = torch.zeros(shape, dtype=torch.long)
     for g in grids:
@@ -137,7 +138,7 @@ def divergence(fn: Callable, x: torch.Tensor, weight: torch.Tensor, method: str 
     eval mode and for the oracles) and accept batches that tile ``x`` (see :func:`_tile`).
     """
     if method not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {method!r} (choose from {DIVERGENCES})")
+        raise ParameterError(f"unknown divergence {method!r} (choose from {DIVERGENCES})")
     B = x.shape[0]
     w = weight.expand_as(x)
     flat_w = w.reshape(B, -1)
@@ -162,7 +163,7 @@ def divergence(fn: Callable, x: torch.Tensor, weight: torch.Tensor, method: str 
             div = div + (g * flat_w[:, idx].T).sum(0)
         return b, div[None]
     if eps is None:
-        raise ValueError("the Hutchinson divergence needs probes eps (see rademacher, colored_probes)")
+        raise ParameterError("the Hutchinson divergence needs probes eps (see rademacher, colored_probes)")
     P = eps.shape[0]
     out = []
     for lo in range(0, P, per):
@@ -182,17 +183,17 @@ def divergence(fn: Callable, x: torch.Tensor, weight: torch.Tensor, method: str 
 
 def _check_path(path: Path, x: torch.Tensor):
     if tuple(x.shape[2:]) != tuple(path.shape):
-        raise ValueError(f"field shape {tuple(x.shape[2:])} does not match the path's lattice {path.shape}")
+        raise ParameterError(f"field shape {tuple(x.shape[2:])} does not match the path's lattice {path.shape}")
     if not torch.isfinite(x).all():
-        raise ValueError("the state contains NaN or inf")
+        raise ParameterError("the state contains NaN or inf")
     pinned = path.pinned()
     a0, a1 = path.a(0.0), path.a(1.0)
     if bool((a1 != 0).any()):
-        raise ValueError("a log-density needs a path that ends at the data end (a(1) = 0 on every site)")
+        raise ParameterError("a log-density needs a path that ends at the data end (a(1) = 0 on every site)")
     moving = ~pinned
     start = float(getattr(path, "a0", 1.0))              # StartAt paths: moving sites start at a0
     if bool(((a0 != start) & moving.expand_as(a0)).any()):
-        raise ValueError("a log-density needs a path whose moving sites all start at the same time a(0) = a0 "
+        raise ParameterError("a log-density needs a path whose moving sites all start at the same time a(0) = a0 "
                          "(1 = pure noise, or a StartAt path)")
     return pinned.to(x.device), moving.to(x.device), start
 
@@ -216,11 +217,11 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
     from .integrate import SOLVERS, rk_step
 
     if method not in SOLVERS:
-        raise ValueError(f"unknown solver {method!r} (choose from {SOLVERS})")
+        raise ParameterError(f"unknown solver {method!r} (choose from {SOLVERS})")
     if direction not in ("forward", "reverse"):
-        raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
+        raise ParameterError(f"direction must be 'forward' or 'reverse', got {direction!r}")
     if divergence_method not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence_method!r} (choose from {DIVERGENCES})")
+        raise ParameterError(f"unknown divergence {divergence_method!r} (choose from {DIVERGENCES})")
     pinned, moving, a_start = _check_path(path, x_start)
     grid = time_grid(path, steps, grid_power)
     if direction == "reverse":

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ParameterError
 from .partitions import block_ids, coarse_to_fine_ids
 
 __all__ = ["Measure", "Diagonal", "Hypercube", "Sequential", "Masks", "Anchors", "Mixture", "MEASURE_PRESETS", "measure_from_dict",
@@ -62,7 +63,7 @@ class Diagonal(Measure):
 
     def __init__(self, t_min: float = 0.0, t_max: float = 1.0):
         if not 0.0 <= t_min < t_max <= 1.0:
-            raise ValueError(f"need 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
+            raise ParameterError(f"need 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
         self.t_min, self.t_max = float(t_min), float(t_max)
 
     def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
@@ -81,7 +82,7 @@ class Hypercube(Measure):
     def __init__(self, block: int | None = None):
         self.block = None if block is None else int(block)
         if self.block is not None and self.block < 1:
-            raise ValueError(f"block must be >= 1, got {block}")
+            raise ParameterError(f"block must be >= 1, got {block}")
 
     def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
         if self.block is None or self.block == 1:
@@ -120,11 +121,11 @@ class Sequential(Measure):
 
     def __init__(self, partition: str = "blocks", blocks=(2, 4), levels: int = 3, random_order: bool = True):
         if partition not in ("blocks", "coarse_to_fine"):
-            raise ValueError(f"partition must be 'blocks' or 'coarse_to_fine', got {partition!r}")
+            raise ParameterError(f"partition must be 'blocks' or 'coarse_to_fine', got {partition!r}")
         self.partition, self.levels, self.random_order = partition, int(levels), bool(random_order)
         self.blocks = tuple(int(b) for b in (blocks if not np.isscalar(blocks) else (blocks,)))
         if not self.blocks or min(self.blocks) < 1:
-            raise ValueError(f"block sizes must be >= 1, got {blocks}")
+            raise ParameterError(f"block sizes must be >= 1, got {blocks}")
 
     def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
         shape = tuple(shape)
@@ -169,9 +170,9 @@ class Masks(Measure):
 
     def __init__(self, p_random: float = 0.5, f_min: float = 0.0, f_max: float = 0.95, a_obs_max: float = 0.0):
         if not 0.0 <= p_random <= 1.0 or not 0.0 <= f_min <= f_max < 1.0:
-            raise ValueError("need 0 <= p_random <= 1 and 0 <= f_min <= f_max < 1")
+            raise ParameterError("need 0 <= p_random <= 1 and 0 <= f_min <= f_max < 1")
         if not 0.0 <= a_obs_max < 1.0:
-            raise ValueError(f"need 0 <= a_obs_max < 1, got {a_obs_max}")
+            raise ParameterError(f"need 0 <= a_obs_max < 1, got {a_obs_max}")
         self.p_random, self.f_min, self.f_max = float(p_random), float(f_min), float(f_max)
         self.a_obs_max = float(a_obs_max)
 
@@ -218,7 +219,7 @@ class Anchors(Measure):
 
     def __init__(self, p_first: float = 0.9, max_extra: int = 2):
         if not 0.0 <= p_first <= 1.0 or int(max_extra) < 0:
-            raise ValueError(f"need 0 <= p_first <= 1 and max_extra >= 0, got {p_first}, {max_extra}")
+            raise ParameterError(f"need 0 <= p_first <= 1 and max_extra >= 0, got {p_first}, {max_extra}")
         self.p_first, self.max_extra = float(p_first), int(max_extra)
 
     def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
@@ -252,7 +253,7 @@ class Mixture(Measure):
 
     def __init__(self, components: dict, weights):
         if not components:
-            raise ValueError("a mixture needs at least one component")
+            raise ParameterError("a mixture needs at least one component")
         self.components = dict(components)
         k = len(self.components)
         if len(weights) and isinstance(weights[0], (list, tuple)):
@@ -261,9 +262,9 @@ class Mixture(Measure):
             stages = [(1.0, [float(w) for w in weights])]
         for u, ws in stages:
             if len(ws) != k or min(ws) < 0 or sum(ws) <= 0 or not np.all(np.isfinite(ws)):
-                raise ValueError(f"mixture weights {ws} must be {k} non-negative numbers with a positive sum")
+                raise ParameterError(f"mixture weights {ws} must be {k} non-negative numbers with a positive sum")
         if [u for u, _ in stages] != sorted(u for u, _ in stages):
-            raise ValueError("curriculum stages must have increasing 'until' progress")
+            raise ParameterError("curriculum stages must have increasing 'until' progress")
         self.stages = stages
 
     def weights_at(self, progress: float) -> list[float]:
@@ -298,7 +299,7 @@ def measure_from_dict(d: dict) -> Measure:
     if name == "mixture":
         return Mixture({k: measure_from_dict(v) for k, v in d["components"].items()}, d["stages"])
     if name not in _KINDS:
-        raise ValueError(f"unknown measure {name!r} (known: {sorted(_KINDS) + ['mixture']})")
+        raise ParameterError(f"unknown measure {name!r} (known: {sorted(_KINDS) + ['mixture']})")
     return _KINDS[name](**d)
 
 
@@ -330,7 +331,7 @@ def preset_measure(name: str = "multitask") -> Measure:
     if name == "maze":
         return Mixture({"diagonal": Diagonal(), "anchors": Anchors(), "masks": Masks(),
                         "hypercube": Hypercube()}, [0.30, 0.45, 0.15, 0.10])
-    raise ValueError(f"unknown measure preset {name!r} (choose from {MEASURE_PRESETS})")
+    raise ParameterError(f"unknown measure preset {name!r} (choose from {MEASURE_PRESETS})")
 
 
 #: Names accepted by :func:`preset_measure`.

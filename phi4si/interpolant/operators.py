@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ParameterError
+
 __all__ = ["OperatorFamily", "Hadamard", "FourierDiagonal", "family_from_dict"]
 
 
@@ -100,7 +102,7 @@ class FourierDiagonal(OperatorFamily):
 
     def __init__(self, ndim: int = 2):
         if int(ndim) < 1:
-            raise ValueError(f"ndim must be >= 1, got {ndim}")
+            raise ParameterError(f"ndim must be >= 1, got {ndim}")
         self.ndim = int(ndim)
 
     def alpha(self, a, v):
@@ -121,4 +123,4 @@ def family_from_dict(d: dict) -> OperatorFamily:
         return Hadamard()
     if name == "fourier":
         return FourierDiagonal(ndim=d.get("ndim", 2))
-    raise ValueError(f"unknown operator family {name!r} (known: 'hadamard', 'fourier')")
+    raise ParameterError(f"unknown operator family {name!r} (known: 'hadamard', 'fourier')")

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from ..errors import ParameterError
 from .drifts import Drift
 from .operators import Hadamard, OperatorFamily
 
@@ -37,7 +38,7 @@ def free_field_covariance(shape, m2: float) -> np.ndarray:
     """Dense covariance (2K)^-1, K = -Delta_lat + m2, of the free field (action phi^T K phi)."""
     shape = tuple(int(s) for s in shape)
     if not m2 > 0:
-        raise ValueError("the free field needs m2 > 0")
+        raise ParameterError("the free field needs m2 > 0")
     V = int(np.prod(shape))
     E = np.eye(V).reshape(V, *shape)
     K = (2 * len(shape) + m2) * E
@@ -74,7 +75,7 @@ class GaussianOracle(Drift):
         self.mu = torch.as_tensor(np.asarray(mean, dtype=np.float64).reshape(V))
         C = torch.as_tensor(np.asarray(cov, dtype=np.float64))
         if C.shape != (V, V):
-            raise ValueError(f"covariance must be {V}x{V} for shape {self.shape}, got {tuple(C.shape)}")
+            raise ParameterError(f"covariance must be {V}x{V} for shape {self.shape}, got {tuple(C.shape)}")
         self.C = 0.5 * (C + C.T)
         self.L = torch.linalg.cholesky(self.C)
         self.family = family if family is not None else Hadamard()
@@ -170,7 +171,7 @@ class GaussianOracle(Drift):
         A = np.diag(np.broadcast_to(A, (self.V,))) if A.ndim <= 1 else A
         P = np.linalg.inv(self.C.numpy()) - 0.5 * (A + A.T)
         if np.linalg.eigvalsh(P).min() <= 0:
-            raise ValueError("the posterior is not normalisable (C^-1 - A is not positive definite)")
+            raise ParameterError("the posterior is not normalisable (C^-1 - A is not positive definite)")
         Cp = np.linalg.inv(P)
         mp = Cp @ (np.linalg.solve(self.C.numpy(), self.mu.numpy()) + np.broadcast_to(np.asarray(b, float), (self.V,)))
         return GaussianOracle(mp, Cp, self.shape, self.family)
@@ -190,7 +191,7 @@ class MixtureOracle(Drift):
     def __init__(self, weights, means, covs, shape, family: OperatorFamily | None = None):
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 1 or len(w) != len(means) or len(w) != len(covs) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError("need one non-negative weight per component (positive sum)")
+            raise ParameterError("need one non-negative weight per component (positive sum)")
         self.logw = torch.as_tensor(np.log(w / w.sum()))
         self.parts = [GaussianOracle(m, c, shape, family) for m, c in zip(means, covs)]
         self.family, self.shape, self.V = self.parts[0].family, self.parts[0].shape, self.parts[0].V

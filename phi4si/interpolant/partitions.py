@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
+
 __all__ = ["block_ids", "coarse_to_fine_ids", "group_order", "group_masks"]
 
 
 def _shape(shape):
     shape = tuple(int(s) for s in shape)
     if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"invalid lattice shape {shape}")
+        raise ParameterError(f"invalid lattice shape {shape}")
     return shape
 
 
@@ -41,7 +43,7 @@ def block_ids(shape, block, offset=None) -> np.ndarray:
     shape = _shape(shape)
     block = (int(block),) * len(shape) if np.isscalar(block) else tuple(int(b) for b in block)
     if len(block) != len(shape) or any(b < 1 or b > L for b, L in zip(block, shape)):
-        raise ValueError(f"block {block} does not fit the lattice {shape}: need 1 <= block <= side per axis")
+        raise ParameterError(f"block {block} does not fit the lattice {shape}: need 1 <= block <= side per axis")
     offset = (0,) * len(shape) if offset is None else tuple(int(o) for o in offset)
     nb = [-(-L // b) for L, b in zip(shape, block)]
     ids = np.zeros(shape, dtype=np.int64)
@@ -56,7 +58,7 @@ def coarse_to_fine_ids(shape, levels: int) -> np.ndarray:
     shape = _shape(shape)
     levels = int(levels)
     if levels < 1 or any(L % 2 ** (levels - 1) for L in shape):
-        raise ValueError(f"coarse-to-fine with {levels} levels needs every side of {shape} divisible by "
+        raise ParameterError(f"coarse-to-fine with {levels} levels needs every side of {shape} divisible by "
                          f"{2 ** max(levels - 1, 0)}")
     ids = np.full(shape, levels - 1, dtype=np.int64)
     grids = np.meshgrid(*[np.arange(L) for L in shape], indexing="ij")
@@ -75,9 +77,9 @@ def group_order(n_groups: int, order: str = "raster", seed: int | None = None) -
         return np.arange(n_groups)[::-1].copy()
     if order == "random":
         if seed is None:
-            raise ValueError("order='random' needs an explicit seed")
+            raise ParameterError("order='random' needs an explicit seed")
         return np.random.default_rng(seed).permutation(n_groups)
-    raise ValueError(f"unknown order {order!r} (choose 'raster', 'reverse', 'random')")
+    raise ParameterError(f"unknown order {order!r} (choose 'raster', 'reverse', 'random')")
 
 
 def group_masks(ids: np.ndarray, order) -> list[np.ndarray]:

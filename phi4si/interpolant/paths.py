@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..errors import ParameterError
 from .partitions import block_ids, coarse_to_fine_ids, group_masks, group_order
 
 __all__ = ["Path", "GenerationPath", "InpaintPath", "SequentialPath", "TablePath", "FunctionPath",
@@ -42,7 +43,7 @@ _DT = torch.float64
 def _as_mask(mask, shape=None) -> torch.Tensor:
     m = torch.as_tensor(np.asarray(mask, dtype=bool))
     if shape is not None and tuple(m.shape) != tuple(shape):
-        raise ValueError(f"mask has shape {tuple(m.shape)}, the lattice is {tuple(shape)}")
+        raise ParameterError(f"mask has shape {tuple(m.shape)}, the lattice is {tuple(shape)}")
     return m
 
 
@@ -63,7 +64,7 @@ class Path:
         a0 = self.a(0.0).to(noise.dtype)
         if data is None:
             if bool((a0 != 1).any()):
-                raise ValueError("this path starts with some data sites (a(0) < 1): pass the data")
+                raise ParameterError("this path starts with some data sites (a(0) < 1): pass the data")
             return noise.clone()
         return a0 * noise + (1 - a0) * data.to(noise.dtype)
 
@@ -101,9 +102,9 @@ class InpaintPath(Path):
         self.m = (m[:, None] if batched else m[None, None]).to(_DT)
         self.shape = tuple(m.shape[1:] if batched else m.shape)
         if not bool(m.reshape(m.shape[0] if batched else 1, -1).any(1).all()):
-            raise ValueError("the mask has no unknown site (in some sample): nothing to inpaint")
+            raise ParameterError("the mask has no unknown site (in some sample): nothing to inpaint")
         if not 0.0 <= float(a_observed) < 1.0:
-            raise ValueError(f"a_observed must be in [0, 1), got {a_observed}")
+            raise ParameterError(f"a_observed must be in [0, 1), got {a_observed}")
         self.a_observed = float(a_observed)
 
     def a(self, s):
@@ -126,7 +127,7 @@ class SequentialPath(Path):
     def __init__(self, groups: Sequence, observed=None):
         gs = [_as_mask(g) for g in groups]
         if not gs:
-            raise ValueError("a sequential path needs at least one group")
+            raise ParameterError("a sequential path needs at least one group")
         self.shape = tuple(gs[0].shape)
         gs = [_as_mask(g, self.shape) for g in gs]
         obs = torch.zeros(self.shape, dtype=torch.bool) if observed is None else _as_mask(observed, self.shape)
@@ -134,15 +135,15 @@ class SequentialPath(Path):
         for g in gs:
             total += g.long()
         if bool((total > 1).any()):
-            raise ValueError("groups overlap: every site may belong to one group only")
+            raise ParameterError("groups overlap: every site may belong to one group only")
         gs = [g & ~obs for g in gs]
         gs = [g for g in gs if bool(g.any())]
         if not gs:
-            raise ValueError("no unknown site left to generate")
+            raise ParameterError("no unknown site left to generate")
         self.groups = torch.stack([g.to(_DT) for g in gs])                  # (G, *shape)
         self.rest = (~(total.bool() | obs)).to(_DT)                          # sites in no group: never generated
         if bool(self.rest.any()):
-            raise ValueError("some unobserved sites belong to no group")
+            raise ParameterError("some unobserved sites belong to no group")
         G = len(gs)
         self.breakpoints = tuple(float(j) / G for j in range(G + 1))
         self.G = G
@@ -168,9 +169,9 @@ class TablePath(Path):
         self.s = np.asarray(s, dtype=np.float64)
         self.tab = torch.as_tensor(np.asarray(a, dtype=np.float64))
         if self.s.ndim != 1 or len(self.s) < 2 or self.s[0] != 0 or self.s[-1] != 1 or np.any(np.diff(self.s) <= 0):
-            raise ValueError("table s must increase strictly from 0 to 1")
+            raise ParameterError("table s must increase strictly from 0 to 1")
         if self.tab.shape[0] != len(self.s) or ((self.tab < 0) | (self.tab > 1)).any():
-            raise ValueError("table a must have one row per s and values in [0, 1]")
+            raise ParameterError("table a must have one row per s and values in [0, 1]")
         self.shape = tuple(self.tab.shape[1:])
         self.breakpoints = tuple(float(v) for v in self.s)
 
@@ -225,7 +226,7 @@ class StartAt(Path):
     def __init__(self, path: Path, a0: float):
         a0 = float(a0)
         if not 0 < a0 <= 1:
-            raise ValueError(f"the start time a0 must be in (0, 1], got {a0}")
+            raise ParameterError(f"the start time a0 must be in (0, 1], got {a0}")
         self.path, self.a0 = path, a0
         self.shape, self.breakpoints = path.shape, path.breakpoints
 
@@ -259,7 +260,7 @@ def sequential_path(shape, order: str = "raster", block=None, levels: int = 3, s
         ids = coarse_to_fine_ids(shape, levels)
         return SequentialPath(group_masks(ids, range(int(ids.max()) + 1)), observed)
     if block is None:
-        raise ValueError(f"order {order!r} needs a block size")
+        raise ParameterError(f"order {order!r} needs a block size")
     ids = block_ids(shape, block)
     return SequentialPath(group_masks(ids, group_order(int(ids.max()) + 1, order, seed)), observed)
 
@@ -274,9 +275,9 @@ def time_grid(path: Path, steps: int, power: float = 1.0) -> np.ndarray:
     """
     steps = int(steps)
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ParameterError(f"steps must be >= 1, got {steps}")
     if not power > 0:
-        raise ValueError(f"grid power must be > 0, got {power}")
+        raise ParameterError(f"grid power must be > 0, got {power}")
     u = 1.0 - (1.0 - np.linspace(0.0, 1.0, steps + 1)) ** power
     bp = np.asarray(path.breakpoints, dtype=np.float64)
     pts = [bp[:1]] + [lo + (hi - lo) * u[1:] for lo, hi in zip(bp[:-1], bp[1:])]

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InfeasibleRewardError
+from ..errors import InfeasibleRewardError, ParameterError
 from .drifts import Drift
 from .operators import FourierDiagonal, Hadamard, OperatorFamily
 
@@ -90,15 +90,15 @@ class Reward:
         self.A = torch.as_tensor(self.A, dtype=torch.float64)
         self.b = torch.as_tensor(self.b, dtype=torch.float64)
         if self.basis not in BASES:
-            raise ValueError(f"unknown reward basis {self.basis!r} (choose from {BASES})")
+            raise ParameterError(f"unknown reward basis {self.basis!r} (choose from {BASES})")
         if not (torch.isfinite(self.A).all() and torch.isfinite(self.b).all()):
-            raise ValueError("reward coefficients must be finite")
+            raise ParameterError("reward coefficients must be finite")
         if self.basis == "fourier" and self.A.dim() > 0:
             flipped = self.A
             for ax in range(self.A.dim()):
                 flipped = torch.roll(torch.flip(flipped, dims=(ax,)), 1, dims=ax)
             if not torch.allclose(flipped, self.A, rtol=1e-12, atol=1e-12 * float(self.A.abs().max())):
-                raise ValueError("a Fourier-diagonal A needs A(p) = A(-p) (a real operator)")
+                raise ParameterError("a Fourier-diagonal A needs A(p) = A(-p) (a real operator)")
 
     @property
     def is_scalar_A(self) -> bool:
@@ -127,13 +127,13 @@ class Reward:
         """The same reward for y = (x - mean)/scale with a constant ``mean``: A' = scale^2 A,
         b' = scale (A mean + b) (for a Fourier-diagonal A, A mean = A(p = 0) mean)."""
         if not (math.isfinite(scale) and scale > 0 and math.isfinite(mean)):
-            raise ValueError(f"need a finite mean and a scale > 0, got mean={mean}, scale={scale}")
+            raise ParameterError(f"need a finite mean and a scale > 0, got mean={mean}, scale={scale}")
         A0 = self.A if self.basis == "site" else self.A.flatten()[0]
         return Reward(scale**2 * self.A, scale * (A0 * mean + self.b), self.basis)
 
     def __add__(self, other: "Reward") -> "Reward":
         if self.basis != other.basis and not (self.is_scalar_A or other.is_scalar_A):
-            raise ValueError("cannot add a site-diagonal and a Fourier-diagonal A (no common diagonal basis)")
+            raise ParameterError("cannot add a site-diagonal and a Fourier-diagonal A (no common diagonal basis)")
         basis = self.basis if not self.is_scalar_A else other.basis
         return Reward(self.A + other.A, self.b + other.b, basis)
 
@@ -141,10 +141,10 @@ class Reward:
         """A as a diagonal in ``family``'s basis (sites for Hadamard, momenta for FourierDiagonal)."""
         want = "site" if isinstance(family, Hadamard) else "fourier" if isinstance(family, FourierDiagonal) else None
         if want is None:
-            raise ValueError(f"the diagonal reward transform needs a Hadamard or FourierDiagonal family, got {family!r}")
+            raise ParameterError(f"the diagonal reward transform needs a Hadamard or FourierDiagonal family, got {family!r}")
         if self.basis == want or self.is_scalar_A:
             return self.A if self.basis == want else self.A.flatten()[0]
-        raise ValueError(f"A is {self.basis}-diagonal but the drift's operators are diagonal in the {want} basis: "
+        raise ParameterError(f"A is {self.basis}-diagonal but the drift's operators are diagonal in the {want} basis: "
                          "the transformed operators would leave the family the model was trained on "
                          "(use transform_matrix with an oracle, or a model of the matching family)")
 
@@ -210,9 +210,9 @@ def transform_matrix(alpha, beta, A, b, x):
     x = torch.as_tensor(x, dtype=torch.float64)
     V = alpha.shape[0]
     if alpha.shape != (V, V) or beta.shape != (V, V) or A.shape != (V, V):
-        raise ValueError(f"alpha, beta and A must be {V}x{V} matrices")
+        raise ParameterError(f"alpha, beta and A must be {V}x{V} matrices")
     if not torch.allclose(A, A.T, atol=1e-12 * (1 + float(A.abs().max()))):
-        raise ValueError("A must be symmetric")
+        raise ParameterError("A must be symmetric")
     G = torch.linalg.solve(alpha, beta)                      # alpha^-1 beta
     M = G.T @ G - A
     M = 0.5 * (M + M.T)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
 from .fourier import free_magnetisation_variance, free_propagator, p_hat2, power_spectrum
 from .params import Phi4Params, validate_shape
 
@@ -32,7 +33,7 @@ def _flat(phi, params: Phi4Params):
     phi = np.ascontiguousarray(phi, dtype=np.float64)
     d = params.d
     if phi.shape[phi.ndim - d:] != params.shape:
-        raise ValueError(f"field of shape {phi.shape} does not end with the lattice shape {params.shape}")
+        raise ParameterError(f"field of shape {phi.shape} does not end with the lattice shape {params.shape}")
     lead = phi.shape[: phi.ndim - d]
     return phi.reshape(-1, params.volume), lead
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
+
 
 def p_hat2(shape, rfft: bool = False) -> np.ndarray:
     """Lattice momentum squared p_hat^2 on the FFT grid of ``shape``.
@@ -34,7 +36,7 @@ def free_propagator(shape, m2: float) -> np.ndarray:
     1.0
     """
     if m2 <= 0:
-        raise ValueError("the free field needs m2 > 0")
+        raise ParameterError(f"the free field needs m2 > 0, got m2={m2}")
     return 1.0 / (2.0 * (m2 + p_hat2(shape)))
 
 

@@ -6,7 +6,7 @@ nearest-neighbour sum is done direction by direction on contiguous runs so that
 LLVM vectorises every inner loop, in any dimension d.
 
 Conventions (one home per formula; :mod:`phi4si.lattice.torch_ops` is the torch twin
-and ``tests/test_lattice.py`` keeps the two equal)::
+and ``tests/lattice/test_lattice.py`` keeps the two equal)::
 
     hop_x = sum_mu (phi_{x+mu} + phi_{x-mu})
     S     = sum_x [ -phi_x hop_x + c phi_x^2 + lam phi_x^4 - h phi_x ],  c = 2d + m2 - k
@@ -25,7 +25,8 @@ branch-free, fully vectorised loop of exactly ``L_d`` iterations.  Neighbouring 
 in the other directions come from a small table (:func:`row_neighbours`).  The drift
 ``x += a p`` of the rows one slab (index of the first axis) ahead is interleaved with
 the force/kick of the current slab, so each step touches the field once while it is
-hot in cache.  d = 2 and d = 3 have dedicated inner loops; other d use a row buffer.
+hot in cache.  d = 3 has a dedicated inner loop; other d use a row buffer.  (d = 2 has its own
+fully padded layout, :func:`md_pass_2d`, which is what :mod:`phi4si.mcmc.hmc` uses there.)
 
 :func:`gaussian_fill` draws N(0, 1) numbers as a pure function of a 64-bit key
 (SplitMix64 counter hash + Box-Muller with branch-free polynomial log/sin/cos), so
@@ -39,6 +40,9 @@ a diverging trajectory still gives a NaN/Inf energy that the Metropolis test rej
 the results are deterministic run to run on a given machine.
 """
 
+# layout: every numba kernel of the action in one module: the fused MD sweeps (row layout, d = 2
+# layout) repeat the force formula inline beside the plain kernels, and the Gaussian generator's
+# branch-free log/sin/cos kernels belong with the sweeps that call them.
 from __future__ import annotations
 
 import math
@@ -258,7 +262,8 @@ def unpad_rows(xp, x):
 def md_pass(xp, p, hb, shape, nbr, c, lam, h, a, w, measure):
     """One fused integrator sweep on a row-padded field: ``x += a p`` (if ``a != 0``), then
     ``p += w F(x)``.  ``xp`` is ``(n_rows, L_d + 2)`` (see :func:`pad_rows`), ``p`` is
-    ``(n_rows, L_d)``, ``hb`` scratch of length ``L_d``.
+    ``(n_rows, L_d)``, ``hb`` scratch of length ``L_d``.  Any d works; d = 3 has its own
+    unrolled inner loop (HMC runs d = 2 in the layout of :func:`md_pass_2d` instead).
 
     Returns ``(S(x), |p|^2)`` after the sweep when ``measure`` is true, else ``(0, 0)``.
 
@@ -301,24 +306,7 @@ def md_pass(xp, p, hb, shape, nbr, c, lam, h, a, w, measure):
             continue
         # ---- kick slab t ----
         for r in range(t * rps, (t + 1) * rps):
-            if nn == 2:
-                u = nbr[r, 0]
-                v = nbr[r, 1]
-                if measure:
-                    for i in range(Lr):
-                        x = xp[r, i + 1]
-                        hop = (xp[r, i] + xp[r, i + 2]) + (xp[u, i + 1] + xp[v, i + 1])
-                        x2 = x * x
-                        S += x * (-hop + (c + lam * x2) * x - h)
-                        q = p[r, i] + w * (2.0 * hop - (c2 + l4 * x2) * x + h)
-                        p[r, i] = q
-                        K += q * q
-                else:
-                    for i in range(Lr):
-                        x = xp[r, i + 1]
-                        hop = (xp[r, i] + xp[r, i + 2]) + (xp[u, i + 1] + xp[v, i + 1])
-                        p[r, i] += w * (2.0 * hop - (c2 + l4 * x * x) * x + h)
-            elif nn == 4:
+            if nn == 4:
                 u0 = nbr[r, 0]
                 v0 = nbr[r, 1]
                 u1 = nbr[r, 2]
@@ -339,7 +327,7 @@ def md_pass(xp, p, hb, shape, nbr, c, lam, h, a, w, measure):
                         hop = (((xp[r, i] + xp[r, i + 2]) + (xp[u0, i + 1] + xp[v0, i + 1]))
                                + (xp[u1, i + 1] + xp[v1, i + 1]))
                         p[r, i] += w * (2.0 * hop - (c2 + l4 * x * x) * x + h)
-            else:  # generic d (1, or >= 4): accumulate the hop sum in a row buffer
+            else:  # any other d: accumulate the hop sum in a row buffer
                 for i in range(Lr):
                     hb[i] = xp[r, i] + xp[r, i + 2]
                 for k in range(nn):
@@ -635,15 +623,6 @@ _C6 = -1.13596475577881948265e-11
 _TWO_PI = 6.283185307179586
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _splitmix(key, j):
-    """SplitMix64 output number ``j`` (j >= 1) of the stream seeded by ``key``."""
-    z = key + j * _GOLD
-    z = (z ^ (z >> _U30)) * _MIX1
-    z = (z ^ (z >> _U27)) * _MIX2
-    return z ^ (z >> _U31)
-
-
 @nb.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _bm_radius2(b1):
     """-2 log u1 (the squared Box-Muller radius), u1 = (k + 1/2) 2^-52 in (0, 1) from the top 52 bits k of ``b1``.
@@ -690,14 +669,6 @@ def _bm_angle(b2):
     return ca, sa
 
 
-@nb.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
-def _box_muller(b1, b2):
-    """Two independent N(0, 1) numbers from two 64-bit random words (branch-free)."""
-    r = math.sqrt(_bm_radius2(b1))
-    ca, sa = _bm_angle(b2)
-    return r * ca, r * sa
-
-
 @nb.njit(cache=True, nogil=True, inline="always")
 def _mix64(z):
     """SplitMix64 output function (Stafford's Mix13 variant)."""
@@ -733,13 +704,6 @@ def gaussian_fill(key, out):
     if n % 2 == 1:
         ca, sa = _bm_angle(_mix64(z + _GOLD))
         lo[H - 1] = math.sqrt(lo[H - 1]) * ca
-
-
-@nb.njit(cache=True, parallel=True)
-def gaussian_batch(keys, out):
-    """``out[i]`` = :func:`gaussian_fill` of ``keys[i]`` for a 2-D ``out`` (parallel over rows)."""
-    for i in nb.prange(out.shape[0]):
-        gaussian_fill(keys[i], out[i])
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST)

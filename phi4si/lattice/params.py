@@ -113,9 +113,14 @@ class Phi4Params:
         ``2d + m2 = (1 - 2 l) / kappa``.  ``h`` and ``k`` are taken in the phi
         normalisation.
 
-        >>> p = Phi4Params.from_hopping((8, 8), kappa=0.25, l=0.0)
+        >>> p = Phi4Params.from_hopping((8, 8), kappa=0.2, l=0.0)      # free field, 2d + m2 = 1/kappa
         >>> round(p.m2, 12), p.lam
-        (0.0, 0.0)
+        (1.0, 0.0)
+        >>> p = Phi4Params.from_hopping((8, 8), kappa=0.25, l=0.02)
+        >>> round(p.m2, 12), round(p.lam, 12)
+        (-0.16, 0.32)
+        >>> [round(v, 12) for v in p.to_hopping()]
+        [0.25, 0.02]
         """
         kappa = _finite("kappa", kappa)
         l = _finite("l", l)

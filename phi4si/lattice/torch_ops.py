@@ -2,7 +2,7 @@
 
 Same formulas as :mod:`phi4si.lattice.kernels`, written with ``torch.roll`` over a
 batch ``(n, L_1, ..., L_d)`` so they run on any device and are differentiable; the
-interpolant side uses them.  ``tests/test_lattice.py`` keeps the twins equal.
+interpolant side uses them.  ``tests/lattice/test_lattice.py`` keeps the twins equal.
 
 >>> import torch
 >>> from phi4si.lattice import Phi4Params

@@ -1,8 +1,8 @@
 """Fourier-accelerated samplers: FA-HMC, preconditioned Langevin and MALA (THEORY.md section 3).
 
-All three use a kernel diagonal in momentum space built from p_hat^2 (real, even in p,
-so real fields stay real).  FFTs are batched over chains with ``scipy.fft`` (threaded);
-forces come from the numba kernels, parallel over chains.
+All three (each a :class:`~phi4si.mcmc.base.Sampler`) use a kernel diagonal in momentum space
+built from p_hat^2 (real, even in p, so real fields stay real).  FFTs are batched over chains with
+``scipy.fft`` (threaded); forces come from the numba kernels, parallel over chains.
 
 Fourier-accelerated HMC
     Mass M(p) = (p_hat^2 + M_fa^2) / (max_p p_hat^2 + M_fa^2) (the highest mode keeps unit
@@ -90,6 +90,7 @@ class FourierHMC(_FourierBase):
     """
 
     name = "fahmc"
+    exact = True
     adaptive = True
     default_eps = 0.2
     default_n_steps = 10

@@ -101,14 +101,6 @@ def _tables(shape):
     return row_neighbours(shape), np.ones(1)
 
 
-@nb.njit(cache=True, nogil=True)
-def integrate_md(x, p, f, eps, n_steps, integrator, shape, c, lam, h):
-    """Integrate Hamilton's equations in place for ``n_steps`` steps (``f``: unused scratch,
-    kept for backward compatibility).  Uses the same fused sweeps as :func:`hmc_batch`."""
-    nbr, mask = _tables(shape)
-    _md_chain(x, p, 0.0, 0.0, eps, n_steps, integrator, shape, nbr, mask, c, lam, h, 1)
-
-
 @nb.njit(cache=True, parallel=True)
 def integrate_batch(phi, mom, eps, n_steps, integrator, shape, c, lam, h):
     """Molecular-dynamics evolution of every chain in place (no accept/reject); for tests."""
@@ -149,9 +141,11 @@ def hmc_batch_keys(phi, keys, u, eps, n_steps, integrator, shape, nbr, mask, c, 
 
 
 class HMC:
-    """Plain HMC (unit mass) with leapfrog or Omelyan integration; see module docstring."""
+    """Plain HMC (unit mass) with leapfrog or Omelyan integration; see module docstring.  A
+    :class:`~phi4si.mcmc.base.Sampler`."""
 
     name = "hmc"
+    exact = True
     adaptive = True
     default_eps = 0.1
     default_n_steps = 10

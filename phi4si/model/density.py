@@ -91,7 +91,7 @@ class FlowSettings:
             if self.divergence not in divergences and getattr(self, name) != default:
                 raise ParameterError(f"{name} applies to divergence {' or '.join(divergences)} only, got "
                                      f"{name}={getattr(self, name)} with divergence={self.divergence!r} "
-                                     f"(leave {name} at {default})")
+                                     f"(leave it at {default})")
         if not (math.isfinite(self.grid_power) and self.grid_power > 0):
             raise ParameterError(f"grid_power must be a finite number > 0, got {self.grid_power}")
 

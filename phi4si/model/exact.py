@@ -22,14 +22,25 @@ p(phi) ~ exp(-S_{h,k}(phi)) (rewards ``h``, ``k`` included) as the number of sam
 Exactness holds up to the accuracy of log q (the augmented ODE's discretisation, and the
 Hutchinson noise when it is used), which :mod:`phi4si.interpolant.likelihood` quantifies.
 
->>> # m = load_model("model.pt")
->>> # sample_neural(m, "imh", "imh.h5", n=2000, chains=4, fs=FlowSettings(steps=10))
+With the exact Gaussian oracle as the "model", independence Metropolis accepts almost every
+proposal (the proposal is the target, up to the ODE's discretisation):
+
+>>> import os, tempfile
+>>> from phi4si.interpolant.oracle import free_field_oracle
+>>> from phi4si.lattice import Phi4Params
+>>> from phi4si.model import DriftModel
+>>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+>>> s = sample_neural(m, "imh", os.path.join(tempfile.mkdtemp(), "imh.h5"), 64, chains=2,
+...                   fs=FlowSettings(steps=8, divergence="exact"))
+>>> s["n_done"], s["acceptance"] > 0.9
+(64, True)
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,7 +51,7 @@ from ..io import check_resume, prepare_output, rng_from_json, rng_to_json, utc_n
 from ..analysis.weights import log_target, log_weights
 from ..store import ConfigurationWriter
 
-__all__ = ["METHODS", "imh_chain", "random_blocks", "block_update", "sample_neural"]
+__all__ = ["METHODS", "METHOD_SETTINGS", "imh_chain", "random_blocks", "block_update", "sample_neural"]
 
 METHODS = ("reweight", "imh", "block", "hybrid")
 
@@ -119,29 +130,60 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
     return new, acc, log_alpha
 
 
-def _check(method, n, chains, updates, hmc_traj, hmc_eps, hmc_steps, dtype):
+# settings only some methods use: {name: (methods, default)}; given to another method they are refused
+METHOD_SETTINGS = {"block": (("block", "hybrid"), 4), "updates": (("block", "hybrid"), 1),
+                   "n_therm": (("block", "hybrid"), 0), "hmc_traj": (("hybrid",), 1),
+                   "hmc_eps": (("hybrid",), 0.1), "hmc_steps": (("hybrid",), 10)}
+# the smallest value of each integer setting
+_AT_LEAST = {"n": 1, "chains": 1, "seed": 0, "updates": 1, "n_therm": 0, "hmc_traj": 1, "hmc_steps": 1}
+
+
+def _integer(name, v):
+    lo = _AT_LEAST[name]
+    if isinstance(v, bool) or int(v) != v or int(v) < lo:
+        raise ParameterError(f"{name} must be an integer >= {lo}, got {v}")
+    return int(v)
+
+
+def _check(method, n, chains, seed, dtype, posterior, method_settings: dict) -> dict:
+    """The validated settings of :func:`sample_neural`: ``n``, ``chains``, ``seed`` and those of
+    :data:`METHOD_SETTINGS` that ``method`` uses (None: the default); a setting given to a method
+    that does not use it is refused, as is a posterior proposal for the block methods."""
     if method not in METHODS:
         raise ParameterError(f"unknown method {method!r} (choose from {METHODS})")
-    for name, v, lo in (("n", n, 1), ("chains", chains, 1), ("updates", updates, 1), ("hmc_traj", hmc_traj, 0),
-                        ("hmc_steps", hmc_steps, 1)):
-        if int(v) != v or int(v) < lo:
-            raise ParameterError(f"{name} must be an integer >= {lo}, got {v}")
-    if not (np.isfinite(hmc_eps) and hmc_eps > 0):
-        raise ParameterError(f"hmc_eps must be a finite number > 0, got {hmc_eps}")
-    if method == "hybrid" and hmc_traj < 1:
-        raise ParameterError("the hybrid method needs hmc_traj >= 1")
-    if method == "reweight" and chains != 1:
-        raise ParameterError("reweight draws independent samples: chains must be 1")
+    for name, v in method_settings.items():
+        methods = METHOD_SETTINGS[name][0]
+        if v is not None and method not in methods:
+            raise ParameterError(f"{name} applies to method {' or '.join(methods)} only, got method={method!r}")
+    s = {"n": _integer("n", n), "chains": _integer("chains", chains), "seed": _integer("seed", seed)}
+    if method == "reweight" and s["chains"] != 1:
+        raise ParameterError("chains applies to method imh, block or hybrid only (reweight draws independent samples)")
+    for name, (methods, default) in METHOD_SETTINGS.items():
+        if method in methods:
+            v = default if method_settings[name] is None else method_settings[name]
+            s[name] = v if name in ("block", "hmc_eps") else _integer(name, v)
+    if "hmc_eps" in s and not (np.isfinite(s["hmc_eps"]) and s["hmc_eps"] > 0):
+        raise ParameterError(f"hmc_eps must be a finite number > 0, got {s['hmc_eps']}")
     if dtype not in ("float32", "float64"):
         raise ParameterError(f"dtype must be float32 or float64, got {dtype!r}")
+    if posterior is not None:
+        from .posterior import Posterior
+
+        if method not in ("reweight", "imh"):
+            raise ParameterError("posterior applies to method reweight or imh only: the reweight and imh methods "
+                                 "draw whole configurations from the model, block and hybrid regenerate blocks")
+        if not isinstance(posterior, Posterior):
+            raise ParameterError(f"posterior must be None or a phi4si.model.posterior.Posterior, "
+                                 f"got {type(posterior).__name__}")
+    return s
 
 
 def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float = 0.0, chains: int = 1,
-                  fs: FlowSettings = FlowSettings(), block=4, updates: int = 1, hmc_traj: int = 1,
-                  hmc_eps: float = 0.1, hmc_steps: int = 10, n_therm: int = 0, seed: int = 0,
-                  dtype: str = "float32", overwrite: bool = False, resume: bool = False, progress: bool = False,
-                  model_path: str | None = None, flush_every: int = 10, command: str | None = None,
-                  proposal=None) -> dict:
+                  fs: FlowSettings = FlowSettings(), block=None, updates: int | None = None,
+                  hmc_traj: int | None = None, hmc_eps: float | None = None, hmc_steps: int | None = None,
+                  n_therm: int | None = None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
+                  resume: bool = False, progress: bool = False, model_path: str | None = None, flush_every: int = 10,
+                  command: str | None = None, posterior=None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
 
     ``n``: proposals (reweight), proposals per chain (imh) or sweeps per chain (block, hybrid)
@@ -149,136 +191,188 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     The block and hybrid chains start from raw model samples.  The target is exp(-S_{h,k}) with
     the training data's m2, lam (:meth:`~phi4si.model.TrainedModel.target_params`).
 
-    ``proposal``: None (the prior model) or a :class:`~phi4si.model.posterior.Posterior` for reweight and imh:
-    proposals from the posterior drift of the reward transform (usually with the same h, k as the
+    Settings of some methods only (None: the default in brackets; given to another method, refused):
+    ``block`` (4; B or (B, C)), ``updates`` (1) block updates per sweep and ``n_therm`` (0) for
+    block and hybrid; ``hmc_traj`` (1), ``hmc_eps`` (0.1) and ``hmc_steps`` (10) for hybrid.
+
+    ``posterior``: None (the prior model) or a :class:`~phi4si.model.posterior.Posterior` for reweight and
+    imh: proposals from the posterior drift of the reward transform (usually with the same h, k as the
     target; its start mean is resolved once by a pilot run, so the proposal law is fixed), which keeps
-    the ESS high when the posterior sits in the prior's tail.
+    the ESS high when the posterior sits in the prior's tail.  (It is the ``posterior`` of
+    :func:`~phi4si.model.generate.generate`; the output records it as the sampler's ``proposal``.)
 
     The file is written in chunks (``fs.batch_size`` proposals, or ``flush_every`` sweeps) with the
     random state after each, so an interrupted run keeps what it wrote and ``resume=True`` continues
     it to ``n`` with the same bits an uninterrupted run gives.
     """
-    from .. import store
-
-    _check(method, n, chains, updates, hmc_traj, hmc_eps, hmc_steps, dtype)
-    n, chains, updates, hmc_traj, hmc_steps, n_therm = map(int, (n, chains, updates, hmc_traj, hmc_steps, n_therm))
+    s = _check(method, n, chains, seed, dtype, posterior, dict(block=block, updates=updates, n_therm=n_therm,
+                                                               hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps))
     out = prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
     params = model.target_params(h=h, k=k)
-    if method in ("block", "hybrid"):
-        block = list(_block_size(block, params.shape))
-    if proposal is not None:
+    if "block" in s:
+        s["block"] = list(_block_size(s["block"], params.shape))
+    if posterior is not None:
         from .generate import resolve_start
-        from .posterior import Posterior
 
-        if method not in ("reweight", "imh"):
-            raise ParameterError("a posterior proposal applies to the reweight and imh methods only")
-        if not isinstance(proposal, Posterior):
-            raise ParameterError(f"proposal must be None or a phi4si.model.posterior.Posterior, got {type(proposal).__name__}")
-        proposal.start_time(model)
-        proposal = resolve_start(model, proposal, steps=fs.steps, solver=fs.solver, seed=seed,
-                                 batch_size=fs.batch_size)
-    sampler = {"sampler": "neural", "method": method, "flow": fs.to_dict(), "model": model_path,
-               "model_step": model.meta.get("step"), "reward": {"h": float(h), "k": float(k)}, "chains": chains}
-    if method in ("block", "hybrid"):
-        sampler.update(block=block, updates=updates, n_therm=n_therm)
-    if method == "hybrid":
-        sampler.update(hmc_traj=hmc_traj, hmc_eps=float(hmc_eps), hmc_steps=hmc_steps)
-    if proposal is not None:
-        sampler["proposal"] = {**proposal.describe(), "a0": proposal.start_time(model)}
-    run = {"seed": int(seed), "n": n, "version": __version__, "date": utc_now(),
+        posterior.start_time(model)
+        posterior = resolve_start(model, posterior, steps=fs.steps, solver=fs.solver, seed=seed,
+                                  batch_size=fs.batch_size)
+    sampler = _sampler_record(model, method, fs, s, h, k, model_path, posterior)
+    run = {"seed": int(seed), "n": s["n"], "version": __version__, "date": utc_now(),
            "command": command or "phi4si.model.exact.sample_neural"}
     t0 = time.time()
-    C = 1 if method == "reweight" else chains
+    C = 1 if method == "reweight" else s["chains"]
     if resume:
-        store.repair(out)
-        attrs, state_phi, state = store.read_state(out)
-        check_resume(out, attrs["sampler"], sampler, keys=[k for k in sampler if k != "model"], label="sampler setting ")
-        if attrs["params"] != params.to_dict():
-            raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
-        if state["n_done"] > n:
-            raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n={n} measurements")
-        extra = state["rng"]
-        rng = rng_from_json(extra["rng"])
-        wall0 = float(state["wall_time"])
-        cur = np.asarray(state_phi, dtype=np.float64).reshape(C, *params.shape)
-        cur_lw = np.asarray(extra["log_w"], dtype=np.float64) if extra.get("log_w") is not None else None
-        counts = dict(extra.get("counts", {}))
-        o = ConfigurationWriter(out, params, dtype, state["n_done"])
-        store.record_resume(out, attrs["run"], {"date": run["date"], "command": run["command"],
-                                                "version": __version__, "n_done": state["n_done"], "n": n}, n=n)
+        r = _resume(out, s["n"], C, params, sampler, run, dtype, t0)
     else:
-        rng = np.random.default_rng(int(seed))
-        wall0, cur_lw, counts = 0.0, None, {}
-        if method in ("block", "hybrid"):
-            from .generate import generate
-
-            cur = generate(model, C, steps=fs.steps, solver="heun" if fs.solver == "euler" else fs.solver,
-                           seed=int(rng.integers(0, 2**62)), batch_size=fs.batch_size)
-        else:
-            cur = np.zeros((C, *params.shape))
-        st = {"rng": {"rng": rng_to_json(rng)}, "n_done": 0, "wall_time": 0.0}
-        o = ConfigurationWriter.create(out, params, C, sampler, run, method == "reweight", dtype, cur, st)
-
+        r = _start(model, method, out, C, params, fs, sampler, run, dtype, t0)
     hmc = None
     if method == "hybrid":
         from ..mcmc.hmc import HMC
 
-        hmc = HMC(params, n_steps=hmc_steps)
+        hmc = HMC(params, n_steps=s["hmc_steps"])
+    try:
+        _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress)
+    finally:
+        r.writer.close({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
+                        "eps": float(s["hmc_eps"] if hmc else 0.0)})
+    summary = _summary(out, method, r.counts)
+    summary["wall_time"] = r.wall0 + time.time() - t0
+    return summary
+
+
+def _sampler_record(model, method, fs, s, h, k, model_path, posterior) -> dict:
+    """The ``sampler`` attribute of the output (what a resume must match)."""
+    sampler = {"sampler": "neural", "method": method, "flow": fs.to_dict(), "model": model_path,
+               "model_step": model.meta.get("step"), "reward": {"h": float(h), "k": float(k)},
+               "chains": s["chains"]}
+    if method in ("block", "hybrid"):
+        sampler.update(block=s["block"], updates=s["updates"], n_therm=s["n_therm"])
+    if method == "hybrid":
+        sampler.update(hmc_traj=s["hmc_traj"], hmc_eps=float(s["hmc_eps"]), hmc_steps=s["hmc_steps"])
+    if posterior is not None:
+        sampler["proposal"] = {**posterior.describe(), "a0": posterior.start_time(model)}
+    return sampler
+
+
+@dataclass
+class _Run:
+    """What a run carries from chunk to chunk and through a resume: the random stream, the chains'
+    current states (and their log-weights, imh), the acceptance counts and the file's writer."""
+
+    rng: np.random.Generator
+    cur: np.ndarray
+    cur_lw: np.ndarray | None
+    counts: dict
+    writer: ConfigurationWriter
+    wall0: float
+    t0: float
+
+    def state(self, log_w=None) -> dict:
+        """Resume state after the current chunk (the writer sets n_done itself)."""
+        return {"rng": {"rng": rng_to_json(self.rng), "log_w": None if log_w is None else list(map(float, log_w)),
+                        "counts": self.counts},
+                "wall_time": self.wall0 + time.time() - self.t0}
+
+
+def _start(model, method, out, C, params, fs, sampler, run, dtype, t0) -> _Run:
+    """A new output file: the chains start from model samples (block, hybrid) or zeros (unused)."""
+    rng = np.random.default_rng(int(run["seed"]))
+    if method in ("block", "hybrid"):
+        from .generate import generate
+
+        cur = generate(model, C, steps=fs.steps, solver="heun" if fs.solver == "euler" else fs.solver,
+                       seed=int(rng.integers(0, 2**62)), batch_size=fs.batch_size)
+    else:
+        cur = np.zeros((C, *params.shape))
+    st = {"rng": {"rng": rng_to_json(rng)}, "n_done": 0, "wall_time": 0.0}
+    o = ConfigurationWriter.create(out, params, C, sampler, run, method == "reweight", dtype, cur, st)
+    return _Run(rng, cur, None, {}, o, 0.0, t0)
+
+
+def _resume(out, n, C, params, sampler, run, dtype, t0) -> _Run:
+    """An existing output file, checked against the settings, continued from its saved state."""
+    from .. import store
+
+    store.repair(out)
+    attrs, state_phi, state = store.read_state(out)
+    check_resume(out, attrs["sampler"], sampler, keys=[k for k in sampler if k != "model"], label="sampler setting ")
+    if attrs["params"] != params.to_dict():
+        raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
+    if state["n_done"] > n:
+        raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n={n} measurements")
+    extra = state["rng"]
+    cur = np.asarray(state_phi, dtype=np.float64).reshape(C, *params.shape)
+    cur_lw = np.asarray(extra["log_w"], dtype=np.float64) if extra.get("log_w") is not None else None
+    o = ConfigurationWriter(out, params, dtype, state["n_done"])
+    store.record_resume(out, attrs["run"], {"date": run["date"], "command": run["command"],
+                                            "version": __version__, "n_done": state["n_done"], "n": n}, n=n)
+    return _Run(rng_from_json(extra["rng"]), cur, cur_lw, dict(extra.get("counts", {})), o,
+                float(state["wall_time"]), t0)
+
+
+def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_every, progress):
+    """Thermalise (block, hybrid; once per file), then write chunks until the file holds ``n``."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, initial=o.n, desc=method, dynamic_ncols=True)
-
-    def state(extra_lw=None):
-        """Resume state after the current chunk (the writer sets n_done itself)."""
-        return {"rng": {"rng": rng_to_json(rng), "log_w": None if extra_lw is None else list(map(float, extra_lw)),
-                        "counts": counts},
-                "wall_time": wall0 + time.time() - t0}
-
+        bar = tqdm(total=s["n"], initial=r.writer.n, desc=method, dynamic_ncols=True)
     try:
-        if method in ("block", "hybrid") and o.n == 0 and not counts.get("thermalised"):
-            for _ in range(n_therm):
-                cur = _sweep(model, cur, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, None)
-            counts["thermalised"] = True
-        while o.n < n:
+        if method in ("block", "hybrid") and r.writer.n == 0 and not r.counts.get("thermalised"):
+            for _ in range(s["n_therm"]):
+                r.cur = _sweep(model, r.cur, params, s["block"], s["updates"], hmc, s.get("hmc_traj"),
+                               s.get("hmc_eps"), r.rng, fs, None)
+            r.counts["thermalised"] = True
+        while r.writer.n < s["n"]:
             if method == "reweight":
-                T = min(n - o.n, fs.batch_size)
-                prop = sample(model, T, fs, seed=int(rng.integers(0, 2**62)), posterior=proposal)
-                lw = log_weights(prop.phi, prop.log_q, params)
-                o.append(prop.phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=state(),
-                         state_phi=np.zeros((1, params.volume)))
+                _reweight_chunk(model, r, s["n"], params, fs, posterior)
             elif method == "imh":
-                T = min(n - o.n, max(1, fs.batch_size // C))
-                prop = sample(model, C * T, fs, seed=int(rng.integers(0, 2**62)), posterior=proposal)
-                lw = log_weights(prop.phi, prop.log_q, params).reshape(C, T)
-                idx, acc, dH = imh_chain(lw, rng, current=cur_lw)
-                pool = prop.phi.reshape(C, T, *params.shape)
-                held = np.where((idx >= 0).reshape(C, T, *([1] * len(params.shape))),
-                                pool[np.arange(C)[:, None], np.maximum(idx, 0)], cur[:, None])
-                cur = held[:, -1].copy()
-                cur_lw = np.where(idx[:, -1] >= 0, lw[np.arange(C), np.maximum(idx[:, -1], 0)], cur_lw)
-                o.append(held, acc.astype(float), dH, None, state=state(cur_lw), state_phi=cur)
+                _imh_chunk(model, r, s["n"], params, fs, posterior)
             else:
-                T = min(n - o.n, flush_every)
-                res, accs, dHs = [], [], []
-                for _ in range(T):
-                    cur, acc, dH = _sweep(model, cur, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, counts,
-                                          with_stats=True)
-                    res.append(cur.copy())
-                    accs.append(acc)
-                    dHs.append(dH)
-                o.append(np.stack(res, 1), np.stack(accs, 1), np.stack(dHs, 1), None, state=state(), state_phi=cur)
+                _sweep_chunk(model, r, min(s["n"] - r.writer.n, flush_every), params, fs, s, hmc)
             if bar is not None:
-                bar.n = o.n
+                bar.n = r.writer.n
                 bar.refresh()
     finally:
         if bar is not None:
             bar.close()
-        o.close({"n_done": o.n, "wall_time": float(wall0 + time.time() - t0), "eps": float(hmc_eps if hmc else 0.0)})
-    summary = _summary(out, method, counts)
-    summary["wall_time"] = wall0 + time.time() - t0
-    return summary
+
+
+def _reweight_chunk(model, r: _Run, n, params, fs, posterior):
+    """Up to ``fs.batch_size`` model samples with their importance log-weights."""
+    T = min(n - r.writer.n, fs.batch_size)
+    prop = sample(model, T, fs, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
+    lw = log_weights(prop.phi, prop.log_q, params)
+    r.writer.append(prop.phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=r.state(),
+                    state_phi=np.zeros((1, params.volume)))
+
+
+def _imh_chunk(model, r: _Run, n, params, fs, posterior):
+    """One batch of proposals, shared out among the chains, and the chains run through their share."""
+    C = len(r.cur)
+    T = min(n - r.writer.n, max(1, fs.batch_size // C))
+    prop = sample(model, C * T, fs, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
+    lw = log_weights(prop.phi, prop.log_q, params).reshape(C, T)
+    idx, acc, dH = imh_chain(lw, r.rng, current=r.cur_lw)
+    pool = prop.phi.reshape(C, T, *params.shape)
+    held = np.where((idx >= 0).reshape(C, T, *([1] * len(params.shape))),
+                    pool[np.arange(C)[:, None], np.maximum(idx, 0)], r.cur[:, None])
+    r.cur = held[:, -1].copy()
+    r.cur_lw = np.where(idx[:, -1] >= 0, lw[np.arange(C), np.maximum(idx[:, -1], 0)], r.cur_lw)
+    r.writer.append(held, acc.astype(float), dH, None, state=r.state(r.cur_lw), state_phi=r.cur)
+
+
+def _sweep_chunk(model, r: _Run, T, params, fs, s, hmc):
+    """``T`` sweeps of block updates (and HMC trajectories, hybrid) of every chain."""
+    res, accs, dHs = [], [], []
+    for _ in range(T):
+        r.cur, acc, dH = _sweep(model, r.cur, params, s["block"], s["updates"], hmc, s.get("hmc_traj"),
+                                s.get("hmc_eps"), r.rng, fs, r.counts, with_stats=True)
+        res.append(r.cur.copy())
+        accs.append(acc)
+        dHs.append(dH)
+    r.writer.append(np.stack(res, 1), np.stack(accs, 1), np.stack(dHs, 1), None, state=r.state(), state_phi=r.cur)
 
 
 def _sweep(model, phi, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, counts, with_stats=False):

@@ -30,7 +30,6 @@ seed and settings give the same samples on the same backend.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -89,20 +88,34 @@ def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: fl
     return out
 
 
-def sequential(model, n: int, order: str = "raster", block=None, levels: int = 3, shape=None, steps: int = 20,
-               solver: str = "heun", sde: float | None = None, seed: int = 0, order_seed: int | None = None,
-               data=None, observed=None, batch_size: int = 512, grid_power: float = 1.0,
-               progress: bool = False, posterior: Posterior | None = None) -> np.ndarray:
-    """Blockwise generation in ``order`` ('raster', 'reverse', 'random', 'coarse_to_fine'), ``steps``
-    per block; with ``data``/``observed`` the observed sites are kept (sequential inpainting); with
-    ``posterior``, posterior sequential generation."""
+def sequential(model, n: int, order: str = "raster", block=None, levels: int | None = None, shape=None,
+               steps: int = 20, solver: str = "heun", sde: float | None = None, seed: int = 0,
+               order_seed: int | None = None, data=None, observed=None, batch_size: int = 512,
+               grid_power: float = 1.0, progress: bool = False, posterior: Posterior | None = None) -> np.ndarray:
+    """Blockwise generation in ``order`` ('raster', 'reverse', 'random': blocks of size ``block``, B or
+    (B, C), required; 'coarse_to_fine': nested sublattices, ``levels`` of them, default 3), ``steps``
+    per block; the setting the order does not use is refused.  With ``data``/``observed`` the observed
+    sites are kept (sequential inpainting); with ``posterior``, posterior sequential generation."""
     from ..interpolant.paths import sequential_path
 
     shape = model.check_shape(np.shape(data)[1:] if data is not None else (model.shape if shape is None else shape))
     count = _count(n if data is None else len(data))
     settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
-    path = sequential_path(shape, order, block=block, levels=levels, seed=order_seed if order_seed is not None else seed,
-                           observed=observed)
+    if order not in ("raster", "reverse", "random", "coarse_to_fine"):
+        raise ParameterError(f"unknown order {order!r} (choose 'raster', 'reverse', 'random' or 'coarse_to_fine')")
+    if order == "coarse_to_fine":
+        if block is not None:
+            raise ParameterError("order='coarse_to_fine' does not use block= (it uses levels=)")
+        levels = 3 if levels is None else levels
+    elif levels is not None:
+        raise ParameterError(f"order={order!r} does not use levels= (coarse_to_fine does)")
+    elif block is None:
+        raise ParameterError(f"order={order!r} needs block=B (block size)")
+    try:
+        path = sequential_path(shape, order, block=block, levels=levels,
+                               seed=order_seed if order_seed is not None else seed, observed=observed)
+    except ValueError as e:  # a block or a level count that does not fit the lattice
+        raise ParameterError(f"order={order!r} on the lattice {shape}: {e}") from None
     if data is None:
         if observed is not None:
             raise ParameterError("observed sites need the data they come from")
@@ -171,12 +184,9 @@ def resolve_start(model, posterior: Posterior, shape=None, steps: int = 20, solv
     return dataclasses.replace(posterior, start=float(model.to_physical(last["x"]).mean()))
 
 
-_BLOCK = re.compile(r"^block:(\d+(?:x\d+)*)@(\d+(?:,\d+)*)$")
-_RANDOM = re.compile(r"^random:([0-9.eE+-]+)$")
-
-
 def parse_mask(spec: str, shape, seed: int = 0) -> np.ndarray:
-    """Boolean mask of UNKNOWN sites from a spec.
+    """Boolean mask of UNKNOWN sites of the lattice ``shape`` from a spec, one mask for every sample
+    (:func:`phi4si.interpolant.masks.parse_mask` with periodic blocks):
 
     * ``block:RxC@I,J`` - an R x C block (any d: ``AxBxC@I,J,K``) starting at (I, J), periodic;
     * ``random:F``      - each site unknown with probability F (0 < F <= 1), drawn with ``seed``;
@@ -188,49 +198,9 @@ def parse_mask(spec: str, shape, seed: int = 0) -> np.ndarray:
            [1, 1, 1, 0],
            [0, 0, 0, 0]])
     """
-    shape = tuple(int(s) for s in shape)
-    d = len(shape)
-    m = _BLOCK.match(spec)
-    if m:
-        size = [int(v) for v in m.group(1).split("x")]
-        at = [int(v) for v in m.group(2).split(",")]
-        if len(size) != d or len(at) != d:
-            raise ParameterError(f"mask {spec!r}: give {d} sizes and {d} coordinates for the lattice {shape}")
-        if any(s < 1 or s > L for s, L in zip(size, shape)) or any(i >= L for i, L in zip(at, shape)):
-            raise ParameterError(f"mask {spec!r} does not fit the lattice {shape}")
-        mask = np.zeros(shape, bool)
-        idx = np.ix_(*[(np.arange(s) + i) % L for s, i, L in zip(size, at, shape)])
-        mask[idx] = True
-        return mask
-    m = _RANDOM.match(spec)
-    if m:
-        try:
-            f = float(m.group(1))
-        except ValueError:
-            f = float("nan")
-        if not 0 < f <= 1:
-            raise ParameterError(f"mask {spec!r}: the fraction must be in (0, 1]")
-        mask = np.random.default_rng(seed).random(shape) < f
-        if not mask.any():
-            raise ParameterError(f"mask {spec!r} selected no site (seed {seed}); use a larger fraction")
-        return mask
-    if spec.endswith(".npy"):
-        p = Path(spec)
-        if not p.exists():
-            raise ParameterError(f"mask file {spec} does not exist")
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001
-            raise ParameterError(f"mask file {spec}: not a readable .npy array ({e})") from None
-        if arr.shape != shape:
-            raise ParameterError(f"mask file {spec} has shape {arr.shape}, the lattice is {shape}")
-        if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
-            raise ParameterError(f"mask file {spec} must hold booleans or 0/1")
-        arr = arr.astype(bool)
-        if not arr.any():
-            raise ParameterError(f"mask file {spec} marks no site as unknown")
-        return arr
-    raise ParameterError(f"cannot parse mask {spec!r}: use block:RxC@I,J, random:FRACTION or FILE.npy")
+    from ..interpolant.masks import parse_mask as parse
+
+    return parse(spec, shape, periodic=True, seed=seed)
 
 
 def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype: str = "float32",

@@ -29,6 +29,8 @@ observed pixel.
 ((1797, 1, 8, 8), 1, 1.0)
 """
 
+# layout: the image task end to end (data, masks, the four tasks, metrics and baselines, figures,
+# the output file) in one module, in sections; each section is short and uses the shared core.
 from __future__ import annotations
 
 import json
@@ -41,6 +43,7 @@ import torch
 
 from .._version import __version__
 from ..errors import ParameterError
+from ..interpolant import masks as _masks
 from ..io import atomic_write, prepare_output, utc_now
 from ..model.solve import SolveSettings, solve_batches
 
@@ -222,13 +225,7 @@ def random_masks(n: int, shape, fraction: float, seed: int = 0) -> np.ndarray:
     >>> random_masks(2, (8, 8), 0.7, seed=0).shape
     (2, 8, 8)
     """
-    if not 0 < fraction <= 1:
-        raise ParameterError(f"mask fraction must be in (0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
-    m = rng.random((int(n), *shape)) < fraction
-    for i in np.flatnonzero(~m.reshape(len(m), -1).any(1)):
-        m[i].flat[rng.integers(m[i].size)] = True
-    return m
+    return _masks.random_masks(n, shape, fraction, seed)
 
 
 def block_masks(n: int, shape, size, seed: int | None = 0, at=None) -> np.ndarray:
@@ -238,53 +235,18 @@ def block_masks(n: int, shape, size, seed: int | None = 0, at=None) -> np.ndarra
     >>> block_masks(1, (8, 8), 4, at=(2, 2))[0].sum()
     np.int64(16)
     """
-    h, w = (size, size) if np.isscalar(size) else tuple(size)
-    H, W = shape
-    if not (1 <= h <= H and 1 <= w <= W):
-        raise ParameterError(f"block {h}x{w} does not fit images of size {H}x{W}")
-    rng = np.random.default_rng(seed)
-    m = np.zeros((int(n), H, W), bool)
-    for k in range(int(n)):
-        i, j = at if at is not None else (rng.integers(0, H - h + 1), rng.integers(0, W - w + 1))
-        if not (0 <= i <= H - h and 0 <= j <= W - w):
-            raise ParameterError(f"block {h}x{w} at ({i}, {j}) does not fit images of size {H}x{W}")
-        m[k, i:i + h, j:j + w] = True
-    return m
+    return _masks.block_masks(n, shape, size, seed, at, periodic=False)
 
 
 def parse_image_mask(spec: str, n: int, shape, seed: int = 0) -> np.ndarray:
     """Masks (n, H, W) from ``random:F`` (one random mask per image), ``block:HxW`` (a random
-    position per image), ``block:HxW@I,J`` (fixed) or ``FILE.npy`` ((H, W) or (n, H, W) booleans).
+    position per image), ``block:HxW@I,J`` (fixed) or ``FILE.npy`` ((H, W) or (n, H, W) booleans):
+    :func:`phi4si.interpolant.masks.parse_mask` with blocks inside the images, one mask per image.
 
     >>> parse_image_mask("block:2x3@1,0", 1, (4, 4))[0].astype(int)[1]
     array([1, 1, 1, 0])
     """
-    m = re.match(r"^random:([0-9.eE+-]+)$", spec)
-    if m:
-        try:
-            f = float(m.group(1))
-        except ValueError:
-            raise ParameterError(f"mask {spec!r}: the fraction is not a number") from None
-        return random_masks(n, shape, f, seed)
-    m = re.match(r"^block:(\d+)x(\d+)(?:@(\d+),(\d+))?$", spec)
-    if m:
-        at = None if m.group(3) is None else (int(m.group(3)), int(m.group(4)))
-        return block_masks(n, shape, (int(m.group(1)), int(m.group(2))), seed, at)
-    if spec.endswith(".npy"):
-        p = Path(spec)
-        if not p.exists():
-            raise ParameterError(f"mask file {spec} does not exist")
-        arr = np.load(p, allow_pickle=False)
-        if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
-            raise ParameterError(f"mask file {spec} must hold booleans or 0/1")
-        arr = arr.astype(bool)
-        if arr.shape == tuple(shape):
-            arr = np.broadcast_to(arr, (n, *shape)).copy()
-        if arr.shape != (n, *shape):
-            raise ParameterError(f"mask file {spec} has shape {arr.shape}; the images need {tuple(shape)} or "
-                                 f"{(n, *shape)}")
-        return arr
-    raise ParameterError(f"cannot parse mask {spec!r}: use random:FRACTION, block:HxW, block:HxW@I,J or FILE.npy")
+    return _masks.parse_mask(spec, shape, periodic=False, n=n, seed=seed)
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -320,10 +282,7 @@ def sequential_images(model, n: int, order: str = "raster", block: int = 4, shap
     from ..interpolant.paths import sequential_path
 
     shape = model.check_shape(model.shape if shape is None else shape)
-    try:
-        path = sequential_path(shape, order, block=block, seed=seed if order_seed is None else order_seed)
-    except ValueError as e:
-        raise ParameterError(str(e)) from None
+    path = sequential_path(shape, order, block=block, seed=seed if order_seed is None else order_seed)
     x = solve_batches(model, n, shape, lambda z, i, b: z, path, SolveSettings(steps, solver, None, seed, batch_size))
     return model.to_physical(x).numpy()
 
@@ -338,7 +297,19 @@ def inpaint_images(model, images, masks, noise: float = 0.0, steps: int = 50, so
     observed ones are then denoised by ``denoise``: 'sample' (exact conditional SDE, see the module
     docstring), 'mean' (E[x | y, completed pixels]) or 'keep' (return y).
 
-    >>> # x = inpaint_images(model, held_out_images(model)[:4], random_masks(4, (8, 8), 0.7), noise=0.01)
+    With the exact drift of a Gaussian "image" model (a trained one: :func:`load_image_model`):
+
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> from phi4si.lattice import Phi4Params
+    >>> from phi4si.model import DriftModel
+    >>> model = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0), mean=0.5, scale=0.2)
+    >>> x = np.full((2, 1, 4, 4), 0.5)
+    >>> hole = block_masks(1, (4, 4), 2, at=(1, 1))[0]
+    >>> out = inpaint_images(model, x, hole, steps=5)
+    >>> bool((out[:, 0, ~hole] == 0.5).all()), bool((out[:, 0, hole] != 0.5).all())   # observed pixels kept
+    (True, True)
+    >>> inpaint_images(model, x, random_masks(2, (4, 4), 0.7), noise=0.01, steps=5, denoise_steps=5).shape
+    (2, 1, 4, 4)
     """
     from ..interpolant.paths import InpaintPath
 

@@ -90,15 +90,15 @@ def _refused(res, match, code=None):
 # the good paths
 # ------------------------------------------------------------------------------------------------
 def test_solver_and_choice_names_match_the_library():
-    from phi4si import cli
+    from phi4si.cli import options
     from phi4si.interpolant.drifts import PARAMETRISATIONS
     from phi4si.interpolant.integrate import SOLVERS
     from phi4si.interpolant.measures import preset_measure
     from phi4si.nn.unet import _PRESETS
 
-    assert cli.SOLVERS == SOLVERS and cli.PARAMETRISATIONS == PARAMETRISATIONS
-    assert cli.MODEL_PRESETS == tuple(_PRESETS)
-    for name in cli.MEASURES:
+    assert options.SOLVERS == SOLVERS and options.PARAMETRISATIONS == PARAMETRISATIONS
+    assert options.MODEL_PRESETS == tuple(_PRESETS)
+    for name in options.MEASURES:
         preset_measure(name)
 
 
@@ -336,12 +336,12 @@ GEN_BAD = [
     (["--n", "x"], r"--n: not an integer"),
     (["--n", "2", "--steps", "0"], r"--steps must be >= 1"),
     (["--n", "2", "--solver", "midpoint"], r"--solver: invalid choice"),
-    (["--n", "2", "--sde", "-0.5"], r"--sde must be >= 0"),
+    (["--n", "2", "--sde", "-0.5"], r"--sde diffusion must be a finite number >= 0"),
     (["--n", "2", "--sde", "nan"], r"--sde: must be finite"),
     (["--n", "2", "--sde", "0.5", "--solver", "rk4"], r"--solver applies to the ODE"),
     (["--n", "2", "--grid-power", "0"], r"--grid-power: must be > 0"),
     (["--n", "2", "--batch-size", "0"], r"--batch-size must be >= 1"),
-    (["--n", "2", "--seed", "-1"], r"--seed must be >= 0"),
+    (["--n", "2", "--seed", "-1"], r"--seed must be an integer >= 0"),
     (["--n", "2", "--shape", "4", "4", "4"], r"trained on a 2-d lattice"),
     (["--n", "2", "--shape", "8"], r"trained on a 2-d lattice"),
     (["--n", "2", "--shape", "1", "4"], r"--shape: must be >= 2"),
@@ -423,7 +423,7 @@ INPAINT_BAD = [
     (["--mask", "random:0.5", "--n", "401"], r"holds only 400 configurations"),
     (["--mask", "random:0.5", "--steps", "0"], r"--steps must be >= 1"),
     (["--mask", "random:0.5", "--solver", "x"], r"--solver: invalid choice"),
-    (["--mask", "random:0.5", "--sde", "-1"], r"--sde must be >= 0"),
+    (["--mask", "random:0.5", "--sde", "-1"], r"--sde diffusion must be a finite number >= 0"),
     (["--mask", "random:0.5", "--order", "random"], r"needs --block"),
 ]
 

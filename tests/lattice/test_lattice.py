@@ -76,6 +76,15 @@ def test_invalid_parameters_refused(kwargs):
         Phi4Params(**kwargs)
 
 
+def test_bad_fields_and_free_masses_refused():
+    p = Phi4Params((4, 4), m2=1.0, lam=0.0)
+    for f in (action, force):
+        with pytest.raises(ParameterError, match=r"does not end with the lattice shape \(4, 4\)"):
+            f(np.zeros((2, 4, 5)), p)
+    with pytest.raises(ParameterError, match="m2 > 0"):
+        free_propagator((4, 4), 0.0)
+
+
 @given(
     kappa=st.floats(0.01, 2.0),
     l=st.one_of(st.just(0.0), st.floats(1e-6, 5.0)),

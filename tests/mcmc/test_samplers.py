@@ -182,7 +182,7 @@ def _interacting(n_traj):
     import tempfile
     from pathlib import Path
 
-    from phi4si.analysis.observables import analyze
+    from phi4si.analysis.observables import analyze_dataset
     from phi4si.mcmc.run import sample_mcmc
     from phi4si.store import open_ensemble
 
@@ -195,7 +195,7 @@ def _interacting(n_traj):
             sample_mcmc(params, path, sampler=name, chains=8, n_traj=n_traj, n_therm=100, every=0, seed=10 + i,
                         progress=False, **kw)
             ds = open_ensemble(path)
-            res[f"{name}{i}"] = analyze(ds)
+            res[f"{name}{i}"] = analyze_dataset(ds)
             ds.close()
     keys = ("abs_m", "chi", "binder", "s", "m2")
     names = list(res)

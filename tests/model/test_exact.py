@@ -402,3 +402,90 @@ def test_bad_settings_and_inputs_are_refused(tmp_path):
     broken.lattice = {"shape": list(SHAPE), "params": {}}
     with pytest.raises(CheckpointError, match="m2, lam"):
         broken.target_params()
+
+
+# ---------------------------------------------------------------- what the library refuses (the CLI forwards)
+@pytest.mark.parametrize("method,kw,match", [
+    ("reweight", dict(block=2), "block applies to method block or hybrid only"),
+    ("imh", dict(updates=1), "updates applies to method block or hybrid only"),
+    ("imh", dict(n_therm=0), "n_therm applies to method block or hybrid only"),
+    ("block", dict(hmc_traj=1), "hmc_traj applies to method hybrid only"),
+    ("block", dict(hmc_eps=0.1), "hmc_eps applies to method hybrid only"),
+    ("reweight", dict(hmc_steps=10), "hmc_steps applies to method hybrid only"),
+    ("reweight", dict(chains=2), "chains applies to method imh, block or hybrid only"),
+    ("imh", dict(seed=-1), "seed must be an integer >= 0"),
+    ("imh", dict(seed=True), "seed must be an integer >= 0"),
+    ("imh", dict(chains=0), "chains must be an integer >= 1"),
+    ("block", dict(n_therm=-1), "n_therm must be an integer >= 0"),
+    ("block", dict(updates=0), "updates must be an integer >= 1"),
+    ("hybrid", dict(hmc_steps=0), "hmc_steps must be an integer >= 1"),
+    ("hybrid", dict(hmc_eps=float("inf")), "hmc_eps must be a finite number > 0"),
+    ("imh", dict(dtype="float16"), "dtype must be float32 or float64"),
+])
+def test_sample_neural_refuses_settings_before_writing(tmp_path, method, kw, match):
+    model, _ = _model()
+    with pytest.raises(ParameterError, match=match):
+        sample_neural(model, method, tmp_path / "a.h5", 2, fs=FlowSettings(steps=2), **kw)
+    assert not list(tmp_path.iterdir())
+
+
+def test_sample_neural_posterior_is_for_reweight_and_imh(tmp_path):
+    from phi4si.model.posterior import Posterior
+
+    model, _ = _model()
+    for method in ("block", "hybrid"):
+        with pytest.raises(ParameterError, match="posterior applies to method reweight or imh only"):
+            sample_neural(model, method, tmp_path / "a.h5", 2, posterior=Posterior(h=0.1))
+    with pytest.raises(ParameterError, match="posterior must be None or a"):
+        sample_neural(model, "imh", tmp_path / "a.h5", 2, posterior={"h": 0.1})
+    assert not list(tmp_path.iterdir())
+
+
+def test_sample_neural_method_settings_default_when_not_given(tmp_path):
+    """A block run with nothing but the method records the defaults of METHOD_SETTINGS."""
+    from phi4si import open_ensemble
+    from phi4si.model.exact import METHOD_SETTINGS
+
+    model, _ = _model()
+    out = tmp_path / "h.h5"
+    sample_neural(model, "hybrid", out, 1, fs=FlowSettings(steps=2), seed=1)
+    with open_ensemble(out) as ds:
+        s = ds.attrs["sampler"]
+    assert {k: s[k] for k in METHOD_SETTINGS} == {"block": [4, 4], "updates": 1, "n_therm": 0, "hmc_traj": 1,
+                                                  "hmc_eps": 0.1, "hmc_steps": 10}
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(divergence="exact", probes=2), "probes applies to divergence colored or hutchinson only"),
+    (dict(divergence="exact", period=2), "period applies to divergence colored only"),
+    (dict(divergence="hutchinson", period=8), "period applies to divergence colored only"),
+    (dict(batch_size=0), "batch_size must be >= 1, got 0"),
+    (dict(max_batch=0), "max_batch must be >= 1, got 0"),
+])
+def test_flow_settings_refuse_what_the_divergence_does_not_use(kw, match):
+    with pytest.raises(ParameterError, match=match):
+        FlowSettings(**kw)
+
+
+def test_flow_settings_accept_the_defaults_of_unused_settings():
+    import dataclasses
+
+    fs = FlowSettings(divergence="exact", probes=1, period=4)        # the defaults: nothing is ignored
+    assert dataclasses.replace(fs, steps=3).steps == 3
+    assert FlowSettings(**FlowSettings(divergence="hutchinson", probes=3).to_dict()).probes == 3
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(order="coarse_to_fine", block=2), r"order='coarse_to_fine' does not use block="),
+    (dict(order="raster", block=2, levels=2), r"order='raster' does not use levels="),
+    (dict(order="random"), r"order='random' needs block=B"),
+    (dict(order="snake", block=2), r"unknown order 'snake'"),
+    (dict(order="raster", block=5), r"order='raster' on the lattice \(4, 4\): block .* does not fit"),
+    (dict(order="coarse_to_fine", levels=4), r"on the lattice \(4, 4\): coarse-to-fine with 4 levels"),
+])
+def test_sequential_refuses_settings_its_order_does_not_use(kw, match):
+    from phi4si.model.generate import sequential
+
+    model, _ = _model()
+    with pytest.raises(ParameterError, match=match):
+        sequential(model, 2, steps=2, **kw)

@@ -294,7 +294,7 @@ def test_posterior_proposal_raises_the_ess_and_stays_exact(oracle_model, tmp_pat
     res = {}
     for name, prop in (("prior", None), ("posterior", Posterior(h=h, a0=0.9))):
         out = tmp_path / f"{name}.h5"
-        summary = sample_neural(model, "reweight", out, 500, h=h, fs=fs, seed=2, proposal=prop)
+        summary = sample_neural(model, "reweight", out, 500, h=h, fs=fs, seed=2, posterior=prop)
         r = analyze_file(out)
         res[name] = (summary, r)
         assert abs(r["m"]["value"] - mu.mean()) < 4 * r["m"]["error"] + 1e-3, (name, r["m"], mu.mean())
@@ -303,7 +303,7 @@ def test_posterior_proposal_raises_the_ess_and_stays_exact(oracle_model, tmp_pat
         assert ds.attrs["sampler"]["proposal"]["a0"] == 0.9
         assert isinstance(ds.attrs["sampler"]["proposal"]["start"], float)
     with pytest.raises(ParameterError, match="reweight and imh"):
-        sample_neural(model, "block", tmp_path / "b.h5", 2, h=h, fs=fs, proposal=Posterior(h=h))
+        sample_neural(model, "block", tmp_path / "b.h5", 2, h=h, fs=fs, posterior=Posterior(h=h))
 
 
 def test_cli_sample_neural_posterior_proposal(cli, tiny, tmp_path):

@@ -17,14 +17,14 @@ Modules, lowest first (each imports only those above it):
   :func:`train_maze`, :func:`load_maze_model`, :func:`model_maze`;
 * :mod:`.planner` -- :func:`plan` (inpainting with a k search), :class:`Plans`,
   :func:`evaluate_plans`, :func:`write_plans`;
-* :mod:`.figures` -- the maze drawing behind :meth:`Maze.plot` and :func:`plot_plans`.
+* :mod:`.figures` -- :func:`draw_maze` (the maze with paths and markers) and :func:`plot_plans`.
 
 Why this cut: the modules follow what they need.  checks, kernels, geometry, controller and
 dataset use numpy, numba and h5py only, so making and checking trajectories (and
 ``import phi4si.tasks.maze.geometry``) never imports torch; torch enters with :mod:`.training`
 (the trajectory file becomes an :class:`~phi4si.model.data.ArrayData`, a checkpoint becomes a
-model) and :mod:`.planner`; matplotlib only with :mod:`.figures`, which :meth:`Maze.plot`
-imports when called.  The datasets are split from the training side for the same reason: the
+model) and :mod:`.planner`; matplotlib only with :mod:`.figures`, which imports the geometry
+(never the other way round).  The datasets are split from the training side for the same reason: the
 ``maze dataset`` command needs no torch.  The names below are loaded on first use, so importing
 this package costs nothing until one of them is asked for.
 
@@ -58,6 +58,7 @@ _EXPORTS = {
     "model_maze": "training",
     "Plans": "planner", "plan": "planner", "evaluate_plans": "planner", "write_plans": "planner",
     "plot_plans": "figures",
+    "draw_maze": "figures",
 }
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "plan",
     "evaluate_plans",
     "plot_plans",
+    "draw_maze",
     "write_plans",
 ]
 

@@ -1,5 +1,5 @@
 """Figures of the maze task (matplotlib, imported here only): the maze with paths and markers
-(:func:`draw_maze`, which :meth:`.geometry.Maze.plot` calls) and a grid of planned paths against
+(:func:`draw_maze`) and a grid of planned paths against
 the exact geodesics (:func:`plot_plans`).  No pyplot: every figure is a
 ``matplotlib.figure.Figure``, so any backend works.
 

@@ -1,7 +1,7 @@
 """Maze geometry (Negrel et al. 2025, section 5.3): the D4RL maze2d-large layout, free points
 and cells, exact segment and path validity, exact geodesic distances.  numpy and numba only:
-importing this module imports neither torch nor matplotlib (:meth:`Maze.plot` draws through
-:mod:`.figures`, imported when called).
+importing this module imports neither torch nor matplotlib (:func:`.figures.draw_maze` draws a
+maze).
 
 Geometry
 --------
@@ -38,6 +38,9 @@ True
 >>> round(float(maze.shortest_path_length([1.5, 1.5], [10.5, 7.5])), 4)
 11.2017
 """
+# layout: one Maze class (~460 lines, a third of them docstrings) whose cached tables serve the
+# point tests, segment tests and geodesics together; splitting it would make other modules reach
+# into those tables.
 
 from __future__ import annotations
 
@@ -541,21 +544,6 @@ class Maze:
         d = self.shortest_path_length(c[i], c[j])
         k = int(np.argmax(d))
         return float(d[k]), tuple(int(v) for v in self.free_cells[i[k]]), tuple(int(v) for v in self.free_cells[j[k]])
-
-    # ---- drawing
-
-    def plot(self, ax=None, paths=None, starts=None, goals=None, *, path_color=None, alpha: float = 0.8,
-             linewidth: float = 1.0, wall_color="0.25", title: str | None = None):
-        """Draw the maze, optional paths and start / goal markers; returns the matplotlib Axes
-        (see :func:`.figures.draw_maze`, which does the drawing; matplotlib is imported only then).
-
-        >>> tuple(float(v) for v in Maze("OO").plot(title="a room").get_xlim())
-        (0.0, 2.0)
-        """
-        from .figures import draw_maze
-
-        return draw_maze(self, ax, paths, starts, goals, path_color=path_color, alpha=alpha, linewidth=linewidth,
-                         wall_color=wall_color, title=title)
 
 
 @lru_cache(maxsize=1)

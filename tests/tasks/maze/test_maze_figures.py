@@ -1,4 +1,4 @@
-"""phi4si.tasks.maze.figures: the maze drawing (Maze.plot) and the figure of plans."""
+"""phi4si.tasks.maze.figures: the maze drawing (draw_maze) and the figure of plans."""
 
 from __future__ import annotations
 
@@ -7,24 +7,25 @@ import pytest
 
 from phi4si.errors import ParameterError
 from phi4si.tasks.maze.dataset import make_dataset
+from phi4si.tasks.maze.figures import draw_maze
 
 
 def test_plot(maze):
     d = make_dataset(3, seed=0)
-    ax = maze.plot(paths=d["paths"], starts=d["paths"][:, 0], goals=d["paths"][:, -1], title="maze")
+    ax = draw_maze(maze, paths=d["paths"], starts=d["paths"][:, 0], goals=d["paths"][:, -1], title="maze")
     assert tuple(ax.get_ylim()) == (9.0, 0.0) and tuple(ax.get_xlim()) == (0.0, 12.0)
     assert ax.get_aspect() == 1.0 and ax.get_title() == "maze"
     assert len(ax.collections) == 4  # walls, paths, starts, goals
-    ax2 = maze.plot(ax=ax.figure.add_subplot(2, 1, 2))
+    ax2 = draw_maze(maze, ax=ax.figure.add_subplot(2, 1, 2))
     assert ax2 is not ax and len(ax2.collections) == 1
     with pytest.raises(ParameterError, match="shape"):
-        maze.plot(paths=np.zeros((2, 3, 3)))
+        draw_maze(maze, paths=np.zeros((2, 3, 3)))
 
 
 def test_draw_maze_is_maze_plot(maze):
     from phi4si.tasks.maze.figures import draw_maze
 
-    a = maze.plot(paths=[[1.5, 1.5], [4.5, 1.5]], starts=[1.5, 1.5], path_color="k", linewidth=2.0)
+    a = draw_maze(maze, paths=[[1.5, 1.5], [4.5, 1.5]], starts=[1.5, 1.5], path_color="k", linewidth=2.0)
     b = draw_maze(maze, paths=[[1.5, 1.5], [4.5, 1.5]], starts=[1.5, 1.5], path_color="k", linewidth=2.0)
     assert len(a.collections) == len(b.collections) == 3
     assert np.array_equal(a.collections[1].get_linewidths(), b.collections[1].get_linewidths())

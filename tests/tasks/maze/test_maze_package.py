@@ -70,13 +70,8 @@ def test_function_bodies_fit_a_screen():
 
 
 @pytest.mark.parametrize("module", [""] + MODULES)
-def test_docstring_examples(module):
+def test_every_module_has_docstring_examples(module):
+    """Each module documents itself with runnable examples (the default suite runs them, through
+    pytest's --doctest-modules; here only their presence is checked)."""
     mod = importlib.import_module("phi4si.tasks.maze" + (f".{module}" if module else ""))
-    res = doctest.testmod(mod)
-    assert res.failed == 0 and res.attempted > 0, mod.__name__
-
-
-def test_images_docstring_examples():   # inherited from the former tests/tasks/test_maze.py; belongs in test_images.py
-    import phi4si.tasks.images
-
-    assert doctest.testmod(phi4si.tasks.images).failed == 0
+    assert sum(len(t.examples) for t in doctest.DocTestFinder().find(mod)) > 0, mod.__name__

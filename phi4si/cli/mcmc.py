@@ -1,0 +1,128 @@
+"""``phi4si sample-mcmc``, ``analyze`` and ``plot``: exact MCMC ensembles and what is read from them.
+
+The flags of sample-mcmc are parsed here; their values are validated by
+:func:`phi4si.mcmc.run.sample_mcmc` (one place for the command line and the Python API).  The
+lattice shape and the hopping form (``--kappa`` with ``--l``) are the command line's own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..errors import Phi4siError
+from .options import DTYPES, command_line, finite_float, integer, integer_at_least, positive_float
+
+__all__ = ["add_parsers", "cmd_sample", "cmd_analyze", "cmd_plot"]
+
+
+def add_parsers(sub):
+    from ..mcmc import SAMPLERS
+
+    s = sub.add_parser("sample-mcmc", help="generate a phi^4 ensemble with an exact MCMC sampler (HDF5)",
+                       epilog="sampler-specific flags: hmc: --integrator --target-accept --no-adapt; "
+                              "fahmc: --integrator --mass --target-accept --no-adapt; langevin: --mass; "
+                              "mala: --mass --target-accept --no-adapt (others apply to every sampler); "
+                              "a flag the chosen sampler does not use is an error")
+    s.add_argument("--shape", type=integer_at_least(2), nargs="+", default=[8, 8], help="lattice sides (default 8 8)")
+    s.add_argument("--m2", type=finite_float, default=None, help="bare mass squared (default -4)")
+    s.add_argument("--lam", type=finite_float, default=None, help="quartic coupling (default 8)")
+    s.add_argument("--h", type=finite_float, default=0.0, help="applied field h (default 0)")
+    s.add_argument("--k", type=finite_float, default=0.0, help="extra quadratic coupling k (default 0)")
+    s.add_argument("--kappa", type=positive_float, default=None,
+                   help="hopping parameter (hopping form, with --l; instead of --m2/--lam)")
+    s.add_argument("--l", type=finite_float, default=None, help="hopping-form quartic coupling (with --kappa)")
+    s.add_argument("--sampler", choices=SAMPLERS, default="hmc")
+    s.add_argument("--chains", type=integer, default=4, help="independent chains (default 4)")
+    s.add_argument("--n-traj", type=integer, default=1000, help="measured trajectories per chain")
+    s.add_argument("--n-therm", type=integer, default=200, help="thermalisation trajectories (eps adapted)")
+    s.add_argument("--every", type=integer, default=1, help="store every N-th configuration (0: none)")
+    s.add_argument("--eps", type=finite_float, default=None, help="(initial) step size / Langevin dt")
+    s.add_argument("--n-steps", type=integer, default=None, help="integration steps per trajectory")
+    s.add_argument("--integrator", choices=("leapfrog", "omelyan"), default=None,
+                   help="hmc, fahmc (default leapfrog)")
+    s.add_argument("--mass", type=finite_float, default=None,
+                   help="Fourier mass M_fa (fahmc) / M (langevin, mala) (default 1)")
+    s.add_argument("--target-accept", type=finite_float, default=None,
+                   help="acceptance the step-size adaptation aims at (hmc, fahmc, mala)")
+    s.add_argument("--no-adapt", action="store_true", help="keep eps fixed during thermalisation (hmc, fahmc, mala)")
+    s.add_argument("--jitter", type=finite_float, default=None,
+                   help="randomise eps per trajectory by +-jitter (relative; default 0.1 for hmc/fahmc, 0 otherwise)")
+    s.add_argument("--seed", type=integer, default=0)
+    s.add_argument("--out", required=True, help="output HDF5 file")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted (or shorter) run in --out")
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    s.add_argument("--dtype", choices=DTYPES, default="float64", help="storage dtype of configurations")
+    s.add_argument("--flush-seconds", type=finite_float, default=5.0, help="checkpoint interval (seconds)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_sample)
+
+    a = sub.add_parser("analyze", help="observables with Gamma-method errors")
+    a.add_argument("file")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--S", type=positive_float, default=2.0, help="Gamma-method window parameter S (default 2)")
+    a.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("plot", help="histogram, MC history, correlator, configurations (PNG)")
+    p.add_argument("file")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_plot)
+
+
+def _and(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _params(args):
+    """Phi4Params from the standard form (--m2, --lam) or the hopping form (--kappa with --l)."""
+    from ..lattice.params import Phi4Params
+
+    hop = [f for f, v in (("--kappa", args.kappa), ("--l", args.l)) if v is not None]
+    std = [f for f, v in (("--m2", args.m2), ("--lam", args.lam)) if v is not None]
+    if hop and std:
+        raise Phi4siError(f"{_and(hop + std)} exclude each other: give either the standard form (--m2, --lam) "
+                          "or the hopping form (--kappa with --l), not both")
+    if not hop:
+        return Phi4Params(tuple(args.shape), -4.0 if args.m2 is None else args.m2,
+                          8.0 if args.lam is None else args.lam, args.h, args.k)
+    if len(hop) == 1:
+        missing = "--l" if args.l is None else "--kappa"
+        raise Phi4siError(f"--kappa and --l go together (hopping form); {missing} is missing")
+    if args.l < 0:
+        raise Phi4siError(f"--l must be >= 0 (lam = l / kappa^2; the action is unbounded below otherwise); "
+                          f"got --l {args.l}")
+    try:
+        return Phi4Params.from_hopping(args.shape, args.kappa, args.l, h=args.h, k=args.k)
+    except Phi4siError as e:  # say it in the user's terms: which standard-form couplings they mean
+        d = len(args.shape)
+        raise Phi4siError(f"--kappa {args.kappa} --l {args.l} means m2={(1 - 2 * args.l) / args.kappa - 2 * d:.6g}, "
+                          f"lam={args.l / args.kappa ** 2:.6g}: {e}") from None
+
+
+def cmd_sample(args, argv):
+    from ..mcmc.run import sample_mcmc
+
+    params = _params(args)
+    sample_mcmc(params, args.out, sampler=args.sampler, chains=args.chains, n_traj=args.n_traj, n_therm=args.n_therm,
+                every=args.every, eps=args.eps, n_steps=args.n_steps, integrator=args.integrator, mass=args.mass,
+                target_accept=args.target_accept, adapt=False if args.no_adapt else None, jitter=args.jitter,
+                seed=args.seed, resume=args.resume, overwrite=args.overwrite, dtype=args.dtype,
+                flush_seconds=args.flush_seconds, progress=not args.no_progress, command=command_line(argv))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def cmd_analyze(args, argv):
+    from ..analysis.report import analyze_file, format_table
+
+    res = analyze_file(args.file, S=args.S)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(format_table(res))
+
+
+def cmd_plot(args, argv):
+    from ..analysis.plot import plot_ensemble
+
+    for path in plot_ensemble(args.file, args.out):
+        print(path)

@@ -1,0 +1,419 @@
+"""``phi4si train``, ``generate``, ``inpaint``, ``posterior`` and ``sample-neural``: the trained lattice
+model and its tasks.
+
+The commands parse and print; :mod:`phi4si.model` validates (settings, orders, blocks, methods).
+What stays here is what only a command line has: flags that the chosen sub-mode would ignore
+(``--block`` without ``--order``, ``--solver`` with ``--sde`` > 0, ``--a0`` without ``--proposal
+posterior``), the choice between generation and sequential generation, the reading of the input
+file and the output's record of the command.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .options import (DTYPES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags, block_size,
+                      check_out, command_line, device, finite_float, flag_terms, given, integer, integer_at_least,
+                      load_model, positive_float, posterior_start)
+from .training import check_train_flags, run_training
+
+__all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "cmd_sample_neural"]
+
+# the library keywords of the task commands' flags, for refusals said in flag terms
+TASK_KEYWORDS = ("n", "steps", "sde", "seed", "batch_size", "order", "block", "levels")
+NEURAL_KEYWORDS = ("n", "chains", "steps", "solver", "divergence", "probes", "period", "batch_size", "max_batch",
+                   "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method")
+
+
+def add_parsers(sub):
+    _add_train_parser(sub)
+    _add_task_parsers(sub)
+    _add_sample_neural_parser(sub)
+
+
+def _add_train_parser(sub):
+    t = sub.add_parser("train", help="train a multitask interpolant on an ensemble (model checkpoint .pt)",
+                       epilog="--steps and --minutes may both be given (training stops at the first); with "
+                              "neither, 2000 steps (with --resume: the checkpoint's own limit). --resume continues "
+                              "--out bit-exactly (CPU, --steps): repeat the original command with --resume added "
+                              "(--steps/--minutes, --device, --threads may change)")
+    t.add_argument("--data", required=True, help="training ensemble (HDF5 file of sample-mcmc)")
+    add_train_flags(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _add_task_parsers(sub):
+    g = sub.add_parser("generate", help="samples of a trained model, written as an ensemble file",
+                       epilog="the output is an ensemble file (one chain, one 'trajectory' per sample) that "
+                              "analyze and plot read; it records the model, the solver settings and the seed")
+    g.add_argument("--n", type=integer, required=True, help="number of configurations")
+    g.add_argument("--shape", type=integer_at_least(2), nargs="+", default=None,
+                   help="lattice sides (default: the training lattice)")
+    g.add_argument("--dtype", choices=DTYPES, default="float32", help="storage dtype (default float32)")
+    add_task_flags(g, "generate")
+    add_posterior_flags(g)
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("inpaint", help="complete the masked sites of configurations from an ensemble file",
+                       epilog="mask: block:RxC@I,J (periodic block at I,J), random:FRACTION (drawn with --seed) or "
+                              "FILE.npy (boolean array of the lattice shape); True/1 = unknown, to be generated. "
+                              "Observed sites are copied bit for bit (keep --dtype at the data's)")
+    i.add_argument("--data", required=True, help="ensemble file whose configurations are completed")
+    i.add_argument("--mask", required=True, help="unknown sites: block:RxC@I,J | random:FRACTION | FILE.npy")
+    i.add_argument("--n", type=integer, default=None,
+                   help="use the first N configurations (chain 0 first, then chain 1, ...; default all)")
+    i.add_argument("--dtype", choices=DTYPES, default=None, help="storage dtype (default: the data's)")
+    add_task_flags(i, "inpaint")
+    add_posterior_flags(i)
+    i.set_defaults(func=cmd_inpaint)
+
+    q = sub.add_parser("posterior", help="posterior samples under a field h and/or coupling k with a prior model "
+                                         "(reward transform, no retraining)",
+                       epilog="without --data: generation (or sequential generation with --order); with --data and "
+                              "--mask: posterior inpainting of those configurations. The posterior path starts at "
+                              "a0 < 1 from a0 z + (1 - a0) m, m the start mean. The output records the posterior's "
+                              "couplings (h, k), so analyze and sample-mcmc comparisons use the same action")
+    q.add_argument("--n", type=integer, default=None, help="number of configurations (with --data: the first N)")
+    q.add_argument("--shape", type=integer_at_least(2), nargs="+", default=None,
+                   help="lattice sides (default: the training lattice)")
+    q.add_argument("--data", default=None, help="ensemble file to inpaint under the posterior (needs --mask)")
+    q.add_argument("--mask", default=None, help="unknown sites for --data: block:RxC@I,J | random:FRACTION | FILE.npy")
+    q.add_argument("--dtype", choices=DTYPES, default=None, help="storage dtype (default float32)")
+    add_task_flags(q, "generate")
+    add_posterior_flags(q)
+    q.set_defaults(func=cmd_posterior)
+
+
+def _add_sample_neural_parser(sub):
+    nm = sub.add_parser("sample-neural", help="exact sampling with a trained model: importance weights, independence "
+                                              "Metropolis, neural block updates, hybrid with HMC",
+                        epilog="reweight: N model samples with log-weights (analyze uses them); imh: CHAINS chains "
+                               "of N steps through model proposals; block/hybrid: CHAINS chains of N sweeps, each "
+                               "sweep regenerating --updates random blocks by inpainting (hybrid adds --hmc-traj "
+                               "HMC trajectories). The target is exp(-S) with the training data's m2, lam plus the "
+                               "rewards --h, --k. log q comes from the ODE with its divergence: exact (autograd, "
+                               "~one network pass per moving site) or hutchinson (--probes)")
+    nm.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
+    nm.add_argument("--method", required=True, choices=("reweight", "imh", "block", "hybrid"))
+    nm.add_argument("--n", type=integer, required=True,
+                    help="samples (reweight), steps per chain (imh) or sweeps per chain (block, hybrid)")
+    nm.add_argument("--out", required=True, help="output HDF5 ensemble file")
+    nm.add_argument("--h", type=finite_float, default=0.0, help="applied field (reward b = h 1; default 0)")
+    nm.add_argument("--k", type=finite_float, default=0.0, help="extra coupling (reward A = 2k Id; default 0)")
+    nm.add_argument("--proposal", choices=("prior", "posterior"), default="prior",
+                    help="reweight/imh proposals: the model (prior, default) or its posterior drift under --h/--k "
+                         "(reward transform; keeps the ESS up when the posterior sits in the prior's tail)")
+    nm.add_argument("--a0", type=finite_float, default=None, help="--proposal posterior: start time (default 0.9)")
+    nm.add_argument("--start", type=posterior_start, default=None,
+                    help="--proposal posterior: start mean pilot (default), noise or a number")
+    nm.add_argument("--pilot", type=integer, default=None, help="--proposal posterior: pilot-run size (default 256)")
+    nm.add_argument("--pilot-rounds", type=integer, default=None, help="--proposal posterior: pilot runs (default 2)")
+    nm.add_argument("--chains", type=integer, default=1, help="independent chains (imh, block, hybrid; default 1)")
+    nm.add_argument("--steps", type=integer, default=10, help="ODE steps of the log-density flow (default 10)")
+    nm.add_argument("--solver", choices=SOLVERS, default="rk4", help="ODE solver (default rk4)")
+    nm.add_argument("--divergence", choices=("colored", "exact", "hutchinson"), default="colored",
+                    help="divergence of the velocity: colored (default; Rademacher probes split by a lattice "
+                         "colouring of period --period), exact (autograd trace) or hutchinson")
+    nm.add_argument("--probes", type=integer, default=None,
+                    help="probe draws per step (colored, hutchinson; default 1; >= 2 gives an error estimate)")
+    nm.add_argument("--period", type=integer, default=None, help="colouring period of --divergence colored (default 4)")
+    nm.add_argument("--float64", action="store_true", help="integrate the flow in double precision")
+    nm.add_argument("--block", type=block_size, default=None, metavar="B",
+                    help="block size of block/hybrid updates (B or BxC; default 4)")
+    nm.add_argument("--updates", type=integer, default=None, help="block updates per sweep (default 1)")
+    nm.add_argument("--hmc-traj", type=integer, default=None, help="HMC trajectories per hybrid sweep (default 1)")
+    nm.add_argument("--hmc-eps", type=positive_float, default=None, help="HMC step size (default 0.1)")
+    nm.add_argument("--hmc-steps", type=integer, default=None, help="HMC leapfrog steps (default 10)")
+    nm.add_argument("--n-therm", type=integer, default=None, help="discarded sweeps (block, hybrid; default 0)")
+    nm.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
+    nm.add_argument("--batch-size", type=integer, default=256, help="configurations per flow batch (default 256)")
+    nm.add_argument("--max-batch", type=integer, default=512,
+                    help="network batch of the divergence's copies (default 512)")
+    nm.add_argument("--dtype", choices=DTYPES, default="float32", help="storage dtype")
+    nm.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
+    nm.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
+    nm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    nm.add_argument("--resume", action="store_true",
+                    help="continue --out (written in chunks with its random state) up to --n; same settings")
+    nm.add_argument("--no-progress", action="store_true")
+    nm.set_defaults(func=cmd_sample_neural)
+
+
+# ------------------------------------------------------------------------------------------------ train
+def cmd_train(args, argv):
+    from ..errors import EnsembleFileError
+
+    check_train_flags(args)
+    if not Path(args.data).exists():
+        raise EnsembleFileError(f"{args.data}: no such file")
+    run_training(args.data, args, argv)
+
+
+# ------------------------------------------------------------------------------------------------ posterior flags
+def _posterior(args, required=False):
+    """The Posterior of the reward flags, or None (prior) when no reward flag is given."""
+    from ..errors import ParameterError
+
+    given_flags = [f for f in ("h", "k", "a0", "start", "pilot", "pilot_rounds") if getattr(args, f, None) is not None]
+    if not given_flags:
+        if required:
+            raise ParameterError("give a reward: --h and/or --k (the prior is `phi4si generate`)")
+        return None
+    if args.h is None and args.k is None:
+        raise ParameterError(f"{', '.join('--' + f.replace('_', '-') for f in given_flags)} need a reward: "
+                             "--h and/or --k")
+    return _posterior_settings(args, args.h or 0.0, args.k or 0.0)
+
+
+def _posterior_settings(args, h, k):
+    from ..errors import ParameterError
+    from ..model.posterior import Posterior
+
+    for flag in ("pilot", "pilot_rounds"):
+        if getattr(args, flag) is not None and args.start not in (None, "pilot"):
+            raise ParameterError(f"--{flag.replace('_', '-')} applies to --start pilot only")
+    return Posterior(h=h, k=k, a0=args.a0, start="pilot" if args.start is None else args.start,
+                     pilot=256 if args.pilot is None else args.pilot,
+                     rounds=2 if args.pilot_rounds is None else args.pilot_rounds)
+
+
+def _posterior_record(post, model) -> dict:
+    if post is None:
+        return {}
+    return {"posterior": {**post.describe(), "a0": post.start_time(model)}}
+
+
+def _output_params(model, shape, post=None):
+    """The output's couplings: the model's training data's, with the posterior's h, k when sampling one
+    (whose start time is checked here, against the feasibility bound of k > 0, before any work)."""
+    from ..lattice.params import Phi4Params
+
+    params = Phi4Params.from_dict({**model.lattice["params"], "shape": list(shape)})
+    if post is None:
+        return params
+    post.start_time(model)
+    return params.with_rewards(h=post.h, k=post.k)
+
+
+# ------------------------------------------------------------------------------------------------ generate, inpaint
+def _model_record(model, path) -> dict:
+    return {"model": str(Path(path).resolve()), "model_step": model.meta.get("step"),
+            "model_version": model.meta.get("version"), "param": model.param,
+            "family": getattr(model.family, "to_dict", lambda: None)(), "model_shape": list(model.shape),
+            "model_params": model.lattice.get("params")}
+
+
+def _task_settings(args):
+    """The solver keywords of a task and the settings recorded in the output's sampler attributes.
+
+    Refused here: only what a command line can get wrong on its own (a flag of the sequential task
+    without ``--order``, ``--solver`` with the SDE); the values are the library's to validate."""
+    from ..errors import ParameterError
+
+    if args.order is None:
+        for flag, v in (("--block", args.block), ("--levels", args.levels)):
+            if v is not None:
+                raise ParameterError(f"{flag} applies to sequential generation only; give --order too")
+    if args.sde is not None and args.sde > 0 and args.solver is not None:
+        raise ParameterError("--solver applies to the ODE; with --sde > 0 the SDE is integrated by Euler-Maruyama "
+                             "(leave --solver out)")
+    steps = args.steps if args.steps is not None else (20 if args.order else 50)
+    solver = args.solver or "heun"
+    rec = {"solver": "euler-maruyama" if args.sde else solver, "steps": steps, "sde": args.sde,
+           "grid_power": args.grid_power, "batch_size": args.batch_size, "device": args.device}
+    if args.order:
+        c2f = args.order == "coarse_to_fine"
+        rec.update(order=args.order, block=None if c2f else args.block,
+                   levels=(3 if args.levels is None else args.levels) if c2f else None, steps_per="block")
+    solve = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
+                 grid_power=args.grid_power, progress=not args.no_progress)
+    return solve, rec
+
+
+def _run_task(args, task, *data, **keywords):
+    """``task`` (generate, inpaint or sequential) with --threads applied and refusals in flag terms."""
+    from ..model.device import set_threads
+
+    set_threads(args.threads)
+    if args.order:
+        keywords.update(order=args.order, **given(args, "block", "levels"))
+    with flag_terms(*TASK_KEYWORDS):
+        return task(*data, **keywords)
+
+
+def cmd_generate(args, argv):
+    solve, rec = _task_settings(args)
+    out = check_out(args.out, args.overwrite)
+    model = load_model(args.model, args.device)
+    shape = model.check_shape(model.shape if args.shape is None else args.shape)
+    post = _posterior(args)
+    params = _output_params(model, shape, post)
+    from ..model.generate import generate, sequential, write_samples
+
+    t0 = time.perf_counter()
+    phi = _run_task(args, sequential if args.order else generate, model, args.n, shape=shape, **solve, posterior=post)
+    wall = time.perf_counter() - t0
+    sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
+               **rec, **_model_record(model, args.model), **_posterior_record(post, model)}
+    run = {"seed": args.seed, "n": args.n, "shape": list(shape), "dtype": args.dtype, "command": command_line(argv),
+           "wall_time": wall}
+    write_samples(out, phi, params, sampler, run, dtype=args.dtype, overwrite=args.overwrite)
+    print(f"wrote {out} ({args.n} configurations {'x'.join(map(str, shape))}, {wall:.1f} s)", file=sys.stderr)
+
+
+def _read_configs(path, n):
+    """The first n configurations (chain 0 first, then chain 1, ...), their dtype and the file's attrs."""
+    import numpy as np
+
+    from ..errors import EnsembleFileError, ParameterError
+    from ..store import open_ensemble
+
+    with open_ensemble(path) as ds:
+        if "phi" not in ds:
+            raise EnsembleFileError(f"{path}: holds no configurations")
+        phi = ds["phi"]
+        n_chains, n_cfg = int(phi.sizes["chain"]), int(phi.sizes["cfg"])
+        total = n_chains * n_cfg
+        if total == 0:
+            raise EnsembleFileError(f"{path}: holds no stored configurations (was it run with --every 0?)")
+        if n is None:
+            n = total
+        if n > total:
+            raise ParameterError(f"--n {n}: {path} holds only {total} configurations ({n_chains} chains x {n_cfg})")
+        parts, need = [], n
+        for c in range(n_chains):
+            if need == 0:
+                break
+            k = min(need, n_cfg)
+            parts.append(np.asarray(phi.isel(chain=c, cfg=slice(0, k)).values))
+            need -= k
+        data = np.concatenate(parts)
+        return data, str(phi.dtype), dict(ds.attrs)
+
+
+def _inpaint_input(args):
+    """(output path, model, data, data dtype, data attrs) of ``inpaint``, every file checked."""
+    from ..errors import EnsembleFileError, ParameterError, Phi4siError
+    from ..io import same_file
+
+    if same_file(args.out, args.data):
+        raise ParameterError("--out is the --data file; write the completed configurations to another file")
+    out = check_out(args.out, args.overwrite)
+    if not Path(args.data).exists():
+        raise EnsembleFileError(f"{args.data}: no such file")
+    model = load_model(args.model, args.device)
+    data, data_dtype, attrs = _read_configs(args.data, args.n)
+    shape = tuple(data.shape[1:])
+    try:
+        model.check_shape(shape)
+    except Phi4siError as e:
+        raise type(e)(f"{args.data} (lattice {'x'.join(map(str, shape))}): {e}") from None
+    return out, model, data, data_dtype, attrs
+
+
+def _warn_couplings(model, attrs):
+    mp, dp = dict(model.lattice.get("params") or {}), dict(attrs.get("params") or {})
+    mp.pop("shape", None)
+    dp.pop("shape", None)
+    if mp != dp:
+        print(f"phi4si inpaint: warning: the data ({dp}) and the model's training data ({mp}) have different "
+              "couplings; the output records the model's", file=sys.stderr)
+
+
+def cmd_inpaint(args, argv):
+    import numpy as np
+
+    from ..errors import ParameterError
+
+    if args.n is not None and args.n < 1:  # how many configurations of --data: read here, not by the library
+        raise ParameterError(f"--n must be >= 1, got {args.n}")
+    solve, rec = _task_settings(args)
+    out, model, data, data_dtype, attrs = _inpaint_input(args)
+    shape = tuple(data.shape[1:])
+    from ..model.generate import inpaint, parse_mask, sequential, write_samples
+
+    unknown = parse_mask(args.mask, shape, seed=args.seed)
+    dtype = args.dtype or (data_dtype if data_dtype in DTYPES else "float64")
+    post = _posterior(args)
+    params = _output_params(model, shape, post)
+    _warn_couplings(model, attrs)
+    t0 = time.perf_counter()
+    if args.order:
+        phi = _run_task(args, sequential, model, None, shape=shape, data=data, observed=~unknown, **solve,
+                        posterior=post)
+    else:
+        phi = _run_task(args, inpaint, model, data, unknown, **solve, posterior=post)
+    wall = time.perf_counter() - t0
+    sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
+               **rec, **_model_record(model, args.model), **_posterior_record(post, model), "mask": args.mask,
+               "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
+               "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
+               "data_selection": "first n configurations, chain-major"}
+    run = {"seed": args.seed, "n": len(data), "shape": list(shape), "dtype": dtype, "command": command_line(argv),
+           "wall_time": wall}
+    write_samples(out, phi, params, sampler, run, dtype=dtype, overwrite=args.overwrite)
+    print(f"wrote {out} ({len(data)} configurations, {int(unknown.sum())} of {unknown.size} sites inpainted, "
+          f"{wall:.1f} s)", file=sys.stderr)
+
+
+def cmd_posterior(args, argv):
+    from ..errors import ParameterError
+
+    _posterior(args, required=True)
+    if args.data is not None:
+        if args.mask is None:
+            raise ParameterError("--data needs --mask (the sites to generate under the posterior)")
+        if args.shape is not None:
+            raise ParameterError("--shape does not apply with --data (the data's lattice is used)")
+        return cmd_inpaint(args, argv)
+    if args.mask is not None:
+        raise ParameterError("--mask needs --data (the configurations to inpaint)")
+    if args.n is None:
+        raise ParameterError("--n is required without --data")
+    args.dtype = args.dtype or "float32"
+    return cmd_generate(args, argv)
+
+
+# ------------------------------------------------------------------------------------------------ sample-neural
+def _proposal(args):
+    """The Posterior of ``--proposal posterior`` (None for the prior); its flags without it are refused."""
+    from ..errors import ParameterError
+
+    if args.proposal == "posterior":
+        if args.h == 0 and args.k == 0:
+            raise ParameterError("--proposal posterior needs a reward: --h and/or --k")
+        return _posterior_settings(args, args.h, args.k)
+    for flag in ("a0", "start", "pilot", "pilot_rounds"):
+        if getattr(args, flag) is not None:
+            raise ParameterError(f"--{flag.replace('_', '-')} applies to --proposal posterior only")
+    return None
+
+
+def _neural_terms():
+    return flag_terms(*NEURAL_KEYWORDS, posterior="--proposal posterior")
+
+
+def cmd_sample_neural(args, argv):
+    from ..io import prepare_output
+    from ..model.density import FlowSettings
+    from ..model.device import set_threads
+    from ..model.exact import sample_neural
+
+    proposal = _proposal(args)
+    with _neural_terms():
+        fs = FlowSettings(steps=args.steps, solver=args.solver, divergence=args.divergence, float64=args.float64,
+                          batch_size=args.batch_size, max_batch=args.max_batch, **given(args, "probes", "period"))
+    out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
+    model = load_model(args.model, args.device)
+    set_threads(args.threads)
+    with _neural_terms():
+        summary = sample_neural(model, args.method, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs,
+                                seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,
+                                resume=args.resume, progress=not args.no_progress,
+                                model_path=str(Path(args.model).resolve()), command=command_line(argv),
+                                **given(args, "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm"))
+    parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
+             if k != "method" and v is not None]
+    print(f"wrote {out} ({args.method}: {', '.join(parts)})", file=sys.stderr)

@@ -1,0 +1,45 @@
+"""The report of ``phi4si analyze`` (phi4si.analysis.report) and the plots of ``phi4si plot``."""
+
+from pathlib import Path
+
+import pytest
+
+from phi4si.analysis import observables
+from phi4si.analysis.plot import plot_ensemble
+from phi4si.analysis.report import analyze_file, format_table
+from phi4si.errors import EnsembleFileError
+from phi4si.lattice import Phi4Params
+from phi4si.mcmc.run import sample_mcmc
+
+
+def test_table_says_why_an_error_is_missing():
+    ok = {"value": 1.0, "error": 0.1, "tau_int": 0.7, "tau_int_error": 0.1, "ess": 100.0}
+    res = {k: dict(ok) for k in observables.KEYS}
+    res["chi"] = dict(ok, error=None, note="error not computable: non-finite fluctuations")
+    res["xi2"] = {"value": None, "error": None, "tau_int": None, "tau_int_error": None, "ess": None,
+                  "note": "undefined: G~(0)/G~(p_min) <= 1"}
+    res.update(params={"shape": [4, 4], "m2": -4.0, "lam": 8.0, "h": 0.0, "k": 0.0}, sampler={"sampler": "hmc"},
+               n_chains=2, n_traj=20, acceptance=0.8, eps=0.1)
+    lines = format_table(res).splitlines()
+    chi = next(ln for ln in lines if ln.startswith("chi "))
+    assert "n/a" in chi and "non-finite fluctuations" in chi, chi
+    xi = next(ln for ln in lines if ln.startswith("xi_2"))
+    assert "n/a" in xi and "G~(0)/G~(p_min) <= 1" in xi, xi
+    assert "nan" not in format_table(res).lower()
+
+
+@pytest.mark.parametrize("chains, n_traj", [(1, 4), (2, 2)])
+def test_too_short_an_ensemble_is_refused(tmp_path, chains, n_traj):
+    path = sample_mcmc(Phi4Params((4, 4), m2=1.0, lam=0.0), tmp_path / "e.h5", chains=chains, n_traj=n_traj,
+                       n_therm=0, progress=False)
+    with pytest.raises(EnsembleFileError, match=r"needs at least 5 measurements to analyse \(has 4\)"):
+        analyze_file(path)
+
+
+def test_plot_draws_the_correlator_from_5_configurations(tmp_path):
+    """2 to 4 stored configurations: configs.png but no correlator (its errors need 5); 5: both."""
+    params = Phi4Params((4, 4), m2=1.0, lam=0.0)
+    for n_cfg, pngs in [(4, {"hist_m.png", "history.png", "configs.png"}),
+                        (5, {"hist_m.png", "history.png", "configs.png", "correlator.png"})]:
+        path = sample_mcmc(params, tmp_path / f"e{n_cfg}.h5", chains=1, n_traj=n_cfg, n_therm=0, progress=False)
+        assert {Path(p).name for p in plot_ensemble(path, tmp_path / f"plots{n_cfg}")} == pngs
