@@ -130,6 +130,7 @@ def image_inpaint(args, argv):
     import numpy as np
 
     from ..errors import ParameterError
+    from ..seeds import numpy_rng
     from ..tasks import images as im
 
     model = _model(args)
@@ -137,7 +138,7 @@ def image_inpaint(args, argv):
     masks = im.parse_image_mask(args.mask, len(x), model.shape, args.seed)
     if not args.noise >= 0:
         raise ParameterError(f"--noise must be >= 0, got {args.noise}")
-    y = x + args.noise * np.random.default_rng(args.seed + 7).standard_normal(x.shape) * ~masks[:, None]
+    y = x + args.noise * numpy_rng(args.seed, "observation_noise").standard_normal(x.shape) * ~masks[:, None]
     y = np.where(masks[:, None], 0.0, y)
     out = im.inpaint_images(model, y, masks, noise=args.noise, steps=args.steps, solver=args.solver,
                             seed=args.seed, denoise=args.denoise, batch_size=args.batch_size)

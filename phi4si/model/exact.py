@@ -49,6 +49,7 @@ from .density import FlowSettings, conditional_log_prob, propose_block, sample
 from ..errors import ParameterError, ResumeError
 from ..io import check_resume, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..analysis.weights import log_target, log_weights
+from ..seeds import stream_seed
 from ..store import ConfigurationWriter
 
 __all__ = ["METHODS", "METHOD_SETTINGS", "imh_chain", "random_blocks", "block_update", "sample_neural"]
@@ -123,7 +124,7 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
     masks = random_blocks(phi.shape[1:], block, len(phi), rng)
     seed = int(rng.integers(0, 2**62))
     prop = propose_block(model, phi, masks, fs, seed=seed)
-    lq_old, _ = conditional_log_prob(model, phi, masks, fs, seed=seed + 1)
+    lq_old, _ = conditional_log_prob(model, phi, masks, fs, seed=stream_seed(seed, "block_reverse"))
     log_alpha = (log_target(prop.phi, params) - prop.log_q) - (log_target(phi, params) - lq_old)
     acc = np.log(rng.random(len(phi))) < log_alpha
     new = np.where(acc.reshape(-1, *([1] * (phi.ndim - 1))), prop.phi, phi)

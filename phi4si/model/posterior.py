@@ -41,12 +41,12 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ParameterError
+from ..seeds import torch_generator
 
-__all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEFAULT_A0", "PILOT_DRAWS"]
+__all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEFAULT_A0"]
 
 DEFAULT_A0 = 0.9
 STARTS = ("pilot", "noise")
-PILOT_DRAWS = 104729   # the stream that picks and translates pilot samples: seed + PILOT_DRAWS
 
 
 @dataclass
@@ -154,7 +154,7 @@ def pilot_start(model, posterior: Posterior, pilot_run, translation_invariant: b
     if posterior.start != "pilot":
         v = (float(posterior.start) - model.mean) / model.scale
         return lambda b: v
-    g = torch.Generator().manual_seed(int(seed) + PILOT_DRAWS)
+    g = torch_generator(seed, "pilot_draws")     # which pilot sample, which translation
 
     def sampler(x):
         if not translation_invariant:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from ..seeds import torch_generator
 
 __all__ = ["SolveSettings", "solve", "solve_loop", "solve_batches", "pilot_runner", "run_task", "progress_bar"]
 
@@ -134,16 +135,12 @@ def solve_batches(model, n: int, shape, make_start, path, settings: SolveSetting
     return solve_loop(model, model.drift(), int(n), tuple(shape), make_start, path, settings, gen).double().cpu()
 
 
-# The pilot runs of a posterior task draw from their own streams: round r uses seed + PILOT_STREAM (r + 1).
-PILOT_STREAM = 7919
-
-
 def pilot_runner(model, drift, path, make_start, shape, settings: SolveSettings, cap: int | None = None):
     """``pilot_run(m, x1, round)`` for :func:`~phi4si.model.posterior.pilot_start`: m (at most ``cap``)
     normalised samples of the task on the posterior ``path`` (a StartAt), started with data part
     ``x1(b)``, each round with its own random stream."""
     def pilot_run(m, x1, r):
-        g = torch.Generator().manual_seed(int(settings.seed) + PILOT_STREAM * (r + 1))
+        g = torch_generator(settings.seed, "pilot", r)     # round r: its own stream (phi4si.seeds)
         lifted = lambda z, i, b: path.lift(make_start(z, i, b), x1(b))  # noqa: E731
         m = m if cap is None else min(m, cap)
         return solve_loop(model, drift, m, shape, lifted, path, settings, g).double()

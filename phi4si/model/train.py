@@ -37,6 +37,7 @@ import torch
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, TrainingDivergedError
 from ..io import atomic_write, check_resume, prepare_output
+from ..seeds import torch_generator
 from .device import set_threads
 from .checkpoint import CHECKPOINT_FORMAT
 
@@ -185,10 +186,6 @@ def _build(cfg: TrainConfig, data, device):
     return shape, fam, measure, odd, mcfg
 
 
-# Each rank's four streams (data, noise, measure, augment) are seeded seed * 1000 + i + RANK_STREAM * rank.
-RANK_STREAM = 7919
-
-
 class _Trainer:
     """The state of one training run (network, EMA copy, optimiser, random streams, counters) and
     its steps; :func:`train` drives it.  Rank 0 of a DDP run writes the checkpoint and the log."""
@@ -204,8 +201,9 @@ class _Trainer:
         for p in self.ema.parameters():
             p.requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.gens = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i + RANK_STREAM * rank)
-                     for i, name in enumerate(("data", "noise", "measure", "augment"), start=1)}
+        # each rank's four streams: children of SeedSequence(seed) (phi4si.seeds, stream "train")
+        self.gens = {name: torch_generator(cfg.seed, "train", rank, i)
+                     for i, name in enumerate(("data", "noise", "measure", "augment"))}
         self.step, self.wall0, self.history = 0, 0.0, []
         self.wall = 0.0
         self.command = command

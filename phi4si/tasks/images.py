@@ -46,6 +46,7 @@ from ..errors import ParameterError
 from ..interpolant import masks as _masks
 from ..io import atomic_write, prepare_output, utc_now
 from ..model.solve import SolveSettings, solve_batches
+from ..seeds import numpy_rng, stream_seed
 
 __all__ = ["load_images", "split", "image_data", "train_images", "load_image_model", "held_out_images", "generate_images",
            "sequential_images", "inpaint_images", "edit_images", "random_masks", "block_masks", "parse_image_mask",
@@ -352,7 +353,7 @@ def inpaint_images(model, images, masks, noise: float = 0.0, steps: int = 50, so
             c = lambda s: a_obs / (1.0 - a_obs * (1.0 - s))  # noqa: E731
             done = out
             out = solve_batches(model, N, shape, lambda z, i, b: done[i:i + b], scaled,
-                                SolveSettings(denoise_steps, "euler", c, seed + 1, batch_size))
+                                SolveSettings(denoise_steps, "euler", c, stream_seed(seed, "denoise"), batch_size))
     res = model.to_physical(out).numpy()
     if a_obs == 0 or denoise == "keep":
         res[~np.broadcast_to(m[:, None], res.shape)] = x[~np.broadcast_to(m[:, None], x.shape)]
@@ -381,7 +382,7 @@ def edit_images(model, image, regions, steps: int = 50, solver: str = "heun", se
         r = np.asarray(r, bool)
         if r.shape != tuple(x.shape[2:]):
             raise ParameterError(f"edit region {k} has shape {r.shape}, the image is {tuple(x.shape[2:])}")
-        out.append(inpaint_images(model, out[-1][None], r, steps=steps, solver=solver, seed=seed + k)[0])
+        out.append(inpaint_images(model, out[-1][None], r, steps=steps, solver=solver, seed=stream_seed(seed, "edit", k))[0])
     return np.stack(out)
 
 
@@ -459,16 +460,16 @@ def evaluate_inpainting(model, images, tasks: dict, seed: int = 0, steps: int = 
     N, shape = len(x), tuple(x.shape[2:])
     res = {}
     for t, (name, task) in enumerate(tasks.items()):
-        masks = parse_image_mask(task["mask"], N, shape, seed + 101 * t)
+        masks = parse_image_mask(task["mask"], N, shape, stream_seed(seed, "evaluate", t, 0))
         sigma = float(task.get("noise", 0.0))
-        y = x + sigma * np.random.default_rng(seed + 7 + t).standard_normal(x.shape) * ~masks[:, None]
+        y = x + sigma * numpy_rng(seed, "evaluate", t, 1).standard_normal(x.shape) * ~masks[:, None]
         y_masked = np.where(masks[:, None], 0.0, y)
         t0 = time.perf_counter()
-        est = {"phi4si": inpaint_images(model, y_masked, masks, noise=sigma, steps=steps, seed=seed + t,
+        est = {"phi4si": inpaint_images(model, y_masked, masks, noise=sigma, steps=steps, seed=stream_seed(seed, "evaluate", t, 2),
                                         batch_size=batch_size)}
         wall = time.perf_counter() - t0
         if n_mean > 0:
-            reps = [inpaint_images(model, y_masked, masks, noise=sigma, steps=steps, seed=seed + 1000 * (r + 1) + t,
+            reps = [inpaint_images(model, y_masked, masks, noise=sigma, steps=steps, seed=stream_seed(seed, "evaluate", t, 3, r),
                                    batch_size=batch_size) for r in range(n_mean)]
             est["phi4si_mean"] = np.mean(reps, axis=0)
         for b in BASELINES:

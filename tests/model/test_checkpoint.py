@@ -22,15 +22,6 @@ SHAPE = (4, 4)
 PARAMS = Phi4Params(SHAPE, m2=1.0, lam=0.5, h=0.2, k=-0.1)     # h != 0: a mean to normalise by
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread for these tiny networks (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _config(**kw) -> TrainConfig:
     return TrainConfig(**{**dict(steps=3, model="tiny", batch_size=8, val_every=2, val_size=8, warmup=1,
                                  checkpoint_every=1000), **kw})

@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from phi4si import Phi4Params, open_ensemble
 from phi4si.errors import CheckpointError, OutputExistsError, ParameterError
@@ -28,16 +27,6 @@ V = 16
 MEAN, SCALE = 0.3, 1.5
 N = 6000            # samples of the statistical checks
 ZMAX = 5.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these small solves run several times faster than with threads that wait
-    for each other on a shared machine (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

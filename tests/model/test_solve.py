@@ -29,16 +29,6 @@ V = 16
 MEAN, SCALE = 0.3, 1.5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these small solves run several times faster than with threads that wait
-    for each other on a shared machine (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model():
     """The free field's exact drift as a model whose physical field is phi = 1.5 x + 0.3."""

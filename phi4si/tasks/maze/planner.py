@@ -42,13 +42,13 @@ import torch
 
 from ...errors import ParameterError
 from ...io import atomic_write, prepare_output, utc_now
+from ...seeds import stream_seed
 from .checks import check_int
 from .geometry import Maze, path_length
 from .training import model_maze
 
 __all__ = ["Plans", "plan", "leg_indices", "evaluate_plans", "write_plans"]
 
-PASS_SEED = 1009   # pass p of plan's search solves with seed + PASS_SEED * p (part of the seed -> plans map)
 
 
 @dataclass
@@ -271,7 +271,7 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
         J = k_batch if k_batch is not None else max(1, batch_size // (len(act) * tries))
         n_k, plan_of, ks = search.rows(act, J)
         pins = np.stack([leg_indices(lb[i], legs[i], int(k)) for i, k in zip(plan_of, ks)])  # (R, m + 2)
-        settings = SolveSettings(steps, solver, None, seed + PASS_SEED * n_pass, batch_size)
+        settings = SolveSettings(steps, solver, None, stream_seed(seed, "plan_pass", n_pass), batch_size)
         cand = _inpaint(model, anchors[plan_of], pins, ks, tries, settings)
         n_pass += 1
         ok = maze.path_valid(cand).reshape(len(ks), tries)
