@@ -384,9 +384,13 @@ def open_ensemble(path, load: bool = False):
     dicts, ``n_done``, ``eps``, ``acceptance``, ``wall_time``, ``version``.  Only
     completed measurements (the first ``n_done`` trajectories) are exposed.
 
-    >>> ds = open_ensemble("ens.h5")          # doctest: +SKIP
-    >>> ds.m.mean().item(), ds.phi.dims       # doctest: +SKIP
-    (0.01, ('chain', 'cfg', 'x0', 'x1'))
+    >>> import os, tempfile
+    >>> from phi4si import Phi4Params, sample_mcmc
+    >>> path = sample_mcmc(Phi4Params((4, 4), -1.0, 1.0), os.path.join(tempfile.mkdtemp(), "e.h5"), chains=2,
+    ...                    n_traj=20, n_therm=5, every=2, progress=False)
+    >>> with open_ensemble(path) as ds:
+    ...     dict(ds.sizes)["traj"], ds.phi.dims, ds.attrs["params"]["lam"]
+    (20, ('chain', 'cfg', 'x0', 'x1'), 1.0)
     """
     import xarray as xr
 

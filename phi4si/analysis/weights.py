@@ -35,7 +35,15 @@ def log_target(phi, params) -> np.ndarray:
 
 
 def log_weights(phi, log_q, params) -> np.ndarray:
-    """log w = -S_{h,k}(phi) - log q(phi) (unnormalised)."""
+    """log w = -S_{h,k}(phi) - log q(phi) (unnormalised): self-normalised weighted means with
+    w / sum w estimate expectations under exp(-S_{h,k}) / Z from samples of q.
+
+    >>> from phi4si.lattice import Phi4Params, action
+    >>> p = Phi4Params((2, 2), m2=1.0, lam=0.0)
+    >>> phi = np.zeros((2, 2, 2))
+    >>> log_weights(phi, -action(phi, p), p).tolist()      # q = exp(-S): equal weights
+    [0.0, 0.0]
+    """
     lw = log_target(phi, params) - np.asarray(log_q, dtype=np.float64)
     if not np.isfinite(lw).all():
         raise ParameterError("importance log-weights are not finite (log q or the action overflowed)")

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from .training import check_train_flags, run_training
-from .options import (ORDERS, add_train_flags, add_trained_model_flags, command_line, finite_float, integer_at_least,
-                      prepare_run, task_record)
+from .options import (ORDERS, add_train_flags, add_trained_model_flags, command_line, finite_float, flag_terms,
+                      integer_at_least, prepare_run, task_record)
 
 __all__ = ["add_parsers", "image_train", "image_generate", "image_inpaint", "image_edit", "image_evaluate"]
 
@@ -129,17 +129,14 @@ def image_generate(args, argv):
 def image_inpaint(args, argv):
     import numpy as np
 
-    from ..errors import ParameterError
     from ..seeds import numpy_rng
     from ..tasks import images as im
 
     model = _model(args)
     x = _images_from(args, model, args.n)
     masks = im.parse_image_mask(args.mask, len(x), model.shape, args.seed)
-    if not args.noise >= 0:
-        raise ParameterError(f"--noise must be >= 0, got {args.noise}")
-    y = x + args.noise * numpy_rng(args.seed, "observation_noise").standard_normal(x.shape) * ~masks[:, None]
-    y = np.where(masks[:, None], 0.0, y)
+    with flag_terms("noise"):
+        y = im.observe(x, masks, args.noise, numpy_rng(args.seed, "observation_noise"))
     out = im.inpaint_images(model, y, masks, noise=args.noise, steps=args.steps, solver=args.solver,
                             seed=args.seed, denoise=args.denoise, batch_size=args.batch_size)
     im.write_images(args.out, out, task_record(args, argv, task="inpaint", mask=args.mask, noise=args.noise,
@@ -177,12 +174,6 @@ def _check_evaluate(args, model, n_test):
 
     if args.n_images > n_test:
         raise ParameterError(f"--n-images {args.n_images}: the model's test split has {n_test} images")
-    if not 0 < args.random <= 1:
-        raise ParameterError(f"--random must be in (0, 1], got {args.random}")
-    if min(args.noise_random, args.noise_block) < 0:
-        raise ParameterError("noise levels must be >= 0")
-    if args.block > min(model.shape):
-        raise ParameterError(f"--block {args.block} does not fit images of size {model.shape}")
 
 
 def _evaluation_figures(args, x, res):

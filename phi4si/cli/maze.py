@@ -143,13 +143,10 @@ def maze_plan(args, argv):
 
 
 def maze_evaluate(args, argv):
-    from ..errors import ParameterError
     from ..io import write_json
     from ..tasks import maze as mz
 
     model, maze = _model(args)
-    if not 0 <= args.margin < 0.5:
-        raise ParameterError(f"--margin must be in [0, 0.5), got {args.margin}")
     if args.plans:
         check_out(args.plans, args.overwrite)
     r = mz.evaluate_plans(model, args.n_plans, seed=args.seed, margin=args.margin, tries=args.tries,

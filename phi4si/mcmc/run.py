@@ -134,8 +134,16 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     a resume appends ``{date, command, version, n_done, n_traj}`` to ``run.resumed``).
     Returns the path.
 
+    >>> import os, tempfile
     >>> from phi4si.lattice import Phi4Params
-    >>> sample_mcmc(Phi4Params((8, 8), -4.0, 8.0), "ens.h5", n_traj=100, seed=1)  # doctest: +SKIP
+    >>> out = os.path.join(tempfile.mkdtemp(), "ens.h5")
+    >>> _ = sample_mcmc(Phi4Params((8, 8), -4.0, 8.0), out, n_traj=30, n_therm=10, seed=1, progress=False)
+    >>> _ = sample_mcmc(Phi4Params((8, 8), -4.0, 8.0), out, n_traj=60, n_therm=10, seed=1, progress=False,
+    ...                 resume=True)             # continue the same chains to 60 trajectories
+    >>> from phi4si import open_ensemble
+    >>> with open_ensemble(out) as ds:
+    ...     ds.attrs["n_done"], ds.attrs["sampler"]["sampler"]
+    (60, 'hmc')
     """
     # ---- validate everything before touching any file ----
     if not isinstance(params, Phi4Params):

@@ -111,7 +111,16 @@ class TrainedModel:
 
 
 def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype=torch.float32) -> TrainedModel:
-    """Load a checkpoint written by :func:`phi4si.model.train.train` (EMA weights by default)."""
+    """Load a checkpoint written by :func:`phi4si.model.train.train` (EMA weights by default, in
+    ``dtype`` on ``device``); raises :class:`~phi4si.errors.CheckpointError` for a missing, foreign or
+    damaged file.  The model's drift works in normalised coordinates x = (phi - mean) / scale
+    (``to_physical``/``to_normalised`` convert); an example is in the module docstring.
+
+    >>> load_model("no-such-model.pt")
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.CheckpointError: no-such-model.pt: no such model file
+    """
     from ..interpolant.operators import family_from_dict
     from ..nn.unet import LatticeUNet, UNetConfig
 

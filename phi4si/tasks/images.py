@@ -251,6 +251,24 @@ def parse_image_mask(spec: str, n: int, shape, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ tasks
+def observe(images, masks, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """The observation of ``images`` (N, C, H, W) through ``masks`` (N, H, W; True = unknown) with
+    Gaussian noise of standard deviation ``noise`` on the observed pixels: y = x + noise z there, 0 on
+    the unknown pixels (what :func:`inpaint_images` and the baselines are given).
+
+    >>> y = observe(np.ones((1, 1, 2, 2)), np.array([[[True, False], [False, False]]]), 0.0,
+    ...             np.random.default_rng(0))
+    >>> y[0, 0].tolist()
+    [[0.0, 1.0], [1.0, 1.0]]
+    """
+    noise = float(noise)
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ParameterError(f"noise must be a finite number >= 0, got {noise}")
+    masks = np.asarray(masks, dtype=bool)
+    y = images + noise * rng.standard_normal(np.shape(images)) * ~masks[:, None]
+    return np.where(masks[:, None], 0.0, y)
+
+
 def _check_images(model, images, what="images") -> np.ndarray:
     x = np.array(images, dtype=np.float64)
     C = model.channels
@@ -458,12 +476,18 @@ def evaluate_inpainting(model, images, tasks: dict, seed: int = 0, steps: int = 
     and per-image arrays."""
     x = _check_images(model, images)
     N, shape = len(x), tuple(x.shape[2:])
+    observed = {}
+    for t, (name, task) in enumerate(tasks.items()):       # every task's masks and noise checked before any work
+        try:
+            masks = parse_image_mask(task["mask"], N, shape, stream_seed(seed, "evaluate", t, 0))
+            observed[name] = (masks, observe(x, masks, float(task.get("noise", 0.0)),
+                                             numpy_rng(seed, "evaluate", t, 1)))
+        except ParameterError as e:
+            raise ParameterError(f"task {name!r}: {e}") from None
     res = {}
     for t, (name, task) in enumerate(tasks.items()):
-        masks = parse_image_mask(task["mask"], N, shape, stream_seed(seed, "evaluate", t, 0))
+        masks, y_masked = observed[name]
         sigma = float(task.get("noise", 0.0))
-        y = x + sigma * numpy_rng(seed, "evaluate", t, 1).standard_normal(x.shape) * ~masks[:, None]
-        y_masked = np.where(masks[:, None], 0.0, y)
         t0 = time.perf_counter()
         est = {"phi4si": inpaint_images(model, y_masked, masks, noise=sigma, steps=steps, seed=stream_seed(seed, "evaluate", t, 2),
                                         batch_size=batch_size)}

@@ -304,3 +304,31 @@ def test_non_image_checkpoint_refused(tmp_path):
     with pytest.raises(CheckpointError, match="not an image model"):
         im.load_image_model(tmp_path / "m.pt")
     assert torch.load(tmp_path / "m.pt", weights_only=False)["data"]["path"] == "<array>"
+
+
+def test_observe_noise_only_on_observed_pixels():
+    x = np.ones((3, 1, 4, 4))
+    masks = np.random.default_rng(0).random((3, 4, 4)) < 0.5
+    y = im.observe(x, masks, 0.1, np.random.default_rng(1))
+    assert (y[:, 0][masks] == 0).all()
+    z = (y[:, 0][~masks] - 1.0) / 0.1
+    assert z.std() > 0.3 and abs(z.mean()) < 1.0
+    assert np.array_equal(im.observe(x, masks, 0.1, np.random.default_rng(1)), y)      # same stream, same bits
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ParameterError, match="noise must be a finite number >= 0"):
+            im.observe(x, masks, bad, np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("tasks,match", [
+    ({"a": {"mask": "random:0.5", "noise": 0.0}, "b": {"mask": "random:0.5", "noise": -1.0}}, r"task 'b': noise"),
+    ({"a": {"mask": "random:0.5"}, "b": {"mask": "block:9x9"}}, r"task 'b': mask 'block:9x9' does not fit"),
+    ({"a": {"mask": "random:2"}}, r"task 'a': mask 'random:2': the fraction"),
+])
+def test_evaluate_refuses_every_task_before_any_work(tiny_rgb_model, tasks, match, monkeypatch):
+    calls = []
+    monkeypatch.setattr(im, "inpaint_images", lambda *a, **k: calls.append(1))
+    model = im.load_image_model(tiny_rgb_model / "m.pt")
+    x = im.held_out_images(model)[:2]
+    with pytest.raises(ParameterError, match=match):
+        im.evaluate_inpainting(model, x, tasks, steps=2)
+    assert not calls          # the first task was not run before the second was found wrong
