@@ -158,3 +158,23 @@ def test_errors_derive_from_phi4si_error():
     classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, BaseException)]
     assert len(classes) >= 9
     assert all(issubclass(c, errors.Phi4siError) for c in classes)
+
+
+# The folders in the order the README's architecture section lists them: a module may import only
+# modules of its own folder or of folders before it (the top-level package re-exports, lazily, from all).
+LAYERS = ["phi4si._version", "phi4si.errors", "phi4si.io", "phi4si.seeds", "phi4si.lattice", "phi4si.store",
+          "phi4si.mcmc", "phi4si.analysis", "phi4si.interpolant", "phi4si.nn", "phi4si.model", "phi4si.tasks",
+          "phi4si.cli"]
+
+
+def _layer(mod: str) -> int:
+    for i, name in enumerate(LAYERS):
+        if mod == name or mod.startswith(name + "."):
+            return i
+    return len(LAYERS)      # phi4si itself, phi4si.__main__
+
+
+def test_layers_import_only_earlier_layers():
+    bad = [f"{m} -> {t}" for m, ts in _graph().items() for t in ts
+           if _layer(m) < len(LAYERS) and _layer(t) > _layer(m)]
+    assert not bad, "imports against the layer order:\n" + "\n".join(bad)

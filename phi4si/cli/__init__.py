@@ -48,7 +48,7 @@ import os
 import re
 import sys
 
-from .. import __version__
+from .._version import __version__
 from ..errors import Phi4siError
 from . import demo, images, maze, mcmc, model
 
