@@ -1,5 +1,5 @@
 """End-to-end validations of the image and maze tasks at a reduced budget (marked ``slow``: a few
-minutes of CPU training each; run with ``python -m pytest -m slow tests/test_tasks_slow.py``).
+minutes of CPU training each; run with ``python -m pytest -m slow tests/tasks/test_tasks_slow.py``).
 
 The full-budget results are in papers/negrel2025 (images_digits.sh, maze_planning.sh); these
 tests train the same models for fewer steps and check the issue's targets with margins that a
