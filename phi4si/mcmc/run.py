@@ -28,6 +28,7 @@ import numpy as np
 from .. import store
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, SamplerDivergedError
+from ..interrupts import graceful_stop
 from ..io import check_resume, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..lattice.params import Phi4Params
 from . import SAMPLERS, make_sampler
@@ -286,21 +287,36 @@ class _Run:
         n_this_call = 0
         self.bar = _progress(total, self.t_therm + self.t_meas, progress, self.smp.name)
         self.writer = store.EnsembleWriter(self.out)
+        stop = None
         try:
-            while self.t_therm + self.t_meas < total:
-                if cfg["max_trajectories"] is not None and n_this_call >= cfg["max_trajectories"]:
-                    break
-                a = self.trajectory()
-                n_this_call += 1
-                if self.bar is not None:
-                    self.bar.update(1)
-                    self.bar.set_postfix(acc=f"{a:.2f}", eps=f"{self.eps:.4g}", refresh=False)
-                if time.perf_counter() - self.last_flush > cfg["flush_seconds"]:
-                    self.flush()
+            with graceful_stop() as stop:
+                while self.t_therm + self.t_meas < total and not stop.requested():
+                    if cfg["max_trajectories"] is not None and n_this_call >= cfg["max_trajectories"]:
+                        break
+                    a = self.trajectory()
+                    n_this_call += 1
+                    if self.bar is not None:
+                        self.bar.update(1)
+                        self.bar.set_postfix(acc=f"{a:.2f}", eps=f"{self.eps:.4g}", refresh=False)
+                    if time.perf_counter() - self.last_flush > cfg["flush_seconds"]:
+                        self.flush()
+            if stop.requested() and self.t_therm + self.t_meas < total:
+                # between two trajectories: fields, random state and counters agree, so the resumed
+                # run continues this one bit for bit
+                self.finish()
+                print(f"\n{stop.name}: stopped after trajectory {self.t_therm + self.t_meas} "
+                      f"({self.t_meas} measured) with everything saved in {self.out}; continue with the same "
+                      "command and --resume", file=sys.stderr)
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
-            self.finish()
-            print(f"\ninterrupted: {self.t_meas} measured trajectories saved in {self.out}; continue with --resume",
-                  file=sys.stderr)
+            if stop is None or not stop.requested():
+                # a second Ctrl-C, in the middle of a trajectory: the state in memory is half-updated,
+                # so keep the file as of its last flush (consistent; at most flush_seconds of work lost)
+                self.writer.f.close()
+                if self.bar is not None:
+                    self.bar.close()
+                print(f"\ninterrupted: {self.out} holds the run up to its last checkpoint; continue with "
+                      "--resume", file=sys.stderr)
             raise
         except SamplerDivergedError:
             self.finish()

@@ -28,6 +28,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ import torch
 
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, TrainingDivergedError
+from ..interrupts import graceful_stop
 from ..io import atomic_write, check_resume, prepare_output
 from ..seeds import torch_generator
 from .device import set_threads
@@ -389,7 +391,9 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
 
 
 def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_group):
-    """Run ``tr`` until its limit: log, validate, checkpoint; Ctrl-C writes a last checkpoint."""
+    """Run ``tr`` until its limit: log, validate, checkpoint.  Ctrl-C or SIGTERM stops after the
+    current step with a checkpoint of that step (the resumed run continues bit for bit); a second
+    one stops at once and keeps the last checkpoint."""
     cfg, out = tr.cfg, tr.out
     log_f = open(log_path or out.with_suffix(out.suffix + ".log"), "a") if tr.rank == 0 else None
     bar = None
@@ -399,31 +403,32 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
         bar = tqdm(total=cfg.steps, initial=tr.step, desc="train", unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     tr.wall = tr.wall0
-    n_this, loss_ema = 0, None
+    n_this, loss_ema, stop = 0, None, None
 
-    def stop_now():
+    def limit():
         return tr.finished() or (max_steps_this_call is not None and n_this >= max_steps_this_call)
 
     try:
-        while not tr.agree(stop_now()):
-            lr, lv, gnorm = tr.train_step(tr.progress())
-            n_this += 1
-            tr.wall = tr.wall0 + time.perf_counter() - t0
-            loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
-            rec = None
-            if tr.step % cfg.val_every == 0 or stop_now():
-                rec = {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": loss_ema, "grad_norm": gnorm,
-                       "val": tr.validate() if tr.val else {}}
-                tr.history.append(rec)
-            if log_f is not None and (rec is not None or tr.step % 50 == 0):
-                log_f.write(json.dumps(rec or {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": lv,
-                                               "grad_norm": gnorm}) + "\n")
-                log_f.flush()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
-            if tr.step % cfg.checkpoint_every == 0:
-                tr.checkpoint()
+        with graceful_stop() as stop:
+            while not tr.agree(limit() or stop.requested()):
+                lr, lv, gnorm = tr.train_step(tr.progress())
+                n_this += 1
+                tr.wall = tr.wall0 + time.perf_counter() - t0
+                loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
+                rec = None
+                if tr.step % cfg.val_every == 0 or limit():
+                    rec = {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": loss_ema,
+                           "grad_norm": gnorm, "val": tr.validate() if tr.val else {}}
+                    tr.history.append(rec)
+                if log_f is not None and (rec is not None or tr.step % 50 == 0):
+                    log_f.write(json.dumps(rec or {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": lv,
+                                                   "grad_norm": gnorm}) + "\n")
+                    log_f.flush()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
+                if tr.step % cfg.checkpoint_every == 0:
+                    tr.checkpoint()
         tr.checkpoint(final=tr.finished())
         if tr.world > 1:         # release DDP's reducer (it holds gloo work objects) before the group goes
             import gc
@@ -431,8 +436,15 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
             tr.model = None
             gc.collect()
             _dist_close(owned_group)
+        if stop.requested() and not limit():
+            if tr.rank == 0:
+                print(f"\n{stop.name}: stopped after step {tr.step}; {out} holds that step's checkpoint; continue "
+                      "with the same command and --resume", file=sys.stderr)
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
-        tr.checkpoint()        # keep the work done since the last checkpoint; --resume continues it
+        if (stop is None or not stop.requested()) and tr.rank == 0:
+            # a second signal, in the middle of a step: keep the last checkpoint (consistent)
+            print(f"\ninterrupted: {out} holds the last checkpoint; continue with --resume", file=sys.stderr)
         raise
     finally:
         if bar is not None:

@@ -1,0 +1,104 @@
+"""Ctrl-C (SIGINT) and SIGTERM stop a long run at a consistent point: exit status 130, one line that
+says how to continue, and the resumed run equals the uninterrupted one bit for bit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _phi4si(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "phi4si", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV, **kw)
+
+
+def _wait_for(cond, proc, timeout=120.0):
+    t0 = time.time()
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before it could be interrupted: {proc.communicate()}")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError("timed out waiting for the run to start")
+        time.sleep(0.05)
+
+
+def _n_done(path) -> int:
+    try:
+        with h5py.File(path, "r", swmr=True, locking=False) as f:
+            c = f["state/counters"][...]
+            return int(c[0])
+    except (OSError, KeyError):
+        return 0
+
+
+MCMC = ["sample-mcmc", "--shape", "16", "16", "--chains", "2", "--n-therm", "20", "--every", "5", "--seed", "11",
+        "--flush-seconds", "0.05", "--no-progress"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+def test_sample_mcmc_stop_and_resume_bit_identical(tmp_path, sig):
+    n = 3000
+    ref = tmp_path / "ref.h5"
+    p = _phi4si(*MCMC, "--n-traj", n, "--out", ref)
+    assert p.wait(timeout=300) == 0, p.communicate()
+    out = tmp_path / "int.h5"
+    p = _phi4si(*MCMC, "--n-traj", n, "--out", out)
+    _wait_for(lambda: _n_done(out) >= 50, p)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    stopped = _n_done(out)
+    assert stopped < n, "the signal came too late to test a resume"
+    assert "continue with the same command and --resume" in err and err.strip().count("\n") == 0, err
+    p = _phi4si(*MCMC, "--n-traj", n, "--out", out, "--resume")
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    with h5py.File(ref, "r") as a, h5py.File(out, "r") as b:
+        for k in ("m", "S", "accepted", "dH", "gp", "phi"):
+            assert np.array_equal(a[k][...], b[k][...]), f"{k} differs after a stop at trajectory {stopped}"
+        assert np.array_equal(a["state/phi"][...], b["state/phi"][...])
+
+
+def test_train_stop_and_resume_bit_identical(tmp_path):
+    from phi4si import Phi4Params, sample_mcmc
+
+    ens = sample_mcmc(Phi4Params((4, 4), -1.0, 1.0), tmp_path / "e.h5", chains=2, n_traj=100, n_therm=10,
+                      progress=False)
+    args = ["train", "--data", ens, "--model", "tiny", "--steps", "400", "--batch-size", "8", "--val-every", "200",
+            "--checkpoint-every", "100000", "--threads", "1", "--seed", "3", "--no-progress"]
+    ref = tmp_path / "ref.pt"
+    p = _phi4si(*args, "--out", ref)
+    assert p.wait(timeout=600) == 0, p.communicate()
+    out = tmp_path / "int.pt"
+    log = Path(str(out) + ".log")
+    p = _phi4si(*args, "--out", out)
+    _wait_for(lambda: log.exists() and log.stat().st_size > 0, p)      # past step 50
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "continue with the same command and --resume" in err, err
+    import torch
+
+    step = torch.load(out, map_location="cpu", weights_only=False)["step"]
+    assert 0 < step < 400
+    p = _phi4si(*args, "--out", out, "--resume")
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    a = torch.load(ref, map_location="cpu", weights_only=False)
+    b = torch.load(out, map_location="cpu", weights_only=False)
+    assert a["step"] == b["step"] == 400
+    for key in ("model_state", "ema_state"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs after a stop at step {step}"
+    assert [r["step"] for r in a["history"]] == [r["step"] for r in b["history"]]
