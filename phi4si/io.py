@@ -8,7 +8,10 @@
 * :func:`check_resume` refuses a resume whose settings differ from those the file was made with;
 * :func:`utc_now` is the ``date`` every output records (UTC, ISO 8601);
 * :func:`rng_to_json` / :func:`rng_from_json` carry a numpy PCG64 generator's exact state through
-  a file, so a resumed run continues the random stream bit for bit.
+  a file, so a resumed run continues the random stream bit for bit;
+* :func:`lock_output` makes a process the one writer of an output for a whole run (an OS lock):
+  a second writer, a resume of a live run or an ``--overwrite`` of it is refused, naming the
+  process that holds the file.
 
 >>> import json, os, tempfile
 >>> import numpy as np
@@ -27,15 +30,17 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .errors import OutputExistsError, ParameterError, ResumeError
+from .errors import FileBusyError, OutputExistsError, ParameterError, ResumeError
 
 __all__ = ["prepare_output", "atomic_write", "write_json", "check_resume", "utc_now", "rng_to_json",
-           "rng_from_json", "same_file"]
+           "rng_from_json", "same_file", "lock_output", "temporary_name"]
 
 REPLACE_HINT = "pass --overwrite to replace it"
 RESUME_HINT = "pass --overwrite to replace it or --resume to continue it"
@@ -142,3 +147,85 @@ def same_file(a, b) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
+
+
+def lock_path(path) -> Path:
+    """The lock file of an output: hidden, beside it (``.NAME.lock``), present only while a run holds it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def lock_output(path, what: str = "output"):
+    """Hold an exclusive OS lock (``fcntl.flock``) on ``path``'s lock file for the ``with`` block: the
+    one-writer rule of every long run.  A second writer is refused at once with
+    :class:`~phi4si.errors.FileBusyError` naming the process that holds the lock (its pid and
+    command line are in the lock file).  The lock goes with the process (a killed run leaves no
+    stale lock, at most a stale lock file, which the next run reuses); the lock file is removed when
+    the block ends.  Where the OS has no ``fcntl`` (Windows), nothing is locked.
+
+    >>> import os, tempfile
+    >>> out = os.path.join(tempfile.mkdtemp(), "run.h5")
+    >>> with lock_output(out):
+    ...     os.path.exists(lock_path(out))
+    True
+    >>> os.path.exists(lock_path(out))
+    False
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no POSIX locks
+        yield
+        return
+    lp = lock_path(path)
+    while True:
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise FileBusyError(f"{path} is being written by another process ({holder}); wait for it to end or "
+                                f"stop it, or choose another {what}") from None
+        try:                     # the file we locked may have been removed by its last holder: retry
+            same = os.fstat(fd).st_ino == os.stat(lp).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
+        _remove_stale_temporaries(Path(path))
+        yield
+    finally:
+        try:
+            os.unlink(lp)        # while still holding the lock, so no one can lock the unlinked file unnoticed
+        except FileNotFoundError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files (:func:`temporary_name`) a killed writer of ``path`` left behind:
+    those whose process no longer exists (called with the lock held, so no live writer is lost)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-4].split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:       # alive, someone else's
+            pass
+
+
+def _holder(fd) -> str:
+    try:
+        text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "a process that has not yet written its name"

@@ -30,6 +30,7 @@ mode, and ``--resume`` first rewrites it into a clean file (:func:`repair`).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,18 +69,237 @@ def _open(path, mode, **kw):
 
 def check_ensemble(path) -> dict:
     """Root attributes of an ensemble file, with the live counters (``n_done``, ``eps``,
-    ``wall_time``, ``acceptance``) taken from the resume state; raises :class:`EnsembleFileError`."""
-    with _open_read(path) as f:
-        if f.attrs.get("phi4si_format") != FORMAT:
-            raise EnsembleFileError(f"{path}: not a phi4si ensemble file (format attribute missing or unknown)")
+    ``wall_time``, ``acceptance``) taken from the resume state; raises :class:`EnsembleFileError`
+    for a missing, truncated, foreign or damaged file (:func:`verify_file`, :func:`verify_contents`)."""
+    with open_verified(path) as f:
         attrs = read_attrs(f)
         if "state" in f and "counters" in f["state"]:
-            _, st = _read_state(f)
+            _, st = _read_state(f, path)
             attrs["n_done"] = st["n_done"]
             attrs["eps"] = st["eps"]
             attrs["wall_time"] = st["wall_time"]
             attrs["acceptance"] = st["acc_sum"] / st["n_done"] if st["n_done"] else float("nan")
         return attrs
+
+
+# ------------------------------------------------------------------------------------------ file checks
+# Every reader (check_ensemble / open_ensemble, read_state, repair, phi4si.model.data.EnsembleData)
+# goes through open_verified: the file-level checks below run on the raw bytes *before* h5py opens
+# the file (an HDF5 SWMR read of a truncated file retries its metadata reads for many minutes), then
+# the schema and the committed data are checked on the open file.
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+READ_ALL_BYTES = 16 * 2**20    # datasets up to this size are read in full; larger: first and last chunk
+_UNDEFINED = {2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
+
+
+def verify_file(path) -> Path:
+    """Check, on its bytes alone and in microseconds, that ``path`` is a complete HDF5 file: a regular,
+    non-empty file with the HDF5 signature (at offset 0, or 512, 1024, ... after a user block) and at
+    least as long as the end-of-file address its superblock records (a shorter file was cut short).
+    Raises :class:`EnsembleFileError` saying what is wrong; returns the path.
+
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.h5")
+    >>> _ = open(p, "wb").write(b"not hdf5")
+    >>> verify_file(p)
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.EnsembleFileError: ...x.h5: not a readable HDF5 ensemble (no HDF5 signature in its 8 bytes)
+    """
+    import struct
+
+    p = Path(path)
+    if not p.exists():
+        raise EnsembleFileError(f"{path}: no such file")
+    if p.is_dir():
+        raise EnsembleFileError(f"{path}: is a directory, not a readable HDF5 ensemble")
+    if not p.is_file():
+        raise EnsembleFileError(f"{path}: not a regular file, not a readable HDF5 ensemble")
+    try:
+        with open(p, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise EnsembleFileError(f"{path}: empty file (0 bytes), not a readable HDF5 ensemble")
+            base, off = None, 0
+            while off + 8 <= size:
+                fh.seek(off)
+                if fh.read(8) == HDF5_SIGNATURE:
+                    base = off
+                    break
+                off = 512 if off == 0 else 2 * off
+            if base is None:
+                raise EnsembleFileError(f"{path}: not a readable HDF5 ensemble (no HDF5 signature in its {size} bytes)")
+            fh.seek(base)
+            sb = fh.read(200)
+            size = os.fstat(fh.fileno()).st_size   # after the superblock: a live file only grows
+    except OSError as e:
+        if isinstance(e, EnsembleFileError):
+            raise
+        raise EnsembleFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    trunc = f"{path}: truncated HDF5 file ({size} bytes); not a readable HDF5 ensemble (an incomplete copy or download?)"
+    if len(sb) < 9:
+        raise EnsembleFileError(trunc)
+    version = sb[8]
+    if version in (0, 1):
+        # signature(8) version, free-space, root-group, reserved, shared-header versions, size of offsets,
+        # size of lengths, reserved (8 x 1) leaf K, internal K (2 x 2) flags(4) [v1: indexed K(2) reserved(2)],
+        # then base address, free-space info address, end-of-file address, driver info address (O each)
+        o, start = (sb[13] if len(sb) > 13 else 0), (24 if version == 0 else 28)
+    elif version in (2, 3):
+        # signature(8) version(1) size of offsets(1) size of lengths(1) flags(1), then base address,
+        # superblock-extension address, end-of-file address, root object header address (O each), checksum(4)
+        o, start = (sb[9] if len(sb) > 9 else 0), 12
+    else:
+        raise EnsembleFileError(f"{path}: not a readable HDF5 ensemble (unknown HDF5 superblock version {version})")
+    if o not in _UNDEFINED:
+        raise EnsembleFileError(f"{path}: not a readable HDF5 ensemble (damaged superblock: size of offsets {o})")
+    if len(sb) < start + 3 * o:
+        raise EnsembleFileError(trunc)
+    fmt = {2: "<H", 4: "<I", 8: "<Q"}[o]
+    eof = struct.unpack(fmt, sb[start + 2 * o:start + 3 * o])[0]
+    if eof == _UNDEFINED[o]:
+        raise EnsembleFileError(f"{path}: not a readable HDF5 ensemble (damaged superblock: no end-of-file address)")
+    if size < eof:
+        raise EnsembleFileError(f"{path}: truncated HDF5 file: {size} of its {eof} bytes; not a readable HDF5 "
+                                "ensemble (an incomplete copy or download? copy it again)")
+    return p
+
+
+def open_verified(path, strict: bool = True):
+    """The one way readers open an ensemble: :func:`verify_file`, then an h5py read (SWMR first,
+    so live files and files of killed runs open too), then :func:`verify_contents`.  Returns the
+    open ``h5py.File`` (use it in a ``with``); raises :class:`EnsembleFileError`."""
+    verify_file(path)
+    f = _open_read(path)
+    try:
+        verify_contents(f, path, strict=strict)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def verify_contents(f, path, strict: bool = True):
+    """Check an open ensemble: the schema (``strict``: the ``phi4si_format`` attribute and every
+    dataset; otherwise only the datasets present), consistent shapes, and the committed data (the
+    first ``n_done`` trajectories): readable, and the fields and measurements finite.  Datasets up to
+    :data:`READ_ALL_BYTES` are read in full (chunk by chunk); larger ones only their first and last
+    chunk of every chain, so that a 1 GB ensemble still opens in a fraction of a second."""
+    h5py = _h5()
+    if strict:
+        if f.attrs.get("phi4si_format") != FORMAT:
+            raise EnsembleFileError(f"{path}: not a phi4si ensemble file (format attribute missing or unknown)")
+        missing = [k for k in ("chain", "traj", "cfg") + SCALARS + ("gp", "phi") if not isinstance(f.get(k), h5py.Dataset)]
+        if missing:
+            raise EnsembleFileError(f"{path}: damaged phi4si ensemble file: dataset(s) {', '.join(missing)} missing")
+        for k in ("params", "sampler", "run"):
+            try:
+                json.loads(f.attrs[k])
+            except (KeyError, TypeError, ValueError):
+                raise EnsembleFileError(f"{path}: damaged phi4si ensemble file: attribute {k!r} missing or not JSON") from None
+    state = None
+    if "state" in f:
+        for k in ("phi", "rng", "counters"):
+            if not isinstance(f["state"].get(k), h5py.Dataset):
+                raise EnsembleFileError(f"{path}: damaged phi4si ensemble file: dataset state/{k} missing")
+        _check_finite(f, "state/phi", path, None, "the resume state")
+        state_phi, state = _read_state(f, path)
+        if not np.isfinite(np.array([state[k] for k in COUNTERS], dtype=float)).all():
+            raise EnsembleFileError(f"{path}: the resume state's counters /state/counters contain NaN or inf; "
+                                    "the file is damaged")
+    C = int(f["chain"].shape[0]) if "chain" in f else (int(f["phi"].shape[0]) if "phi" in f else None)
+    T = int(f["traj"].shape[0]) if "traj" in f else None
+    n = T if state is None else state["n_done"]
+
+    def bad(msg):
+        raise EnsembleFileError(f"{path}: damaged phi4si ensemble file: {msg}")
+
+    if state is not None and (n < 0 or (T is not None and T < n)):
+        bad(f"the resume state counts {n} trajectories, /traj holds {T}")
+    for k in _scalars(f) + ("gp",):
+        if k not in f:
+            continue
+        sh = f[k].shape
+        if C is not None and (len(sh) < 2 or sh[0] != C or (n is not None and sh[1] < n)):
+            bad(f"/{k} has shape {sh}, expected ({C}, >= {n}{', d' if k == 'gp' else ''})")
+    if state is not None and C is not None and f["state/phi"].shape[0] != C:
+        bad(f"/state/phi has shape {f['state/phi'].shape} for {C} chains")
+    ncfg = None
+    if "phi" in f:
+        sh = f["phi"].shape
+        if len(sh) < 2 or (C is not None and sh[0] != C):
+            bad(f"/phi has shape {sh} for {C} chains")
+        try:
+            pshape = tuple(json.loads(f.attrs["params"])["shape"]) if "params" in f.attrs else None
+        except (TypeError, ValueError, KeyError):
+            pshape = None
+            if strict:
+                bad("the params attribute has no lattice shape")
+        if pshape is not None and tuple(sh[2:]) != pshape:
+            bad(f"/phi has shape {sh}, but the lattice is {pshape}")
+        ncfg = committed_configurations(f, path)
+        if "cfg" in f and f["cfg"].shape[0] < ncfg or sh[1] < ncfg:
+            bad(f"/phi holds {sh[1]} configurations per chain, /cfg {f['cfg'].shape[0] if 'cfg' in f else '?'}")
+    for k in ("m", "S", "accepted", "gp"):
+        if k in f and n is not None:
+            _check_finite(f, k, path, n, "the measurements")
+    for k in ("dH",) + tuple(x for x in OPTIONAL_SCALARS if x in f):
+        if k in f and n is not None:
+            _check_finite(f, k, path, n, None)
+    if "traj" in f and n is not None:
+        _check_finite(f, "traj", path, n, None, axis=0)
+    if "phi" in f and ncfg is not None:
+        _check_finite(f, "phi", path, ncfg, "the configurations", cfg=f["cfg"] if "cfg" in f else None)
+
+
+def _check_finite(f, name, path, n, what, axis=1, cfg=None):
+    """Read dataset ``name`` (its first ``n`` entries along ``axis``; all if None) within the read budget and
+    refuse it if it cannot be read or (``what`` given) holds NaN or inf."""
+    ds = f[name]
+    sh = ds.shape
+    if n is None or len(sh) <= axis:
+        n, axis = (sh[0] if sh else 0), 0
+    if n == 0 or 0 in sh:
+        return
+    row = int(np.prod(sh[axis + 1:], dtype=np.int64)) * ds.dtype.itemsize
+    outer = int(np.prod(sh[:axis], dtype=np.int64))
+    step = int(ds.chunks[axis]) if ds.chunks else n
+    step = max(1, step)
+    if outer * n * row <= READ_ALL_BYTES:
+        blocks = [(0, n)]
+    else:                                       # first and last chunk along the axis
+        last = (n - 1) // step * step
+        blocks = [(0, min(n, step))] + ([(last, n)] if last > 0 else [])
+    n_nan = n_inf = 0
+    first = None
+    for a, b in blocks:
+        sel = (slice(None),) * axis + (slice(a, b),)
+        try:
+            x = ds[sel]
+        except (OSError, RuntimeError, ValueError) as e:
+            raise EnsembleFileError(f"{path}: cannot read /{name} (entries {a}..{b - 1}): {e}; the file is damaged") from None
+        if what is None or x.dtype.kind not in "fc":
+            continue
+        fin = np.isfinite(x)
+        if not fin.all():
+            n_nan += int(np.isnan(x).sum())
+            n_inf += int((~fin).sum()) - int(np.isnan(x).sum())
+            if first is None:
+                idx = np.argwhere(~fin)[0]
+                first = tuple(int(i) for i in idx[:axis + 1])
+                first = first[:axis] + (first[axis] + a,) if axis else (first[0] + a,)
+    if n_nan or n_inf:
+        counts = " and ".join(s for s in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if s)
+        if name == "state/phi":
+            where = f"first in chain {first[0]}"
+        elif name == "phi":
+            t = f" = trajectory {int(cfg[first[1]])}" if cfg is not None else ""
+            where = f"first at chain {first[0]}, configuration {first[1]}{t}"
+        else:
+            where = f"first at chain {first[0]}, trajectory {first[1]}"
+        raise EnsembleFileError(f"{path}: {what} /{name} contain NaN or inf ({counts} values, {where}); "
+                                "the file is damaged")
 
 
 def read_attrs(f) -> dict:
@@ -172,26 +392,35 @@ def _write_state(g, state_phi, state: dict):
     g["counters"][...] = np.array([float(state.get(k, 0.0)) for k in COUNTERS])
 
 
-def committed_configurations(f) -> int:
+def committed_configurations(f, path=None) -> int:
     """How many stored configurations per chain of an open file the writer has committed: those of
     the trajectories below ``n_done`` (a run killed between a flush's data and its state leaves rows
     past it, which every reader ignores).  Files without a resume state count every row."""
     n = int(f["cfg"].shape[0]) if "cfg" in f else int(f["phi"].shape[1])
     if "state" in f and "counters" in f["state"] and "cfg" in f:
-        n_done = _read_state(f)[1]["n_done"]
+        n_done = _read_state(f, path)[1]["n_done"]
         n = min(n, int(np.searchsorted(f["cfg"][:n], n_done)))
     return n
 
 
-def _read_state(f) -> tuple[np.ndarray, dict]:
+def _read_state(f, path=None) -> tuple[np.ndarray, dict]:
     g = f["state"]
-    names = json.loads(g["counters"].attrs["names"])
-    vals = g["counters"][...]
-    state = {k: float(v) for k, v in zip(names, vals)}
-    for k in ("n_done", "t_therm"):
-        state[k] = int(state[k])
-    state["rng"] = json.loads(bytes(g["rng"][0]).rstrip(b"\0").decode())
-    return g["phi"][...], state
+    try:
+        names = json.loads(g["counters"].attrs["names"])
+        vals = g["counters"][...]
+        state = {k: float(v) for k, v in zip(names, vals)}
+        missing = [k for k in COUNTERS if k not in state]
+        if missing:
+            raise KeyError(", ".join(missing))
+        if not np.isfinite([state[k] for k in ("n_done", "t_therm")]).all():
+            raise ValueError("non-finite counters")
+        for k in ("n_done", "t_therm"):
+            state[k] = int(state[k])
+        state["rng"] = json.loads(bytes(g["rng"][0]).rstrip(b"\0").decode())
+        phi = g["phi"][...]
+    except (KeyError, OSError, RuntimeError, TypeError, ValueError) as e:  # JSON and decode errors are ValueErrors
+        raise EnsembleFileError(f"{path or f.filename}: damaged resume state /state ({type(e).__name__}: {e})") from None
+    return phi, state
 
 
 def _open_read(path):
@@ -206,12 +435,16 @@ def _open_read(path):
 
 
 def read_state(path):
-    """Return ``(attrs, state_phi, state)`` of an ensemble for resuming (``state`` has the counters and rng)."""
+    """Return ``(attrs, state_phi, state)`` of an ensemble for resuming (``state`` has the counters and rng);
+    a truncated, foreign or damaged file (NaN in its fields or counters included) raises
+    :class:`EnsembleFileError` before anything is written."""
+    verify_file(path)
     with _open_read(path) as f:
         if f.attrs.get("phi4si_format") != FORMAT or "state" not in f:
             raise EnsembleFileError(f"{path}: not a resumable phi4si ensemble file")
+        verify_contents(f, path)
         attrs = read_attrs(f)
-        phi, state = _read_state(f)
+        phi, state = _read_state(f, path)
     return attrs, phi, state
 
 
@@ -222,15 +455,16 @@ def repair(path):
     renames it over the original.  Called by ``--resume``; returns True if a repair was needed.
     """
     h5py = _h5()
+    verify_file(path)
     try:
         with h5py.File(path, "r+"):
             return False
     except OSError as e:
         if "already open for write" not in str(e):
             raise EnsembleFileError(f"{path}: cannot open for writing ({e})") from None
-    with _open_read(path) as f:
+    with open_verified(path) as f:
         attrs = read_attrs(f)
-        phi_state, state = _read_state(f)
+        phi_state, state = _read_state(f, path)
         n = state["n_done"]
         data = {k: f[k][:, :n] for k in _scalars(f)}
         gp = f["gp"][:, :n]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import shutil
 import sys
 import time
 
@@ -29,7 +30,7 @@ from .. import store
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, SamplerDivergedError
 from ..interrupts import graceful_stop
-from ..io import check_resume, prepare_output, rng_from_json, rng_to_json, utc_now
+from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
 from . import SAMPLERS, make_sampler
 from .hmc import INTEGRATORS
@@ -115,6 +116,83 @@ def _check_settings(sampler, *, chains, n_traj, n_therm, every, seed, n_steps, d
     return out
 
 
+# float64 arrays of (chains, V) a sampler holds at its peak (the fields, the momenta or proposal, the
+# forces and the FFT temporaries of one step; HMC's momenta and padded copies live per chain in the kernel)
+_ARRAYS = {"hmc": 3, "fahmc": 9, "langevin": 7, "mala": 9}
+# the flush buffer holds flush_seconds of stored configurations, so its size depends on the speed: at most
+# 2e4 trajectories/s (the driver's own numpy calls per trajectory), and 5e8 site-updates/s per core (the
+# numba HMC's measured 1e9/s on 2 cores, benchmarks/README.md; FA-HMC and MALA are slower)
+_MAX_TRAJ_PER_SECOND = 2e4
+_SITE_UPDATES_PER_CORE_SECOND = 5e8
+
+
+def _physical_memory() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n < 2**50 else f"{n / 2**50:.3g} PiB"
+
+
+def _check_resources(params: Phi4Params, sampler: str, cfg: dict, out, *, resume: bool, overwrite: bool):
+    """Refuse, before anything is allocated or written, a run whose memory or file cannot fit this machine.
+
+    Memory: the sampler's (chains, V) float64 arrays (:data:`_ARRAYS`) plus the stored configurations
+    buffered between two flushes (at most flush_seconds of trajectories at an optimistic rate, times two for
+    the stacking copy).  Disk: every stored configuration and the per-trajectory scalars, uncompressed (random
+    fields barely compress), against the free space of the output folder (plus the file it replaces).
+    """
+    d, V, chains = params.d, params.volume, cfg["chains"]
+    if d + 2 > _MAXDIMS:
+        raise ParameterError(f"a {d}-dimensional lattice is not supported: the stored configurations are "
+                             f"(chain, trajectory, *shape) arrays and numpy allows {_MAXDIMS} dimensions, so d <= "
+                             f"{_MAXDIMS - 2}; lower the number of --shape sides")
+    item = np.dtype(cfg["dtype"]).itemsize
+    n_steps = cfg["n_steps"] or 10  # every sampler's default_n_steps
+    per_traj = chains * V * (n_steps + 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    rate = min(_MAX_TRAJ_PER_SECOND, _SITE_UPDATES_PER_CORE_SECOND * cores / per_traj)
+    every, n_traj = cfg["every"], cfg["n_traj"]
+    n_stored = 0 if every == 0 else -(-n_traj // every)
+    n_buf = min(n_stored, math.ceil(rate * cfg["flush_seconds"] / max(every, 1)) + 1)
+    fields = _ARRAYS[sampler] * chains * V * 8
+    buffer = 2 * n_buf * chains * V * item
+    need = fields + buffer
+    have = _physical_memory()
+    if have is not None and need > have:
+        what = ("--every (store fewer configurations) or --flush-seconds" if buffer > fields else
+                "--chains (now {}) or the lattice --shape ({} sites)".format(chains, V))
+        raise ParameterError(f"this run needs about {_gib(need)} of memory ({_gib(fields)} for the {chains} chains' "
+                             f"fields, momenta and forces on {V} sites, {_gib(buffer)} for the configurations "
+                             f"buffered between flushes) but the machine has {_gib(have)}; lower {what}")
+    disk = n_stored * chains * V * item + n_traj * chains * (5 + d) * 8 + 2 * chains * V * 8
+    outp = os.path.abspath(os.fspath(out))
+    folder = os.path.dirname(outp)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # a missing folder is refused by prepare_output, with its own message
+    if (resume or overwrite) and os.path.isfile(outp):
+        free += os.path.getsize(outp)
+    if disk > free:
+        raise ParameterError(f"the ensemble file will need about {_gib(disk)} ({n_stored} stored configurations of "
+                             f"{chains} chains x {V} sites in {cfg['dtype']}, plus {n_traj} trajectories of scalars) "
+                             f"but {folder} has {_gib(free)} free; lower --n-traj, raise --every (0 stores no "
+                             "configurations) or write elsewhere (--out)")
+
+
+_MAXDIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+
+
 def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 4, n_traj: int = 1000,
                 n_therm: int = 200, every: int = 1, eps: float | None = None, n_steps: int | None = None,
                 integrator: str | None = None, mass: float | None = None, target_accept: float | None = None,
@@ -153,6 +231,7 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
                           n_steps=n_steps, dtype=dtype, eps=eps, integrator=integrator, mass=mass,
                           target_accept=target_accept, adapt=adapt, jitter=jitter, flush_seconds=flush_seconds,
                           max_trajectories=max_trajectories)
+    _check_resources(params, sampler, cfg, out, resume=resume, overwrite=overwrite)
     smp = make_sampler(sampler, params, n_steps=cfg["n_steps"], integrator=cfg["integrator"] or "leapfrog",
                        mass=1.0 if cfg["mass"] is None else cfg["mass"])
     if cfg["jitter"] is None:
@@ -167,12 +246,13 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     run = {**{k: cfg[k] for k in ("seed", "chains", "n_traj", "n_therm", "every")}, "dtype": dtype,
            "version": __version__, "command": command or "", "date": utc_now(), "start": "0.1 * gaussian(0,1)"}
     r = _Run(params, smp, cfg, out)
-    if resume:
-        r.resume(run, smeta)
-    else:
-        r.create(run, smeta)
-    r.adapt, r.target = adapt and smp.adaptive, target
-    r.run(progress)
+    with lock_output(out):               # one writer per file, for the whole run
+        if resume:
+            r.resume(run, smeta)
+        else:
+            r.create(run, smeta)
+        r.adapt, r.target = adapt and smp.adaptive, target
+        r.run(progress)
     return out
 
 
@@ -183,6 +263,9 @@ class _Run:
     def __init__(self, params, smp, cfg: dict, out):
         self.params, self.smp, self.cfg, self.out = params, smp, cfg, out
         self.adapt, self.target = False, 0.0
+        # a new run writes under a temporary name until its first flush: until then an existing file
+        # (--overwrite) survives a failed or killed run, and no half-made file bears the final name
+        self.tmp = None
 
     def create(self, run: dict, smeta: dict):
         cfg, params = self.cfg, self.params
@@ -193,7 +276,8 @@ class _Run:
         self.eps = cfg["eps"] if cfg["eps"] is not None else self.smp.default_eps
         self.t_therm = self.t_meas = 0
         self.wall0 = self.acc_sum = 0.0
-        store.create_ensemble(self.out, shape=params.shape, n_chains=cfg["chains"], dtype=cfg["dtype"],
+        self.tmp = temporary_name(self.out)
+        store.create_ensemble(self.tmp, shape=params.shape, n_chains=cfg["chains"], dtype=cfg["dtype"],
                               params=params.to_dict(), sampler=smeta, run=run, state_phi=self.phi,
                               state=_state(self.rng, self.eps, 0, 0.0, 0, 0.0))
 
@@ -232,6 +316,10 @@ class _Run:
         else:
             self.writer.append(scalars=None, state_phi=self.phi, state=state)
         buf.clear()
+        if self.tmp is not None:           # the first durable checkpoint: the run takes the final name
+            os.replace(self.tmp, self.out)   # (the open file follows its inode)
+            self.writer.path = self.out
+            self.tmp = None
         self.last_flush = time.perf_counter()
 
     def finish(self):
@@ -259,6 +347,8 @@ class _Run:
             raise SamplerDivergedError(_diverged_message(bad, self.t_therm + self.t_meas, step_eps, self.t_meas,
                                                          self.out, self.smp.name))
         a = float(acc.mean())
+        if getattr(self.smp, "exact", True):
+            self._watch(acc, dH, step_eps, adapting=self.adapt and self.t_therm < cfg["n_therm"])
         if self.t_therm < cfg["n_therm"]:
             self.t_therm += 1
             if self.adapt:
@@ -274,6 +364,33 @@ class _Run:
             self.acc_sum += a
         return a
 
+    def _watch(self, acc, dH, step_eps, adapting: bool):
+        """Exact samplers at a fixed step (measurement, or --no-adapt): refuse chains that are stuck, warn once
+        about frozen ones (see :data:`STUCK_WINDOW`).  Only reads: no random numbers, no change to the run."""
+        st = self.__dict__.setdefault("_guard", {"stuck": 0, "frozen": 0, "warned": False})
+        if adapting:  # while the adaptation runs it is the remedy (it shrinks a hopeless eps ~e^-0.8 a step)
+            st["stuck"] = st["frozen"] = 0
+            return
+        dH = np.asarray(dH, dtype=np.float64)
+        hopeless = not np.any(acc) and not np.any(dH <= STUCK_DH)  # NaN <= x is False: NaN counts as hopeless
+        st["stuck"] = st["stuck"] + 1 if hopeless else 0
+        if st["stuck"] >= STUCK_WINDOW:
+            raise SamplerDivergedError(
+                f"sampler {self.smp.name} is stuck: no chain accepted any of the last {STUCK_WINDOW} trajectories "
+                f"(dH not finite or > {STUCK_DH:g} on every chain, an acceptance probability below "
+                f"{math.exp(-STUCK_DH):.0e}) at eps={step_eps:.4g}: the step is far too large for this model. The "
+                f"{self.t_meas} measured trajectories before it are saved in {self.out}; start a new run (another "
+                "--out, or --overwrite) with a much smaller --eps, or let the adaptation choose it (without "
+                "--no-adapt, with enough --n-therm)")
+        if not st["warned"]:
+            st["frozen"] = st["frozen"] + 1 if bool(np.all(np.abs(dH) < FROZEN_DH)) else 0
+            if st["frozen"] >= STUCK_WINDOW:
+                st["warned"] = True
+                print(f"phi4si sample-mcmc: warning: |dH| < {FROZEN_DH:g} on every chain for {STUCK_WINDOW} "
+                      f"trajectories in a row at eps={step_eps:.4g}: the step is so small that the chains barely move "
+                      "(acceptance 1 to machine precision) and the error bars of analyze will be far too small; use "
+                      "a larger --eps (or let the adaptation choose it: drop --no-adapt)", file=sys.stderr)
+
     def run(self, progress: bool):
         """Trajectories until n_therm + n_traj (or max_trajectories in this call), flushing every
         flush_seconds; Ctrl-C and divergence write what was measured before they propagate."""
@@ -286,7 +403,7 @@ class _Run:
         self.t_start = self.last_flush = time.perf_counter()
         n_this_call = 0
         self.bar = _progress(total, self.t_therm + self.t_meas, progress, self.smp.name)
-        self.writer = store.EnsembleWriter(self.out)
+        self.writer = store.EnsembleWriter(self.tmp or self.out)
         stop = None
         try:
             with graceful_stop() as stop:
@@ -315,16 +432,37 @@ class _Run:
                 self.writer.f.close()
                 if self.bar is not None:
                     self.bar.close()
-                print(f"\ninterrupted: {self.out} holds the run up to its last checkpoint; continue with "
-                      "--resume", file=sys.stderr)
+                if self.tmp is not None:   # before the first checkpoint: nothing to continue
+                    self.tmp.unlink(missing_ok=True)
+                    self.tmp = None
+                    print("\ninterrupted before the first checkpoint; nothing written", file=sys.stderr)
+                else:
+                    print(f"\ninterrupted: {self.out} holds the run up to its last checkpoint; continue with "
+                          "--resume", file=sys.stderr)
             raise
         except SamplerDivergedError:
             self.finish()
             raise
         except BaseException:
             self.writer.f.close()
+            if self.tmp is not None:       # nothing durable yet: leave no file, keep the old one
+                self.tmp.unlink(missing_ok=True)
+                self.tmp = None
             raise
         self.finish()
+
+
+# Stuck and frozen chains of the exact samplers, checked at a fixed step (see _Run._watch).  Stuck: for
+# STUCK_WINDOW trajectories in a row no chain accepted and every dH is NaN, inf or > STUCK_DH (acceptance
+# probability < 2e-9): the chains will not move again.  A working run never trips it: HMC's dH is roughly
+# N(mu, 2 mu) (<exp(-dH)> = 1), so even at 1% acceptance (mu ~ 13) P(dH > 20) ~ 0.1 per chain and
+# trajectory, and 20 in a row on one chain has probability 1e-20.  Frozen (a warning): |dH| < FROZEN_DH on
+# every chain for STUCK_WINDOW trajectories in a row: acceptance 1 to machine precision, a step far smaller
+# than useful (a run at any sensible acceptance has |dH| of order 1e-3 to 1; at eps = 1e-12 HMC gives
+# |dH| ~ 1e-20 and MALA, whose dH is round-off of S(y) - S(x), ~ 1e-10).
+STUCK_WINDOW = 20
+STUCK_DH = 20.0
+FROZEN_DH = 1e-8
 
 
 def _diverged_message(bad, traj, step_eps, n_meas, out, sampler):

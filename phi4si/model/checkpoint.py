@@ -33,7 +33,7 @@ import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["TrainedModel", "DriftModel", "load_model", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainedModel", "DriftModel", "load_model", "read_checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "phi4si-interpolant-1"
 
@@ -125,14 +125,7 @@ def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype
     from ..nn.unet import LatticeUNet, UNetConfig
 
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such model file")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a phi4si model checkpoint (format {ck.get('format') if isinstance(ck, dict) else type(ck).__name__!r})")
+    ck = read_checkpoint(path)
     try:
         net = LatticeUNet(UNetConfig.from_dict(ck["model_config"]))
         net.load_state_dict(ck["ema_state"] if ema and ck.get("ema_state") is not None else ck["model_state"])
@@ -147,6 +140,45 @@ def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype
                         scale=float(norm["scale"]), shape=shape, lattice=lattice,
                         meta={k: ck.get(k) for k in ("version", "train_config", "step", "wall_time", "history",
                                                       "data")})
+
+
+def read_checkpoint(path, check_format: bool = True) -> dict:
+    """The content (a dict) of a phi4si checkpoint file, read on the CPU; raises
+    :class:`~phi4si.errors.CheckpointError` with one line saying what is wrong for a missing file, a
+    directory, an empty, truncated or foreign file (``check_format=False``: any torch-saved dict is
+    returned, and the caller judges its ``format``).  :func:`load_model` and ``train --resume`` read
+    through it.
+
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.pt")
+    >>> _ = open(p, "wb").write(b"")
+    >>> read_checkpoint(p)
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.CheckpointError: ...m.pt: empty file (0 bytes), not a torch checkpoint
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such model file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a model checkpoint file")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a torch checkpoint")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        msg = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {msg}); "
+                              "truncated or not a checkpoint") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path}: not a phi4si model checkpoint (a {type(ck).__name__}, not a dict)")
+    if check_format and ck.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a phi4si model checkpoint (format {ck.get('format')!r})")
+    return ck
 
 
 class DriftModel(TrainedModel):

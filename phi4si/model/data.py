@@ -80,13 +80,16 @@ class EnsembleData(TrainingData):
             raise EnsembleFileError(f"{self.path}: no such file")
         if not 0.0 <= val_fraction < 1.0:
             raise ParameterError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        store.verify_file(self.path)     # before any h5py open: truncated files would hang it
         try:
             f = h5py.File(self.path, "r", swmr=True)
         except OSError as e:
             raise EnsembleFileError(f"{self.path}: not a readable HDF5 ensemble ({e})") from None
         with f:
-            if "phi" not in f or "params" not in f.attrs:
+            if not isinstance(f.get("phi"), h5py.Dataset) or "params" not in f.attrs:
                 raise EnsembleFileError(f"{self.path}: not a phi4si ensemble (no configurations 'phi')")
+            # the shared checks of every reader (phi4si.store): shapes, readable committed data, NaN/inf
+            store.verify_contents(f, self.path, strict=f.attrs.get("phi4si_format") == store.FORMAT)
             self.params = json.loads(f.attrs["params"])
             self.attrs = {k: (v if not isinstance(v, (bytes, np.bytes_)) else v.decode()) for k, v in f.attrs.items()}
             n_cfg = store.committed_configurations(f)

@@ -47,7 +47,7 @@ import numpy as np
 from .._version import __version__
 from .density import FlowSettings, conditional_log_prob, propose_block, sample
 from ..errors import ParameterError, ResumeError
-from ..io import check_resume, prepare_output, rng_from_json, rng_to_json, utc_now
+from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..analysis.weights import log_target, log_weights
 from ..seeds import stream_seed
 from ..store import ConfigurationWriter
@@ -223,20 +223,21 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
            "command": command or "phi4si.model.exact.sample_neural"}
     t0 = time.time()
     C = 1 if method == "reweight" else s["chains"]
-    if resume:
-        r = _resume(out, s["n"], C, params, sampler, run, dtype, t0)
-    else:
-        r = _start(model, method, out, C, params, fs, sampler, run, dtype, t0)
-    hmc = None
-    if method == "hybrid":
-        from ..mcmc.hmc import HMC
+    with lock_output(out):                 # one writer per file, for the whole run
+        if resume:
+            r = _resume(out, s["n"], C, params, sampler, run, dtype, t0)
+        else:
+            r = _start(model, method, out, C, params, fs, sampler, run, dtype, t0)
+        hmc = None
+        if method == "hybrid":
+            from ..mcmc.hmc import HMC
 
-        hmc = HMC(params, n_steps=s["hmc_steps"])
-    try:
-        _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress)
-    finally:
-        r.writer.close({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
-                        "eps": float(s["hmc_eps"] if hmc else 0.0)})
+            hmc = HMC(params, n_steps=s["hmc_steps"])
+        try:
+            _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress)
+        finally:
+            r.writer.close({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
+                            "eps": float(s["hmc_eps"] if hmc else 0.0)})
     summary = _summary(out, method, r.counts)
     summary["wall_time"] = r.wall0 + time.time() - t0
     return summary

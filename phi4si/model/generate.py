@@ -248,9 +248,11 @@ def parse_mask(spec: str, shape, seed: int = 0) -> np.ndarray:
 
 def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype: str = "float32",
                   overwrite: bool = False) -> Path:
-    """Write configurations (n, *shape) as an ensemble file (1 chain, n measurements)."""
+    """Write configurations (n, *shape) as an ensemble file (1 chain, n measurements), complete or
+    not at all: the file is written under a temporary name and renamed onto ``out`` when it is whole
+    (an existing ``out`` survives a failed or killed write), by one writer at a time."""
     from .. import store
-    from ..io import prepare_output, utc_now
+    from ..io import atomic_write, lock_output, prepare_output, utc_now
 
     out = prepare_output(out, overwrite)
     phi = np.ascontiguousarray(phi, dtype=np.float64)
@@ -259,9 +261,14 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
         raise ParameterError("generated configurations contain NaN or inf; nothing written")
     run = dict(run, version=__version__, date=utc_now())
     state = {"rng": {}, "eps": 0.0, "t_therm": 0, "acc_sum": float(n), "n_done": 0, "wall_time": run.get("wall_time", 0.0)}
-    w = store.ConfigurationWriter.create(out, params, 1, sampler, run, False, dtype, phi[-1:], state)
-    try:
-        w.append(phi[None], np.ones((1, n)), np.zeros((1, n)), state=state)
-    finally:
-        w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
+
+    def write(tmp):
+        w = store.ConfigurationWriter.create(tmp, params, 1, sampler, run, False, dtype, phi[-1:], state)
+        try:
+            w.append(phi[None], np.ones((1, n)), np.zeros((1, n)), state=state)
+        finally:
+            w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
+
+    with lock_output(out):
+        atomic_write(out, write)
     return out

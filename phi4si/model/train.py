@@ -38,7 +38,7 @@ import torch
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, TrainingDivergedError
 from ..interrupts import graceful_stop
-from ..io import atomic_write, check_resume, prepare_output
+from ..io import atomic_write, check_resume, lock_output, prepare_output
 from ..seeds import torch_generator
 from .device import set_threads
 from .checkpoint import CHECKPOINT_FORMAT
@@ -222,7 +222,7 @@ class _Trainer:
         """Continue the checkpoint ``out``: same settings (except the run length, device and
         intervals), same data; weights, optimiser, random streams and counters restored."""
         out, data, cfg = self.out, self.data, self.cfg
-        ck = torch.load(out, map_location="cpu", weights_only=False)
+        ck = __import__("phi4si.model.checkpoint", fromlist=["x"]).read_checkpoint(out, check_format=False)
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
         now = asdict(cfg)
@@ -380,12 +380,13 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
 
     data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
-    tr = _Trainer(data, out, cfg, rank, world, device, command)
-    if resume:
-        tr.resume()
-    tr.wrap_ddp()
-    tr.make_validation_sets()
-    _loop(tr, progress, log_path, max_steps_this_call, owned_group)
+    with lock_output(out) if rank == 0 else contextlib.nullcontext():   # rank 0 is the one writer
+        tr = _Trainer(data, out, cfg, rank, world, device, command)
+        if resume:
+            tr.resume()
+        tr.wrap_ddp()
+        tr.make_validation_sets()
+        _loop(tr, progress, log_path, max_steps_this_call, owned_group)
     return {"step": tr.step, "wall_time": tr.wall, "history": tr.history, "out": str(out), "shape": tr.shape,
             "normalisation": data.normalisation, "odd": tr.odd}
 
