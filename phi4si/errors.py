@@ -37,6 +37,11 @@ class SamplerDivergedError(Phi4siError, FloatingPointError):
     """A chain's field became non-finite (step size too large for an unadjusted scheme)."""
 
 
+class DiskFullError(Phi4siError, OSError):
+    """Too little free space for the next checkpoint: the run stopped before writing it, so the file
+    holds the run up to its last checkpoint intact; free space and continue with ``--resume``."""
+
+
 class CheckpointError(Phi4siError):
     """A model file that is missing, not a phi4si checkpoint, or incompatible with the request."""
 

@@ -74,7 +74,21 @@ def prepare_output(out, overwrite: bool = False, resume: bool = False, what: str
             raise ResumeError(f"cannot resume: {out} does not exist")
     elif out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; {hint or (RESUME_HINT if resumable else REPLACE_HINT)}")
+    _check_writable(out.parent)
     return out
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a folder that cannot take a new file (read-only file system, no permission) before any
+    work, by creating and removing a hidden probe file there."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".phi4si-", suffix=".probe")
+    except OSError as e:
+        raise ParameterError(f"cannot write into {folder}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def temporary_name(path) -> Path:

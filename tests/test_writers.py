@@ -134,3 +134,39 @@ def test_a_failed_write_samples_keeps_the_old_file(tmp_path, monkeypatch):
         write_samples(out, np.ones((3, 4, 4)), p, {"sampler": "test"}, {}, overwrite=True)
     assert out.read_bytes() == old
     assert sorted(q.name for q in tmp_path.iterdir()) == ["g.h5"]
+
+
+def test_a_full_disk_stops_cleanly_and_resumes_bit_identical(tmp_path, monkeypatch):
+    """The free space seen by the run drops to nothing after a few checkpoints: the run stops with
+    DiskFullError before writing, the file holds the run to its last checkpoint, and --resume (with
+    space again) ends exactly where an uninterrupted run ends."""
+    import shutil
+
+    import numpy as np
+
+    from phi4si import Phi4Params, open_ensemble, sample_mcmc
+    from phi4si.errors import DiskFullError
+
+    p = Phi4Params((8, 8), -4.0, 8.0)
+    kw = dict(chains=2, n_traj=120, n_therm=10, every=1, seed=5, progress=False, flush_seconds=1e-9)
+    ref = sample_mcmc(p, tmp_path / "ref.h5", **kw)
+    real, calls = shutil.disk_usage, []
+
+    def usage(path):
+        calls.append(1)
+        u = real(path)
+        return u._replace(free=0) if len(calls) > 30 else u
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    out = tmp_path / "full.h5"
+    with pytest.raises(DiskFullError, match=r"disk is nearly full .* holds the run up to trajectory \d+ .* --resume"):
+        sample_mcmc(p, out, **kw)
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    with open_ensemble(out) as ds:
+        n = int(ds.attrs["n_done"])
+        assert 0 < n < 120 and np.isfinite(ds["phi"].values).all()
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["full.h5", "ref.h5"]
+    sample_mcmc(p, out, resume=True, **kw)
+    with h5py.File(ref, "r") as a, h5py.File(out, "r") as b:
+        for k in ("m", "S", "phi", "state/phi"):
+            assert np.array_equal(a[k][...], b[k][...]), k

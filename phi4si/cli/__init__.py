@@ -73,21 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
 
 
-def _value_options(ap) -> set:
-    """Option strings (all subcommands) that take exactly one value."""
-    opts = set()
-    for act in ap._actions:
-        if isinstance(act, argparse._SubParsersAction):
-            for p in act.choices.values():
-                opts |= _value_options(p)
-        elif act.option_strings and act.nargs is None:
-            opts.update(o for o in act.option_strings if o.startswith("--"))
-    return opts
+def _value_options(parsers) -> set:
+    """Option strings of ``parsers`` (the chain of the command being parsed) that take exactly one value."""
+    return {o for p in parsers for act in p._actions if act.option_strings and act.nargs is None
+            for o in act.option_strings if o.startswith("--")}
+
+
+def _command_chain(ap, argv) -> list:
+    """The parsers of the (sub)command named in ``argv``: ``phi4si maze plan ...`` -> [phi4si, maze, plan]."""
+    chain = [ap]
+    for a in argv:
+        subs = [act for act in chain[-1]._actions if isinstance(act, argparse._SubParsersAction)]
+        if subs and a in subs[0].choices:
+            chain.append(subs[0].choices[a])
+    return chain
 
 
 def _glue_negative_numbers(ap, argv):
-    """``--lam -1e-9`` -> ``--lam=-1e-9`` for options that take one value."""
-    opts = _value_options(ap)
+    """``--lam -1e-9`` -> ``--lam=-1e-9`` for the options of this command that take one value (an
+    option of two values, ``maze plan --start -100 1.5``, is left to argparse)."""
+    opts = _value_options(_command_chain(ap, argv))
     out = []
     i = 0
     while i < len(argv):
@@ -107,7 +112,12 @@ def _glue_negative_numbers(ap, argv):
 def parse_args(argv):
     """Parse a ``phi4si`` command line (list of strings) into an argparse namespace."""
     ap = build_parser()
-    return ap.parse_args(_glue_negative_numbers(ap, list(argv)))
+    argv = list(argv)
+    for p in _command_chain(ap, argv):
+        # argparse's own test for "a negative number, not an option" knows only -5 and -.5; with this
+        # one a value of several numbers may be written -1e2 too (maze plan --start -1e2 1.5)
+        p._negative_number_matcher = _NEGATIVE_NUMBER
+    return ap.parse_args(_glue_negative_numbers(ap, argv))
 
 
 def _stdout_to_devnull():

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import store
 from .._version import __version__
-from ..errors import ParameterError, ResumeError, SamplerDivergedError
+from ..errors import DiskFullError, ParameterError, ResumeError, SamplerDivergedError
 from ..interrupts import graceful_stop
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
@@ -140,7 +140,10 @@ def _physical_memory() -> int | None:
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB" if n < 2**50 else f"{n / 2**50:.3g} PiB"
+    for unit, size in (("PiB", 2**50), ("TiB", 2**40)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 2**30:.3g} GiB"
 
 
 def _check_resources(params: Phi4Params, sampler: str, cfg: dict, out, *, resume: bool, overwrite: bool):
@@ -163,14 +166,15 @@ def _check_resources(params: Phi4Params, sampler: str, cfg: dict, out, *, resume
     rate = min(_MAX_TRAJ_PER_SECOND, _SITE_UPDATES_PER_CORE_SECOND * cores / per_traj)
     every, n_traj = cfg["every"], cfg["n_traj"]
     n_stored = 0 if every == 0 else -(-n_traj // every)
-    n_buf = min(n_stored, math.ceil(rate * cfg["flush_seconds"] / max(every, 1)) + 1)
+    n_buf = min(n_stored, max(1, math.ceil(rate * cfg["flush_seconds"] / max(every, 1))))
     fields = _ARRAYS[sampler] * chains * V * 8
     buffer = 2 * n_buf * chains * V * item
     need = fields + buffer
     have = _physical_memory()
     if have is not None and need > have:
-        what = ("--every (store fewer configurations) or --flush-seconds" if buffer > fields else
-                "--chains (now {}) or the lattice --shape ({} sites)".format(chains, V))
+        what = f"--chains (now {chains}) or the lattice --shape ({V} sites)"
+        if n_buf > 1 and buffer > fields:
+            what = f"--flush-seconds (now {cfg['flush_seconds']:g}), raise --every (store fewer configurations), or {what}"
         raise ParameterError(f"this run needs about {_gib(need)} of memory ({_gib(fields)} for the {chains} chains' "
                              f"fields, momenta and forces on {V} sites, {_gib(buffer)} for the configurations "
                              f"buffered between flushes) but the machine has {_gib(have)}; lower {what}")
@@ -305,10 +309,13 @@ class _Run:
                                            "n_done": self.t_meas, "n_traj": cfg["n_traj"]}, n_traj=cfg["n_traj"])
 
     def flush(self):
-        """Append buffered measurements, then the resume state (n_done last)."""
+        """Append buffered measurements, then the resume state (n_done last).  Refuses to write when
+        the disk could not take it (HDF5 cannot recover from a write that fails half-way: it leaves a
+        damaged file, and closing it can crash the process)."""
         wall = self.wall0 + time.perf_counter() - self.t_start
         state = _state(self.rng, self.eps, self.t_therm, self.acc_sum, self.t_meas, wall)
         buf = self.buf
+        self._check_space()
         if buf.traj:
             self.writer.append(scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
                                cfg_index=np.array(buf.cfg_idx, dtype=np.int64),
@@ -321,6 +328,23 @@ class _Run:
             self.writer.path = self.out
             self.tmp = None
         self.last_flush = time.perf_counter()
+
+    # room kept free beyond a checkpoint's raw size, for HDF5's metadata and the chunk index
+    SPACE_MARGIN = 256 * 1024
+
+    def _check_space(self):
+        import shutil
+
+        buf = self.buf
+        need = sum(c.nbytes for c in buf.cfgs) + 8 * (5 + self.params.d) * len(buf.traj) * self.cfg["chains"] \
+            + self.phi.nbytes + self.SPACE_MARGIN
+        free = shutil.disk_usage(self.out.parent).free
+        if free < need:
+            done = self.t_meas - len(buf.traj)
+            raise DiskFullError(f"{self.out}: the disk is nearly full ({free / 2**20:.2f} MiB free, the next checkpoint "
+                                f"needs about {need / 2**20:.2f} MiB); stopped before writing it, so "
+                                + (f"the file holds the run up to trajectory {done} (measured) intact; free space and "
+                                   "continue with --resume" if self.tmp is None else "nothing was written"))
 
     def finish(self):
         self.flush()

@@ -82,7 +82,11 @@ class TrainConfig:
     amp: str = "auto"            # "auto" (bf16 on CUDA), "bf16", "none"
     threads: int | None = None
 
-    def validate(self):
+    def validate(self, shape=None, channels: int = 1):
+        """Check every setting; with the data's lattice ``shape`` (and field ``channels``) also refuse a
+        batch and model whose training step cannot fit in memory.  Without ``shape`` that check uses the
+        smallest lattice the model admits (one side of ``size_multiple`` sites): a lower bound, which
+        still refuses hopeless batch sizes."""
         from ..interpolant.drifts import PARAMETRISATIONS
 
         if self.steps is None and self.minutes is None:
@@ -112,6 +116,30 @@ class TrainConfig:
             raise ParameterError(f"warmup and seed must be >= 0, got {self.warmup}, {self.seed}")
         if not 0 <= self.val_fraction < 1:
             raise ParameterError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        self._check_memory(shape, channels)
+
+    def _check_memory(self, shape, channels):
+        from ..nn.unet import estimate_training_memory, format_bytes, physical_memory, preset
+
+        overrides = {**self.model_overrides, "in_channels": int(channels)}
+        if shape is not None:
+            overrides["dim"] = len(shape)
+        try:
+            mcfg = preset(self.model, **overrides)   # refuses a model whose weights alone cannot fit
+        except TypeError:                            # an unknown override: refused later, by the U-Net build
+            return
+        sides = tuple(shape) if shape is not None else (mcfg.size_multiple,) * mcfg.dim
+        need = estimate_training_memory(mcfg, int(self.batch_size), sides)
+        if self.device.startswith("cuda"):
+            have, where = torch.cuda.get_device_properties(torch.device(self.device)).total_memory, self.device
+        else:
+            have, where = physical_memory(), "the machine"
+        if have is not None and need > have:
+            lattice = f"lattice {'x'.join(map(str, sides))}" + ("" if shape is not None else " (the smallest it admits)")
+            raise ParameterError(f"a training step with batch_size (--batch-size) {self.batch_size} of model "
+                                 f"{self.model!r} on the {lattice} needs about {format_bytes(need)} (activations of "
+                                 f"the batch, weights, gradients, AdamW and EMA) but {where} has "
+                                 f"{format_bytes(have)}; lower --batch-size (or the model: --model, --net)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,7 +250,8 @@ class _Trainer:
         """Continue the checkpoint ``out``: same settings (except the run length, device and
         intervals), same data; weights, optimiser, random streams and counters restored."""
         out, data, cfg = self.out, self.data, self.cfg
-        ck = __import__("phi4si.model.checkpoint", fromlist=["x"]).read_checkpoint(out, check_format=False)
+        from .checkpoint import read_checkpoint   # one-line CheckpointError for unreadable files
+        ck = read_checkpoint(out, check_format=False)
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
         now = asdict(cfg)
@@ -330,8 +359,14 @@ class _Trainer:
         self.net.train()
         loss = _loss(self.model, self.fam, cfg.param, x0.to(dev), x1.to(dev), a.to(dev), self.amp_ctx)
         if not torch.isfinite(loss):
+            # this run has a checkpoint if it resumed from one (wall0 > 0) or wrote a periodic one
+            last = self.step - self.step % cfg.checkpoint_every
+            kept = (f"the last good checkpoint is {self.out}" + (f" (step {last})" if last > 0 and self.wall0 == 0 else "")
+                    if last > 0 or self.wall0 > 0 else
+                    f"no checkpoint was written (the first is due at step {cfg.checkpoint_every})"
+                    + (f"; the existing {self.out} is left as it was" if self.out.exists() else ""))
             raise TrainingDivergedError(f"loss is {float(loss.detach())} at step {self.step}: lower --lr (now {cfg.lr}) "
-                                        f"or check the data; the last good checkpoint is {self.out}")
+                                        f"or check the data; {kept}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)) if cfg.grad_clip else 0.0
