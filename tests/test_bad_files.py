@@ -224,7 +224,7 @@ def good_model(good, tmp_path_factory):
 
 
 BAD_CK = {
-    "empty": (_write(b""), r"empty file \(0 bytes\), not a torch checkpoint"),
+    "empty": (_write(b""), r"empty file \(0 bytes\), not a readable torch checkpoint"),
     "truncated": (None, r"not a readable torch checkpoint .*truncated or not a checkpoint"),
     "random bytes": (_write(RNG.bytes(2048)), r"not a readable torch checkpoint"),
     "directory": (_directory, r"is a directory"),     # train: "--out ... is a directory" (cli/io)

@@ -150,9 +150,11 @@ def _check_resources(params: Phi4Params, sampler: str, cfg: dict, out, *, resume
     """Refuse, before anything is allocated or written, a run whose memory or file cannot fit this machine.
 
     Memory: the sampler's (chains, V) float64 arrays (:data:`_ARRAYS`) plus the stored configurations
-    buffered between two flushes (at most flush_seconds of trajectories at an optimistic rate, times two for
-    the stacking copy).  Disk: every stored configuration and the per-trajectory scalars, uncompressed (random
-    fields barely compress), against the free space of the output folder (plus the file it replaces).
+    buffered between two flushes (flush_seconds of trajectories at the kernels' measured speed, times two for
+    the stacking copy at the flush).  Disk: every stored configuration and the per-trajectory scalars,
+    uncompressed (random float fields barely compress), against the free space of the output folder plus the
+    file it replaces or continues.  Lattice dimension: the kernels take any d, so d is limited by memory (a
+    d-dimensional lattice has >= 2^d sites) and by numpy's array rank (the stored (chain, traj, *shape)).
     """
     d, V, chains = params.d, params.volume, cfg["chains"]
     if d + 2 > _MAXDIMS:

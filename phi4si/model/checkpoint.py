@@ -155,19 +155,19 @@ def read_checkpoint(path, check_format: bool = True) -> dict:
     >>> read_checkpoint(p)
     Traceback (most recent call last):
     ...
-    phi4si.errors.CheckpointError: ...m.pt: empty file (0 bytes), not a torch checkpoint
+    phi4si.errors.CheckpointError: ...m.pt: empty file (0 bytes), not a readable torch checkpoint
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such model file")
     if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory, not a model checkpoint file")
+        raise CheckpointError(f"{path}: is a directory, not a readable torch checkpoint")
     try:
         size = path.stat().st_size
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
     if size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a torch checkpoint")
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a readable torch checkpoint")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files

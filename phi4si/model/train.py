@@ -413,6 +413,8 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     if cfg.threads:
         set_threads(cfg.threads)
     prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
+    if log_path is not None:
+        prepare_output(log_path, overwrite=True, what="--log")     # a file in an existing, writable folder
 
     data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
     with lock_output(out) if rank == 0 else contextlib.nullcontext():   # rank 0 is the one writer
@@ -426,12 +428,32 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
             "normalisation": data.normalisation, "odd": tr.odd}
 
 
+def _drop_log_after(log_path: Path, step: int) -> None:
+    """On resume from ``step``: drop the log lines of steps after it (a run killed after its last
+    checkpoint logged steps that the resumed run does again), so every step is logged once."""
+    if not log_path.is_file():
+        return
+    keep = []
+    for line in log_path.read_text().splitlines():
+        try:
+            s = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            s = None
+        if s is None or s <= step:
+            keep.append(line)
+    text = "".join(ln + "\n" for ln in keep)
+    atomic_write(log_path, lambda tmp: Path(tmp).write_text(text))
+
+
 def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_group):
     """Run ``tr`` until its limit: log, validate, checkpoint.  Ctrl-C or SIGTERM stops after the
     current step with a checkpoint of that step (the resumed run continues bit for bit); a second
     one stops at once and keeps the last checkpoint."""
     cfg, out = tr.cfg, tr.out
-    log_f = open(log_path or out.with_suffix(out.suffix + ".log"), "a") if tr.rank == 0 else None
+    log_path = Path(log_path or out.with_suffix(out.suffix + ".log"))
+    if tr.rank == 0 and tr.step > 0:
+        _drop_log_after(log_path, tr.step)
+    log_f = open(log_path, "a") if tr.rank == 0 else None
     bar = None
     if progress and tr.rank == 0:
         from tqdm.auto import tqdm

@@ -45,6 +45,7 @@ def existing(tmp_path):
     (("--chains", 100_000_000), ("memory", "--chains", "GiB")),
     (("--shape", 100_000, 100_000), ("memory", "--shape", "GiB")),
     (("--shape",) + (8,) * 15, ("memory", "--shape", "PiB")),
+    (("--shape",) + (2,) * 63, ("63-dimensional lattice is not supported", "--shape")),
     (("--n-traj", 10**12, "--every", 1), ("--n-traj", "--every", "PiB", "free")),
     (("--n-traj", 10**12, "--every", 0), ("--n-traj", "free")),
     (("--lam", 1e300), ("lam=1e+300", "float64")),

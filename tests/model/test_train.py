@@ -273,3 +273,26 @@ def test_ddp_gloo(ens, tmp_path):
     assert ck["world_size"] == 2 and ck["step"] == 6 and ck["final"] is True
     m = load_model(out)
     assert m.check_shape((4, 4)) == (4, 4)
+
+
+def test_resume_logs_every_step_once(ens, tmp_path):
+    """A run killed after its last checkpoint has logged steps the resumed run does again: the resume
+    drops those lines, so the log holds each step once, in order."""
+    import json
+
+    out = tmp_path / "m.pt"
+    cfg = TrainConfig(steps=60, model="tiny", batch_size=8, val_every=10, checkpoint_every=1000, val_size=16)
+    train(ens, out, cfg, progress=False, max_steps_this_call=20)
+    log = Path(str(out) + ".log")
+    with open(log, "a") as f:                      # what the killed run wrote after its checkpoint at step 20
+        for s in (30, 40):
+            f.write(json.dumps({"step": s, "loss": 0.0}) + "\n")
+    train(ens, out, cfg, progress=False, resume=True)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 60 and 30 in steps
+
+
+def test_log_into_a_directory_is_refused_before_work(ens, tmp_path):
+    with pytest.raises(ParameterError, match="is a directory"):
+        train(ens, tmp_path / "m.pt", TrainConfig(steps=2, model="tiny"), progress=False, log_path=tmp_path)
+    assert not (tmp_path / "m.pt").exists()
