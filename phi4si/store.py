@@ -27,6 +27,9 @@ measurement up to the last flush; ``open_ensemble`` reads it (and live files) in
 mode, and ``--resume`` first rewrites it into a clean file (:func:`repair`).
 """
 
+# layout: the ensemble schema in one module: its writer, its readers, the resume state, the repair and
+# the integrity checks share the private helpers that know the layout (_open, _read_state), so the
+# schema has one home; a package split would make them public for no reader outside.
 from __future__ import annotations
 
 import json

@@ -18,9 +18,7 @@ chains; the final eps is frozen for the measurement phase and recorded.
 from __future__ import annotations
 
 import math
-import numbers
 import os
-import shutil
 import sys
 import time
 
@@ -32,171 +30,8 @@ from ..errors import DiskFullError, ParameterError, ResumeError, SamplerDiverged
 from ..interrupts import graceful_stop
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
-from . import SAMPLERS, make_sampler
-from .hmc import INTEGRATORS
-
-DTYPES = ("float32", "float64")
-
-
-# Optional settings that only some samplers use (None: not given, the sampler's default).  A
-# setting the chosen sampler does not use is refused rather than silently ignored.  eps,
-# n_steps and jitter apply to every sampler (for langevin: dt, updates per trajectory).
-SAMPLER_SETTINGS = {
-    "hmc": ("integrator", "target_accept", "adapt"),
-    "fahmc": ("integrator", "mass", "target_accept", "adapt"),
-    "langevin": ("mass",),
-    "mala": ("mass", "target_accept", "adapt"),
-}
-_FLAGS = {"adapt": "--no-adapt"}  # command-line spellings that are not --name-with-dashes
-
-
-def _flag(name: str) -> str:
-    return _FLAGS.get(name, "--" + name.replace("_", "-"))
-
-
-def _name(name: str) -> str:
-    """How errors name a setting: the keyword of :func:`sample_mcmc` and the flag of the CLI."""
-    return f"{name} ({_flag(name)})"
-
-
-def _check_int(name, v, lo):
-    # integers only (as on the command line): no bools, floats or strings, even integral ones
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise ParameterError(f"{_name(name)} must be an integer >= {lo}, got {v!r}")
-    if v < lo:
-        raise ParameterError(f"{_name(name)} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _check_float(name, v, what="finite and > 0", ok=lambda x: x > 0):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise ParameterError(f"{_name(name)} must be a real number, got {v!r}")
-    v = float(v)
-    if not (math.isfinite(v) and ok(v)):
-        raise ParameterError(f"{_name(name)} must be {what}, got {v!r}")
-    return v
-
-
-def _check_settings(sampler, *, chains, n_traj, n_therm, every, seed, n_steps, dtype, eps, integrator, mass,
-                    target_accept, adapt, jitter, flush_seconds, max_trajectories):
-    """Validate and normalise every setting of :func:`sample_mcmc` (the one place; the CLI forwards)."""
-    if not isinstance(sampler, str) or sampler not in SAMPLERS:
-        raise ParameterError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
-    out = {"chains": _check_int("chains", chains, 1), "n_traj": _check_int("n_traj", n_traj, 1),
-           "n_therm": _check_int("n_therm", n_therm, 0), "every": _check_int("every", every, 0),
-           "seed": _check_int("seed", seed, 0),
-           "n_steps": None if n_steps is None else _check_int("n_steps", n_steps, 1),
-           "max_trajectories": None if max_trajectories is None else _check_int("max_trajectories",
-                                                                                 max_trajectories, 0),
-           "flush_seconds": _check_float("flush_seconds", flush_seconds),
-           "eps": None if eps is None else _check_float("eps", eps),
-           "mass": None if mass is None else _check_float("mass", mass),
-           "jitter": None if jitter is None else _check_float("jitter", jitter, "in [0, 1)", lambda x: 0 <= x < 1)}
-    if dtype not in DTYPES:
-        raise ParameterError(f"{_name('dtype')} must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if integrator is not None and integrator not in INTEGRATORS:
-        raise ParameterError(f"unknown {_name('integrator')} {integrator!r}; choose from {', '.join(INTEGRATORS)}")
-    if target_accept is not None:
-        # "target acceptance" is spelled out: the rate the step-size adaptation aims at
-        if isinstance(target_accept, bool) or not isinstance(target_accept, numbers.Real) \
-                or not 0.0 < float(target_accept) < 1.0:
-            raise ParameterError(f"target acceptance {_name('target_accept')} must be in (0, 1), got {target_accept!r}")
-        target_accept = float(target_accept)
-    if adapt is not None and not isinstance(adapt, (bool, np.bool_)):
-        raise ParameterError(f"{_name('adapt')} must be True or False, got {adapt!r}")
-    given = {"integrator": integrator, "mass": mass, "target_accept": target_accept, "adapt": adapt}
-    unused = [k for k, v in given.items() if v is not None and k not in SAMPLER_SETTINGS[sampler]]
-    if unused:
-        table = "; ".join(f"{s}: {', '.join(_flag(k) for k in ks)}" for s, ks in SAMPLER_SETTINGS.items())
-        raise ParameterError(f"sampler {sampler} does not use {' or '.join(_name(k) for k in unused)}; leave "
-                             f"{'it' if len(unused) == 1 else 'them'} out "
-                             f"(settings by sampler -- {table}; all samplers: --eps, --n-steps, --jitter)")
-    out.update(dtype=dtype, integrator=integrator, target_accept=target_accept,
-               adapt=None if adapt is None else bool(adapt))
-    return out
-
-
-# float64 arrays of (chains, V) a sampler holds at its peak (the fields, the momenta or proposal, the
-# forces and the FFT temporaries of one step; HMC's momenta and padded copies live per chain in the kernel)
-_ARRAYS = {"hmc": 3, "fahmc": 9, "langevin": 7, "mala": 9}
-# the flush buffer holds flush_seconds of stored configurations, so its size depends on the speed: at most
-# 2e4 trajectories/s (the driver's own numpy calls per trajectory), and 5e8 site-updates/s per core (the
-# numba HMC's measured 1e9/s on 2 cores, benchmarks/README.md; FA-HMC and MALA are slower)
-_MAX_TRAJ_PER_SECOND = 2e4
-_SITE_UPDATES_PER_CORE_SECOND = 5e8
-
-
-def _physical_memory() -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().total)
-    except ImportError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _gib(n: float) -> str:
-    for unit, size in (("PiB", 2**50), ("TiB", 2**40)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n / 2**30:.3g} GiB"
-
-
-def _check_resources(params: Phi4Params, sampler: str, cfg: dict, out, *, resume: bool, overwrite: bool):
-    """Refuse, before anything is allocated or written, a run whose memory or file cannot fit this machine.
-
-    Memory: the sampler's (chains, V) float64 arrays (:data:`_ARRAYS`) plus the stored configurations
-    buffered between two flushes (flush_seconds of trajectories at the kernels' measured speed, times two for
-    the stacking copy at the flush).  Disk: every stored configuration and the per-trajectory scalars,
-    uncompressed (random float fields barely compress), against the free space of the output folder plus the
-    file it replaces or continues.  Lattice dimension: the kernels take any d, so d is limited by memory (a
-    d-dimensional lattice has >= 2^d sites) and by numpy's array rank (the stored (chain, traj, *shape)).
-    """
-    d, V, chains = params.d, params.volume, cfg["chains"]
-    if d + 2 > _MAXDIMS:
-        raise ParameterError(f"a {d}-dimensional lattice is not supported: the stored configurations are "
-                             f"(chain, trajectory, *shape) arrays and numpy allows {_MAXDIMS} dimensions, so d <= "
-                             f"{_MAXDIMS - 2}; lower the number of --shape sides")
-    item = np.dtype(cfg["dtype"]).itemsize
-    n_steps = cfg["n_steps"] or 10  # every sampler's default_n_steps
-    per_traj = chains * V * (n_steps + 1)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    rate = min(_MAX_TRAJ_PER_SECOND, _SITE_UPDATES_PER_CORE_SECOND * cores / per_traj)
-    every, n_traj = cfg["every"], cfg["n_traj"]
-    n_stored = 0 if every == 0 else -(-n_traj // every)
-    n_buf = min(n_stored, max(1, math.ceil(rate * cfg["flush_seconds"] / max(every, 1))))
-    fields = _ARRAYS[sampler] * chains * V * 8
-    buffer = 2 * n_buf * chains * V * item
-    need = fields + buffer
-    have = _physical_memory()
-    if have is not None and need > have:
-        what = f"--chains (now {chains}) or the lattice --shape ({V} sites)"
-        if n_buf > 1 and buffer > fields:
-            what = f"--flush-seconds (now {cfg['flush_seconds']:g}), raise --every (store fewer configurations), or {what}"
-        raise ParameterError(f"this run needs about {_gib(need)} of memory ({_gib(fields)} for the {chains} chains' "
-                             f"fields, momenta and forces on {V} sites, {_gib(buffer)} for the configurations "
-                             f"buffered between flushes) but the machine has {_gib(have)}; lower {what}")
-    disk = n_stored * chains * V * item + n_traj * chains * (5 + d) * 8 + 2 * chains * V * 8
-    outp = os.path.abspath(os.fspath(out))
-    folder = os.path.dirname(outp)
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return  # a missing folder is refused by prepare_output, with its own message
-    if (resume or overwrite) and os.path.isfile(outp):
-        free += os.path.getsize(outp)
-    if disk > free:
-        raise ParameterError(f"the ensemble file will need about {_gib(disk)} ({n_stored} stored configurations of "
-                             f"{chains} chains x {V} sites in {cfg['dtype']}, plus {n_traj} trajectories of scalars) "
-                             f"but {folder} has {_gib(free)} free; lower --n-traj, raise --every (0 stores no "
-                             "configurations) or write elsewhere (--out)")
-
-
-_MAXDIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+from . import make_sampler
+from .settings import check_resources, check_settings
 
 
 def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 4, n_traj: int = 1000,
@@ -211,7 +46,7 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     parses and forwards them): a bad value raises :class:`~phi4si.errors.ParameterError`
     before any file is touched.  ``integrator``, ``mass``, ``target_accept`` and ``adapt``
     default to None (the sampler's default: leapfrog, 1.0, the sampler's target, True) and
-    are refused for samplers that do not use them (see :data:`SAMPLER_SETTINGS`).
+    are refused for samplers that do not use them (see :data:`~phi4si.mcmc.settings.SAMPLER_SETTINGS`).
     ``jitter`` randomises eps per trajectory (see the module docstring).  ``every`` thins
     the stored configurations (0 stores none); scalars are stored every trajectory.
     ``max_trajectories`` stops after that many trajectories of this call (therm +
@@ -233,11 +68,11 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     # ---- validate everything before touching any file ----
     if not isinstance(params, Phi4Params):
         raise ParameterError("params must be a Phi4Params")
-    cfg = _check_settings(sampler, chains=chains, n_traj=n_traj, n_therm=n_therm, every=every, seed=seed,
+    cfg = check_settings(sampler, chains=chains, n_traj=n_traj, n_therm=n_therm, every=every, seed=seed,
                           n_steps=n_steps, dtype=dtype, eps=eps, integrator=integrator, mass=mass,
                           target_accept=target_accept, adapt=adapt, jitter=jitter, flush_seconds=flush_seconds,
                           max_trajectories=max_trajectories)
-    _check_resources(params, sampler, cfg, out, resume=resume, overwrite=overwrite)
+    check_resources(params, sampler, cfg, out, resume=resume, overwrite=overwrite)
     smp = make_sampler(sampler, params, n_steps=cfg["n_steps"], integrator=cfg["integrator"] or "leapfrog",
                        mass=1.0 if cfg["mass"] is None else cfg["mass"])
     if cfg["jitter"] is None:

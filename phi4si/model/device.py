@@ -1,4 +1,5 @@
-"""Where the model side runs: the torch device and the number of CPU threads.
+"""Where the model side runs: the torch device, the number of CPU threads, and the processes of a
+DDP run under ``torchrun``.
 
 One home for the two settings every command of the model side takes (``--device``, ``--threads``),
 so that the trainer, the tasks and the exact samplers check and apply them the same way.
@@ -13,13 +14,14 @@ phi4si.errors.ParameterError: device must be cpu, cuda or cuda:N, got 'tpu'
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
 
 from ..errors import ParameterError
 
-__all__ = ["check_device", "set_threads"]
+__all__ = ["check_device", "set_threads", "init_distributed", "close_distributed"]
 
 
 def check_device(device) -> torch.device:
@@ -45,3 +47,34 @@ def set_threads(threads: int | None) -> None:
     if isinstance(threads, bool) or int(threads) != threads or int(threads) < 1:
         raise ParameterError(f"threads must be an integer >= 1, got {threads}")
     torch.set_num_threads(int(threads))
+
+
+def init_distributed(device: str = "cpu"):
+    """(rank, world, local_rank, owned) from torchrun's environment, initialising the process group
+    (nccl for CUDA training, gloo for CPU training or when PHI4SI_DDP_BACKEND=gloo); ``owned``:
+    this call created the group, so :func:`close_distributed` destroys it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0, False
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        backend = os.environ.get("PHI4SI_DDP_BACKEND") or ("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned
+
+
+def close_distributed(owned: bool) -> None:
+    """End a DDP run cleanly: wait until every rank (rank 0 writes the checkpoint) is done, then
+    destroy the process group if init_distributed created it.  Without this the ranks leave at different
+    moments with gloo's threads still attached, and a rank can die in C++ ("terminate called
+    without an active exception", SIGABRT) after all the work is done."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+    if owned:
+        dist.destroy_process_group()

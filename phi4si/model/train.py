@@ -27,7 +27,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from ..errors import ParameterError, ResumeError, TrainingDivergedError
 from ..interrupts import graceful_stop
 from ..io import atomic_write, check_resume, lock_output, prepare_output
 from ..seeds import torch_generator
-from .device import set_threads
+from .device import close_distributed, init_distributed, set_threads
 from .checkpoint import CHECKPOINT_FORMAT
 
 __all__ = ["TrainConfig", "train"]
@@ -119,7 +118,9 @@ class TrainConfig:
         self._check_memory(shape, channels)
 
     def _check_memory(self, shape, channels):
-        from ..nn.unet import estimate_training_memory, format_bytes, physical_memory, preset
+        from ..nn.budget import estimate_training_memory
+        from ..nn.unet import preset
+        from ..resources import format_bytes, physical_memory
 
         overrides = {**self.model_overrides, "in_channels": int(channels)}
         if shape is not None:
@@ -143,37 +144,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-def _dist(device: str = "cpu"):
-    """(rank, world, local_rank, owned) from torchrun's environment, initialising the process group
-    (nccl for CUDA training, gloo for CPU training or when PHI4SI_DDP_BACKEND=gloo); ``owned``:
-    this call created the group, so :func:`_dist_close` destroys it."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0, False
-    import torch.distributed as dist
-
-    owned = not dist.is_initialized()
-    if owned:
-        backend = os.environ.get("PHI4SI_DDP_BACKEND") or ("nccl" if device.startswith("cuda") else "gloo")
-        dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned
-
-
-def _dist_close(owned: bool) -> None:
-    """End a DDP run cleanly: wait until every rank (rank 0 writes the checkpoint) is done, then
-    destroy the process group if train() created it.  Without this the ranks leave at different
-    moments with gloo's threads still attached, and a rank can die in C++ ("terminate called
-    without an active exception", SIGABRT) after all the work is done."""
-    import torch.distributed as dist
-
-    if dist.get_backend() == "nccl":
-        dist.barrier(device_ids=[torch.cuda.current_device()])
-    else:
-        dist.barrier()
-    if owned:
-        dist.destroy_process_group()
-
-
 def _lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
@@ -404,7 +374,7 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     cfg.validate()
     out = Path(out)
-    rank, world, local_rank, owned_group = _dist(cfg.device)
+    rank, world, local_rank, owned_group = init_distributed(cfg.device)
     if cfg.device.startswith("cuda") and world > 1:
         cfg.device = f"cuda:{local_rank}"
     device = torch.device(cfg.device)
@@ -417,6 +387,7 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
         prepare_output(log_path, overwrite=True, what="--log")     # a file in an existing, writable folder
 
     data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
+    cfg.validate(shape=data.shape, channels=data.channels)     # the memory of a step on the data's lattice
     with lock_output(out) if rank == 0 else contextlib.nullcontext():   # rank 0 is the one writer
         tr = _Trainer(data, out, cfg, rank, world, device, command)
         if resume:
@@ -493,7 +464,7 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
 
             tr.model = None
             gc.collect()
-            _dist_close(owned_group)
+            close_distributed(owned_group)
         if stop.requested() and not limit():
             if tr.rank == 0:
                 print(f"\n{stop.name}: stopped after step {tr.step}; {out} holds that step's checkpoint; continue "

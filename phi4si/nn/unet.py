@@ -76,15 +76,15 @@ torch.Size([2, 1, 16, 16])
 from __future__ import annotations
 
 import itertools
-import math
-import os
 from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import resources
 from ..errors import ParameterError
+from . import budget
 
 __all__ = ["A_FEATURES", "DEFAULT_A_FEATURES", "UNetConfig", "LatticeUNet", "preset", "count_parameters"]
 
@@ -205,11 +205,11 @@ class UNetConfig:
         for k in ("odd", "linear_head", "zero_init"):
             if not isinstance(getattr(self, k), bool):
                 raise ParameterError(f"UNetConfig.{k} must be a bool, got {getattr(self, k)!r}")
-        n, have = estimate_parameters(self), physical_memory()
+        n, have = budget.estimate_parameters(self), resources.physical_memory()
         if have is not None and 4 * n > have:  # the float32 weights alone; training needs about 5 x that
             raise ParameterError(f"UNetConfig.base_channels={self.base_channels} (channel_mult={self.channel_mult}, "
                                  f"n_res_blocks={self.n_res_blocks}) gives about {n:.3g} parameters, "
-                                 f"{format_bytes(4 * n)} in float32, but the machine has {format_bytes(have)}; "
+                                 f"{resources.format_bytes(4 * n)} in float32, but the machine has {resources.format_bytes(have)}; "
                                  "lower base_channels (or channel_mult, n_res_blocks)")
 
     @property
@@ -256,80 +256,6 @@ def preset(name: str, dim: int = 2, **overrides) -> UNetConfig:
     if name not in _PRESETS:
         raise ParameterError(f"unknown UNet preset {name!r}; choose one of {tuple(_PRESETS)}")
     return UNetConfig(**{**_PRESETS[name], "dim": dim, **overrides})
-
-
-def physical_memory() -> int | None:
-    """Bytes of RAM of this machine (psutil if installed, else sysconf); None where unknown."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().total)
-    except ImportError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def format_bytes(n: float) -> str:
-    """``format_bytes(3 * 2**40)`` -> ``'3 TiB'``."""
-    for unit, size in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n / 2**20:.3g} MiB"
-
-
-def _convs(cfg: UNetConfig) -> list[tuple[int, int, int, int]]:
-    """``(cin, cout, kernel, level)`` of every convolution of ``LatticeUNet(cfg)`` (mirrors its __init__;
-    level l works on sides / 2**l)."""
-    nf = len(cfg.a_features) * cfg.a_channels
-    ch = [cfg.base_channels * m for m in cfg.channel_mult]
-    emb = cfg.base_channels
-    out = [(nf, emb, 1, 0), (emb, emb, 1, 0), (cfg.in_channels + nf, ch[0], 3, 0)]
-
-    def block(cin, cout, level):
-        out.extend([(cin, cout, 3, level), (emb, 2 * cout, 1, level), (cout, cout, 3, level)])
-        if cin != cout:
-            out.append((cin, cout, 1, level))
-
-    c = ch[0]
-    for level, cl in enumerate(ch):
-        for _ in range(cfg.n_res_blocks):
-            block(c, cl, level)
-            c = cl
-    block(c, c, len(ch) - 1)
-    for level in reversed(range(len(ch) - 1)):
-        out.append((c, c, 3, level))
-        for i in range(cfg.n_res_blocks):
-            block(c + ch[level] if i == 0 else ch[level], ch[level], level)
-        c = ch[level]
-    out.append((c, cfg.out_channels, 3, 0))
-    if cfg.linear_head:
-        hh = cfg.head_hidden
-        n_w = cfg.out_channels * cfg.in_channels * cfg.linear_kernel**cfg.dim
-        out.extend([(nf, hh, 1, 0), (hh, hh, 1, 0), (hh, n_w + (0 if cfg.odd else cfg.out_channels), 1, 0)])
-    return out
-
-
-def estimate_parameters(cfg: UNetConfig) -> int:
-    """Number of trainable scalars of ``LatticeUNet(cfg)``, without building it (GroupNorm's few
-    affine scalars left out).
-
-    >>> estimate_parameters(preset("tiny"))
-    3395
-    """
-    return sum(k**cfg.dim * cin * cout + cout for cin, cout, k, _ in _convs(cfg))
-
-
-def estimate_training_memory(cfg: UNetConfig, batch: int, sides) -> int:
-    """Bytes a float32 training step of ``LatticeUNet(cfg)`` on ``batch`` samples of lattice ``sides`` holds,
-    roughly: weights, gradients, AdamW's two moments and the EMA copy (5 x 4 bytes a parameter), and the
-    activations autograd keeps, about four tensors (input, normalised, activated, output) per convolution
-    output of cout x sites(level) per sample (the backward pass frees them as it goes)."""
-    V = math.prod(int(s) for s in sides)
-    acts = sum(cout * max(1, V // (2**cfg.dim) ** level) for _, cout, _, level in _convs(cfg))
-    return 20 * estimate_parameters(cfg) + 4 * 4 * batch * (acts + 4 * cfg.in_channels * V)
 
 
 def count_parameters(model: nn.Module) -> int:

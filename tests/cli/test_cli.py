@@ -221,7 +221,7 @@ def test_negative_numbers_are_values():
 def test_sampler_settings_table_matches_samplers():
     """SAMPLER_SETTINGS (what the driver refuses) says what each sampler really uses."""
     from phi4si.mcmc import SAMPLERS, make_sampler
-    from phi4si.mcmc.run import SAMPLER_SETTINGS
+    from phi4si.mcmc.settings import SAMPLER_SETTINGS
 
     assert set(SAMPLER_SETTINGS) == set(SAMPLERS)
     for name in SAMPLERS:

@@ -8,6 +8,8 @@ runs: the whole file takes a few seconds.
 
 from __future__ import annotations
 
+from phi4si import resources
+
 from pathlib import Path
 
 import h5py
@@ -53,7 +55,7 @@ def existing(tmp_path):
     (("--h", 1e160), ("h=1e+160",)),
 ])
 def test_refused_before_anything_is_written(cli, tmp_path, existing, monkeypatch, args, names):
-    monkeypatch.setattr(mrun, "_physical_memory", lambda: 64 * 2**30)   # the same answer on any machine
+    monkeypatch.setattr(resources, "physical_memory", lambda: 64 * 2**30)   # the same answer on any machine
     out = tmp_path / "new.h5"
     rc, _, err = cli("sample-mcmc", *QUICK, *args, "--out", out)
     _one_line_error(rc, err, *names)
@@ -66,7 +68,7 @@ def test_refused_before_anything_is_written(cli, tmp_path, existing, monkeypatch
 
 def test_memory_estimate_counts_the_arrays(monkeypatch, tmp_path):
     """The estimate scales with chains x V and names --every when the flush buffer dominates."""
-    monkeypatch.setattr(mrun, "_physical_memory", lambda: 2**30)        # a 1 GiB machine
+    monkeypatch.setattr(resources, "physical_memory", lambda: 2**30)        # a 1 GiB machine
     p = Phi4Params((16, 16), -1.0, 1.0)
     # 4 chains x 256 sites: fine; 200000 chains x 256 sites x 3 arrays x 8 bytes = 1.1 GiB of fields
     sample_mcmc(p, tmp_path / "a.h5", chains=4, n_traj=3, n_therm=0, progress=False)

@@ -6,6 +6,8 @@ A 4x4 free-field ensemble and the "tiny" U-Net: the whole file takes a few secon
 
 from __future__ import annotations
 
+from phi4si import resources
+
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,8 @@ import pytest
 from phi4si import Phi4Params, sample_mcmc
 from phi4si.errors import ParameterError, TrainingDivergedError
 from phi4si.model.train import TrainConfig, train
-from phi4si.nn import unet
-from phi4si.nn.unet import LatticeUNet, count_parameters, estimate_parameters, estimate_training_memory, preset
+from phi4si.nn.budget import estimate_parameters, estimate_training_memory
+from phi4si.nn.unet import LatticeUNet, count_parameters, preset
 
 QUICK = ("--steps", 3, "--model", "tiny", "--batch-size", 4, "--val-every", 2, "--threads", 1)
 
@@ -40,7 +42,7 @@ def _one_line_error(rc, err, *names):
     (("--net", "base_channels=1000000"), ("base_channels=1000000", "parameters", "lower base_channels")),
 ])
 def test_refused_before_anything_is_written(cli, ens, tmp_path, monkeypatch, args, names):
-    monkeypatch.setattr(unet, "physical_memory", lambda: 64 * 2**30)   # the same answer on any machine
+    monkeypatch.setattr(resources, "physical_memory", lambda: 64 * 2**30)   # the same answer on any machine
     out = tmp_path / "m.pt"
     rc, _, err = cli("train", "--data", ens, *QUICK, *args, "--out", out)
     _one_line_error(rc, err, *names)
@@ -65,7 +67,7 @@ def test_estimates():
 
 
 def test_validate_with_the_lattice(monkeypatch):
-    monkeypatch.setattr(unet, "physical_memory", lambda: 2**30)          # a 1 GiB machine
+    monkeypatch.setattr(resources, "physical_memory", lambda: 2**30)          # a 1 GiB machine
     TrainConfig(batch_size=128).validate()                              # normal settings pass
     TrainConfig(batch_size=128).validate(shape=(16, 16))
     with pytest.raises(ParameterError, match=r"batch_size \(--batch-size\) 65536 .* lattice 64x64 needs about"):
