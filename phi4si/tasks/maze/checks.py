@@ -60,6 +60,21 @@ def point_label(name: str, points: np.ndarray, flat_index: int) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in ix)}]"
 
 
+def as_xy(points, name: str) -> np.ndarray:
+    """``points`` as a float64 array (..., 2), refusing other shapes (non-finite values pass).
+
+    >>> as_xy([[0, 1], [float("nan"), 2]], "p").shape
+    (2, 2)
+    """
+    try:
+        p = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be an (x, y) pair or an array of them, got {points!r}") from None
+    if p.ndim == 0 or p.shape[-1] != 2:
+        raise ParameterError(f"{name} must be an (x, y) pair or an array of them with last axis 2; got shape {p.shape}")
+    return p
+
+
 def as_points(points, name: str) -> np.ndarray:
     """``points`` as a float64 array (..., 2), refusing other shapes and non-finite values.
 
@@ -70,12 +85,7 @@ def as_points(points, name: str) -> np.ndarray:
     ...
     phi4si.errors.ParameterError: p must be an (x, y) pair or an array of them with last axis 2; got shape (3,)
     """
-    try:
-        p = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be an (x, y) pair or an array of them, got {points!r}") from None
-    if p.ndim == 0 or p.shape[-1] != 2:
-        raise ParameterError(f"{name} must be an (x, y) pair or an array of them with last axis 2; got shape {p.shape}")
+    p = as_xy(points, name)
     bad = ~np.isfinite(p).all(-1)
     if bad.any():
         i = int(np.flatnonzero(bad.ravel())[0])

@@ -49,7 +49,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from ...errors import ParameterError
-from .checks import as_points, check_int, fmt_point, point_label
+from .checks import as_points, as_xy, check_int, fmt_point, point_label
 from .kernels import TOL, segments_enter, via_corners
 
 __all__ = ["MAZE2D_LARGE", "TOL", "Maze", "path_length"]
@@ -284,12 +284,7 @@ class Maze:
         >>> Maze.large().is_free([[1.5, 1.5], [5.5, 1.5], [5.0, 1.5], [13.0, 1.0]]).tolist()
         [True, False, True, False]
         """
-        try:
-            p = np.asarray(points, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ParameterError(f"points must be an array of (x, y) pairs, got {points!r}") from None
-        if p.ndim == 0 or p.shape[-1] != 2:
-            raise ParameterError(f"points must have last axis 2 (x, y); got shape {p.shape}")
+        p = as_xy(points, "points")
         rows, cols = self.shape
         x, y = p[..., 0], p[..., 1]
         inside = (x >= -TOL) & (x <= cols + TOL) & (y >= -TOL) & (y <= rows + TOL)
