@@ -38,18 +38,24 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     from .observables import zero_momentum_correlator
     from .stats import MIN_REPLICA
 
+    from ..errors import ParameterError
+
+    if not str(out_dir).strip():
+        raise ParameterError("the plot output folder is empty: give a folder name (it is created if needed)")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        from ..errors import Phi4siError
-
-        raise Phi4siError(f"plot output {out_dir} exists and is a file, not a directory")
+        raise ParameterError(f"plot output {out_dir} exists and is a file, not a directory")
     ds = open_ensemble(path)
     if ds.sizes.get("traj", 0) == 0:
         ds.close()
         from ..errors import EnsembleFileError
 
         raise EnsembleFileError(f"{path}: holds no measured trajectories yet (interrupted during thermalisation?)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        ds.close()
+        raise ParameterError(f"cannot create the plot output folder {out_dir}: {e.strerror or e}") from None
     p = ds.attrs["params"]
     shape = tuple(p["shape"])
     V = int(np.prod(shape))

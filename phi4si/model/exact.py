@@ -39,6 +39,7 @@ proposal (the proposal is the target, up to the ODE's discretisation):
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ import numpy as np
 from .._version import __version__
 from .density import FlowSettings, conditional_log_prob, propose_block, sample
 from ..errors import ParameterError, ResumeError
+from ..interrupts import graceful_stop
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..analysis.weights import log_target, log_weights
 from ..seeds import stream_seed
@@ -326,16 +328,21 @@ def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_eve
                 r.cur = _sweep(model, r.cur, params, s["block"], s["updates"], hmc, s.get("hmc_traj"),
                                s.get("hmc_eps"), r.rng, fs, None)
             r.counts["thermalised"] = True
-        while r.writer.n < s["n"]:
-            if method == "reweight":
-                _reweight_chunk(model, r, s["n"], params, fs, posterior)
-            elif method == "imh":
-                _imh_chunk(model, r, s["n"], params, fs, posterior)
-            else:
-                _sweep_chunk(model, r, min(s["n"] - r.writer.n, flush_every), params, fs, s, hmc)
-            if bar is not None:
-                bar.n = r.writer.n
-                bar.refresh()
+        with graceful_stop() as stop:     # Ctrl-C/SIGTERM: stop between two chunks (each one ends durable)
+            while r.writer.n < s["n"] and not stop.requested():
+                if method == "reweight":
+                    _reweight_chunk(model, r, s["n"], params, fs, posterior)
+                elif method == "imh":
+                    _imh_chunk(model, r, s["n"], params, fs, posterior)
+                else:
+                    _sweep_chunk(model, r, min(s["n"] - r.writer.n, flush_every), params, fs, s, hmc)
+                if bar is not None:
+                    bar.n = r.writer.n
+                    bar.refresh()
+        if stop.requested() and r.writer.n < s["n"]:
+            print(f"\n{stop.name}: stopped after {r.writer.n} of {s['n']} with everything saved in {r.writer.w.path}; "
+                  "continue with the same command and --resume", file=sys.stderr)
+            raise KeyboardInterrupt
     finally:
         if bar is not None:
             bar.close()

@@ -43,3 +43,18 @@ def test_plot_draws_the_correlator_from_5_configurations(tmp_path):
                         (5, {"hist_m.png", "history.png", "configs.png", "correlator.png"})]:
         path = sample_mcmc(params, tmp_path / f"e{n_cfg}.h5", chains=1, n_traj=n_cfg, n_therm=0, progress=False)
         assert {Path(p).name for p in plot_ensemble(path, tmp_path / f"plots{n_cfg}")} == pngs
+
+
+@pytest.mark.parametrize("bad,match", [("", "folder is empty"), ("   ", "folder is empty"),
+                                       ("FILE/sub", "cannot create the plot output folder")])
+def test_plot_refuses_an_output_folder_it_cannot_use(tmp_path, bad, match):
+    import os
+
+    from phi4si.errors import ParameterError
+
+    ens = sample_mcmc(Phi4Params((4, 4), m2=1.0, lam=0.0), tmp_path / "e.h5", n_traj=10, n_therm=2, progress=False)
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ParameterError, match=match):
+        plot_ensemble(ens, str(tmp_path / bad) if bad.startswith("FILE") else bad)
+    assert sorted(os.listdir(tmp_path)) == before
