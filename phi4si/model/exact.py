@@ -206,7 +206,8 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
 
     The file is written in chunks (``fs.batch_size`` proposals, or ``flush_every`` sweeps) with the
     random state after each, so an interrupted run keeps what it wrote and ``resume=True`` continues
-    it to ``n`` with the same bits an uninterrupted run gives.
+    it to ``n`` with the samples an uninterrupted run gives (bit for bit with an exact drift; with a
+    trained float32 network a few samples may differ by 1 ulp, a known issue).
     """
     s = _check(method, n, chains, seed, dtype, posterior, dict(block=block, updates=updates, n_therm=n_therm,
                                                                hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps))
