@@ -30,6 +30,7 @@ from ..errors import DiskFullError, ParameterError, ResumeError, SamplerDiverged
 from ..interrupts import graceful_stop
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
+from ..resources import format_bytes
 from . import make_sampler
 from .settings import check_resources, check_settings
 
@@ -83,16 +84,15 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     smeta = smp.meta()
     smeta.update({"target_accept": target if smp.adaptive else None, "adapt": bool(adapt and smp.adaptive),
                   "eps_initial": cfg["eps"] if cfg["eps"] is not None else smp.default_eps,
-                  "exact": getattr(smp, "exact", True), "jitter": cfg["jitter"]})
+                  "exact": smp.exact, "jitter": cfg["jitter"]})
     run = {**{k: cfg[k] for k in ("seed", "chains", "n_traj", "n_therm", "every")}, "dtype": dtype,
            "version": __version__, "command": command or "", "date": utc_now(), "start": "0.1 * gaussian(0,1)"}
-    r = _Run(params, smp, cfg, out)
+    r = _Run(params, smp, cfg, out, adapt=adapt and smp.adaptive, target=target)
     with lock_output(out):               # one writer per file, for the whole run
         if resume:
             r.resume(run, smeta)
         else:
             r.create(run, smeta)
-        r.adapt, r.target = adapt and smp.adaptive, target
         r.run(progress)
     return out
 
@@ -101,9 +101,9 @@ class _Run:
     """The state of a sampling run (random stream, fields, step size, counters) and its steps:
     thermalisation with step-size adaptation, measurement, buffered writes with a resume state."""
 
-    def __init__(self, params, smp, cfg: dict, out):
+    def __init__(self, params, smp, cfg: dict, out, adapt: bool, target: float):
         self.params, self.smp, self.cfg, self.out = params, smp, cfg, out
-        self.adapt, self.target = False, 0.0
+        self.adapt, self.target = adapt, target
         # a new run writes under a temporary name until its first flush: until then an existing file
         # (--overwrite) survives a failed or killed run, and no half-made file bears the final name
         self.tmp = None
@@ -178,8 +178,8 @@ class _Run:
         free = shutil.disk_usage(self.out.parent).free
         if free < need:
             done = self.t_meas - len(buf.traj)
-            raise DiskFullError(f"{self.out}: the disk is nearly full ({free / 2**20:.2f} MiB free, the next checkpoint "
-                                f"needs about {need / 2**20:.2f} MiB); stopped before writing it, so "
+            raise DiskFullError(f"{self.out}: the disk is nearly full ({format_bytes(free)} free, the next checkpoint "
+                                f"needs about {format_bytes(need)}); stopped before writing it, so "
                                 + (f"the file holds the run up to trajectory {done} (measured) intact; free space and "
                                    "continue with --resume" if self.tmp is None else "nothing was written"))
 
@@ -208,7 +208,7 @@ class _Run:
             raise SamplerDivergedError(_diverged_message(bad, self.t_therm + self.t_meas, step_eps, self.t_meas,
                                                          self.out, self.smp.name))
         a = float(acc.mean())
-        if getattr(self.smp, "exact", True):
+        if self.smp.exact:
             self._watch(acc, dH, step_eps, adapting=self.adapt and self.t_therm < cfg["n_therm"])
         if self.t_therm < cfg["n_therm"]:
             self.t_therm += 1

@@ -183,18 +183,8 @@ def test_nan_data(ens, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
-def test_nan_loss(ens, tmp_path, monkeypatch):
-    import phi4si.model.train as tr
-
-    real = tr._loss
-    calls = []
-
-    def loss(*a, **kw):
-        calls.append(1)
-        v = real(*a, **kw)
-        return v * float("nan") if len(calls) == 4 else v
-
-    monkeypatch.setattr(tr, "_loss", loss)
+def test_nan_loss(ens, tmp_path, nan_loss_at):
+    nan_loss_at(4)
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 3.*--lr"):
         train(ens, out, tiny(), progress=False)

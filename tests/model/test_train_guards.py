@@ -76,17 +76,8 @@ def test_validate_with_the_lattice(monkeypatch):
 
 
 @pytest.mark.parametrize("every, says", [(1000, "no checkpoint was written"), (2, "the last good checkpoint is")])
-def test_diverged_says_whether_a_checkpoint_exists(ens, tmp_path, monkeypatch, every, says):
-    import phi4si.model.train as tr
-
-    real, calls = tr._loss, []
-
-    def loss(*a, **kw):
-        calls.append(1)
-        v = real(*a, **kw)
-        return v * float("nan") if len(calls) == 4 else v
-
-    monkeypatch.setattr(tr, "_loss", loss)
+def test_diverged_says_whether_a_checkpoint_exists(ens, tmp_path, nan_loss_at, every, says):
+    nan_loss_at(4)
     out = tmp_path / "m.pt"
     cfg = TrainConfig(steps=10, model="tiny", batch_size=4, val_every=100, checkpoint_every=every, threads=1)
     with pytest.raises(TrainingDivergedError) as e:
