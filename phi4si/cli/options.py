@@ -214,18 +214,13 @@ def check_out(out, overwrite, what="--out") -> Path:
 
 
 def load_model(path, device):
-    """The trained lattice model of a checkpoint, on ``device`` (checked first)."""
-    from ..errors import CheckpointError
+    """The trained lattice model of a checkpoint, on ``device`` (checked first); every damaged or
+    foreign checkpoint is a :class:`~phi4si.errors.CheckpointError` of the library's load_model."""
     from ..model.checkpoint import load_model as load
     from ..model.device import check_device
 
     check_device(device)
-    try:
-        return load(path, device=device)
-    except CheckpointError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a checkpoint whose content does not fit its own config
-        raise CheckpointError(f"{path}: damaged or incompatible phi4si checkpoint ({type(e).__name__}: {e})") from None
+    return load(path, device=device)
 
 
 def prepare_run(args):

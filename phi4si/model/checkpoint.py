@@ -131,7 +131,7 @@ def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype
         net.load_state_dict(ck["ema_state"] if ema and ck.get("ema_state") is not None else ck["model_state"])
         family, param, norm = family_from_dict(ck["family"]), ck["param"], ck["normalisation"]
         shape, lattice = tuple(ck["lattice"]["shape"]), ck["lattice"]
-    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - any content that does not fit its own config is a damaged file
         raise CheckpointError(f"{path}: damaged or incompatible phi4si checkpoint ({type(e).__name__}: {e})") from None
     net = net.to(device=device, dtype=dtype).eval()
     for p in net.parameters():
