@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["physical_memory", "format_bytes"]
+__all__ = ["physical_memory", "format_bytes", "free_space"]
 
 
 def physical_memory() -> int | None:
@@ -35,3 +35,19 @@ def format_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n / 2**20:.3g} MiB"
+
+
+def free_space(path, replacing: bool = False) -> int | None:
+    """Bytes a new file at ``path`` may take: the free space of its folder, plus the size of the file
+    already there when the run replaces or continues it (``replacing``); None where the folder
+    cannot be asked (a missing folder is refused elsewhere, with its own message)."""
+    import shutil
+
+    path = os.path.abspath(os.fspath(path))
+    try:
+        free = shutil.disk_usage(os.path.dirname(path)).free
+    except OSError:
+        return None
+    if replacing and os.path.isfile(path):
+        free += os.path.getsize(path)
+    return free

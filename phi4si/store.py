@@ -375,6 +375,8 @@ def _create(tmp, shape, n_chains, dtype, params, sampler, run, state_phi, state,
         g = f.create_group("state")
         g.create_dataset("phi", data=np.asarray(state_phi, dtype=np.float64))
         g.create_dataset("rng", data=np.zeros(1, dtype=f"S{RNG_BYTES}"))
+        if state.get("generator") is not None:   # a torch generator's state (generated samples): its own bytes
+            g.create_dataset("generator", data=np.asarray(state["generator"], dtype=np.uint8))
         c = g.create_dataset("counters", data=np.zeros(len(COUNTERS)))
         c.attrs["names"] = json.dumps(COUNTERS)
         _write_state(g, None, state)
@@ -392,6 +394,8 @@ def _write_state(g, state_phi, state: dict):
     if len(rng) > RNG_BYTES:  # pragma: no cover - PCG64 states are ~200 bytes
         raise EnsembleFileError("random-generator state too large to store")
     g["rng"][0] = rng
+    if state.get("generator") is not None:
+        g["generator"][...] = np.asarray(state["generator"], dtype=np.uint8)
     g["counters"][...] = np.array([float(state.get(k, 0.0)) for k in COUNTERS])
 
 
@@ -420,6 +424,8 @@ def _read_state(f, path=None) -> tuple[np.ndarray, dict]:
         for k in ("n_done", "t_therm"):
             state[k] = int(state[k])
         state["rng"] = json.loads(bytes(g["rng"][0]).rstrip(b"\0").decode())
+        if "generator" in g:
+            state["generator"] = g["generator"][...]
         phi = g["phi"][...]
     except (KeyError, OSError, RuntimeError, TypeError, ValueError) as e:  # JSON and decode errors are ValueErrors
         raise EnsembleFileError(f"{path or f.filename}: damaged resume state /state ({type(e).__name__}: {e})") from None
@@ -515,10 +521,21 @@ class EnsembleWriter:
     measurement of the last completed flush readable.  Each :meth:`append` writes the new
     data, then the resume state, then the counters (``n_done`` last), then flushes.
     Readers (``open_ensemble``) may open the file while it is being written.
+
+    ``final``: the file at ``path`` is a new run's temporary file (:func:`phi4si.io.temporary_name`);
+    the first append renames it to ``final`` once its data are durable, so a run that fails or is
+    killed before its first checkpoint leaves an existing ``final`` as it was and no half-made file
+    under that name.  Before every append the free space of the folder is compared with what the
+    append writes (:class:`~phi4si.errors.DiskFullError` before any byte: HDF5 cannot recover from
+    a write that fails half-way, it leaves a damaged file and closing it can crash the process).
     """
 
-    def __init__(self, path):
+    # room kept free beyond an append's raw size, for HDF5's metadata and the chunk index
+    SPACE_MARGIN = 256 * 1024
+
+    def __init__(self, path, final=None):
         self.path = Path(path)
+        self.final = None if final is None else Path(final)
         self.f = _open(path, "r+", libver="latest")
         self.f.swmr_mode = True
 
@@ -527,6 +544,7 @@ class EnsembleWriter:
         f = self.f
         g = f["state"]
         n_done = int(g["counters"][COUNTERS.index("n_done")])
+        self._check_space(n_done, scalars, gp, configs, state_phi)
         if traj_index is not None and len(traj_index):
             t = len(traj_index)
             _truncate(f, n_done)
@@ -549,6 +567,25 @@ class EnsembleWriter:
         f.flush()  # data before the state that commits it
         _write_state(g, state_phi, dict(state, n_done=n_done))
         f.flush()
+        if self.final is not None:         # the first durable checkpoint: the run takes the final name
+            os.replace(self.path, self.final)   # (the open file follows its inode)
+            self.path, self.final = self.final, None
+
+    def _check_space(self, n_done, scalars, gp, configs, state_phi):
+        import shutil
+
+        from .errors import DiskFullError
+        from .resources import format_bytes
+
+        arrays = list((scalars or {}).values()) + [gp, configs, state_phi]
+        need = sum(np.asarray(a).nbytes for a in arrays if a is not None) + self.SPACE_MARGIN
+        free = shutil.disk_usage(self.path.parent).free
+        if free < need:
+            name = self.final or self.path
+            kept = ("nothing was written" if self.final is not None else
+                    f"the file holds the run up to measurement {n_done}, intact; free space and continue with --resume")
+            raise DiskFullError(f"{name}: the disk is nearly full ({format_bytes(free)} free, the next checkpoint "
+                                f"needs about {format_bytes(need)}); stopped before writing it, so {kept}")
 
     def close(self, summary: dict | None = None):
         """Leave SWMR mode and record summary attributes (acceptance, wall_time, eps, n_done)."""
@@ -565,16 +602,36 @@ class ConfigurationWriter:
     trajectories (generated samples, ``phi4si sample-neural``).  :meth:`create` makes a new file,
     the constructor reopens one (to resume it after ``n_done`` measurements)."""
 
-    def __init__(self, out, params, dtype, n_done=0):
+    def __init__(self, out, params, dtype, n_done=0, final=None):
         self.params, self.dtype, self.n = params, dtype, int(n_done)
-        self.w = EnsembleWriter(out)
+        self.w = EnsembleWriter(out, final)
 
     @classmethod
     def create(cls, out, params, n_chains, sampler, run, weighted, dtype, first, state):
-        create_ensemble(out, shape=params.shape, n_chains=n_chains, dtype=dtype, params=params.to_dict(),
+        """A new file for ``out``, written under a temporary name until the first append (see
+        :class:`EnsembleWriter`'s ``final``)."""
+        from .io import temporary_name
+
+        tmp = temporary_name(out)
+        create_ensemble(tmp, shape=params.shape, n_chains=n_chains, dtype=dtype, params=params.to_dict(),
                         sampler=sampler, run=run, state_phi=np.reshape(first, (n_chains, -1)), state=state,
                         weighted=weighted)
-        return cls(out, params, dtype)
+        try:
+            return cls(tmp, params, dtype, final=out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @property
+    def path(self) -> Path:
+        """Where the file is now (its temporary name until the first append)."""
+        return self.w.path
+
+    def discard(self):
+        """Close, and remove the file if it never reached its final name (nothing was appended)."""
+        self.w.f.close()
+        if self.w.final is not None:
+            self.w.path.unlink(missing_ok=True)
 
     def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
         """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""

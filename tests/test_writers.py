@@ -159,7 +159,7 @@ def test_a_full_disk_stops_cleanly_and_resumes_bit_identical(tmp_path, monkeypat
 
     monkeypatch.setattr(shutil, "disk_usage", usage)
     out = tmp_path / "full.h5"
-    with pytest.raises(DiskFullError, match=r"disk is nearly full .* holds the run up to trajectory \d+ .* --resume"):
+    with pytest.raises(DiskFullError, match=r"disk is nearly full .* holds the run up to measurement \d+, intact; free space and continue with --resume"):
         sample_mcmc(p, out, **kw)
     monkeypatch.setattr(shutil, "disk_usage", real)
     with open_ensemble(out) as ds:

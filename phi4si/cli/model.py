@@ -11,7 +11,6 @@ file and the output's record of the command.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from .options import (DTYPES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags, block_size,
@@ -245,22 +244,29 @@ def _run_task(args, task, *data, **keywords):
 
 def cmd_generate(args, argv):
     solve, rec = _task_settings(args)
-    out = check_out(args.out, args.overwrite)
+    check_out(args.out, args.overwrite, resume=args.resume)
     model = load_model(args.model, args.device)
     shape = model.check_shape(model.shape if args.shape is None else args.shape)
     post = _posterior(args)
     params = _output_params(model, shape, post)
-    from ..model.generate import generate, sequential, write_samples
+    from ..model.generate import generate, sequential
 
-    t0 = time.perf_counter()
-    phi = _run_task(args, sequential if args.order else generate, model, args.n, shape=shape, **solve, posterior=post)
-    wall = time.perf_counter() - t0
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
                **rec, **_model_record(model, args.model), **_posterior_record(post, model)}
-    run = {"seed": args.seed, "n": args.n, "shape": list(shape), "dtype": args.dtype, "command": command_line(argv),
-           "wall_time": wall}
-    write_samples(out, phi, params, sampler, run, dtype=args.dtype, overwrite=args.overwrite)
-    print(f"wrote {out} ({args.n} configurations {'x'.join(map(str, shape))}, {wall:.1f} s)", file=sys.stderr)
+    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv)}
+    with _sample_file(args, params, args.n, sampler, run, args.dtype) as f:
+        _run_task(args, sequential if args.order else generate, model, args.n, shape=shape, **solve, posterior=post,
+                  output=f)
+    print(f"wrote {f.out} ({args.n} configurations {'x'.join(map(str, shape))}, {f.wall_time:.1f} s)", file=sys.stderr)
+
+
+def _sample_file(args, params, n, sampler, run, dtype):
+    """The task's output file (batch by batch, resumable: :class:`~phi4si.model.output.SampleFile`)."""
+    from ..model.output import SampleFile
+
+    with flag_terms("n"):
+        return SampleFile(args.out, params, n, sampler, run, dtype=dtype, overwrite=args.overwrite,
+                          resume=args.resume, what="--out")
 
 
 def _read_configs(path, n):
@@ -300,7 +306,7 @@ def _inpaint_input(args):
 
     if same_file(args.out, args.data):
         raise ParameterError("--out is the --data file; write the completed configurations to another file")
-    out = check_out(args.out, args.overwrite)
+    out = check_out(args.out, args.overwrite, resume=args.resume)
     if not Path(args.data).exists():
         raise EnsembleFileError(f"{args.data}: no such file")
     model = load_model(args.model, args.device)
@@ -332,30 +338,27 @@ def cmd_inpaint(args, argv):
     solve, rec = _task_settings(args)
     out, model, data, data_dtype, attrs = _inpaint_input(args)
     shape = tuple(data.shape[1:])
-    from ..model.generate import inpaint, parse_mask, sequential, write_samples
+    from ..model.generate import inpaint, parse_mask, sequential
 
     unknown = parse_mask(args.mask, shape, seed=args.seed)
     dtype = args.dtype or (data_dtype if data_dtype in DTYPES else "float64")
     post = _posterior(args)
     params = _output_params(model, shape, post)
     _warn_couplings(model, attrs)
-    t0 = time.perf_counter()
-    if args.order:
-        phi = _run_task(args, sequential, model, None, shape=shape, data=data, observed=~unknown, **solve,
-                        posterior=post)
-    else:
-        phi = _run_task(args, inpaint, model, data, unknown, **solve, posterior=post)
-    wall = time.perf_counter() - t0
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
                **rec, **_model_record(model, args.model), **_posterior_record(post, model), "mask": args.mask,
                "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
                "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
                "data_selection": "first n configurations, chain-major"}
-    run = {"seed": args.seed, "n": len(data), "shape": list(shape), "dtype": dtype, "command": command_line(argv),
-           "wall_time": wall}
-    write_samples(out, phi, params, sampler, run, dtype=dtype, overwrite=args.overwrite)
+    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv)}
+    with _sample_file(args, params, len(data), sampler, run, dtype) as f:
+        if args.order:
+            _run_task(args, sequential, model, None, shape=shape, data=data, observed=~unknown, **solve,
+                      posterior=post, output=f)
+        else:
+            _run_task(args, inpaint, model, data, unknown, **solve, posterior=post, output=f)
     print(f"wrote {out} ({len(data)} configurations, {int(unknown.sum())} of {unknown.size} sites inpainted, "
-          f"{wall:.1f} s)", file=sys.stderr)
+          f"{f.wall_time:.1f} s)", file=sys.stderr)
 
 
 def cmd_posterior(args, argv):

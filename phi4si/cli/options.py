@@ -133,6 +133,8 @@ def add_task_flags(p, what):
     p.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue --out (written batch by batch with its noise stream) up to --n; same settings")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -206,11 +208,12 @@ def task_record(args, argv, **extra) -> dict:
             "solver": args.solver, "seed": args.seed, **extra}
 
 
-def check_out(out, overwrite, what="--out") -> Path:
-    """Refuse an output before any work: exists without overwrite, a directory, no parent folder."""
+def check_out(out, overwrite, what="--out", resume=None) -> Path:
+    """Refuse an output before any work: exists without overwrite, a directory, no parent folder;
+    with ``resume`` (True or False: the command can continue its output), a resume of nothing."""
     from ..io import prepare_output
 
-    return prepare_output(out, overwrite, what=what)
+    return prepare_output(out, overwrite, resume=bool(resume), what=what, resumable=resume is not None)
 
 
 def load_model(path, device):

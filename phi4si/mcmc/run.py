@@ -26,11 +26,10 @@ import numpy as np
 
 from .. import store
 from .._version import __version__
-from ..errors import DiskFullError, ParameterError, ResumeError, SamplerDivergedError
+from ..errors import ParameterError, ResumeError, SamplerDivergedError
 from ..interrupts import graceful_stop
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
-from ..resources import format_bytes
 from . import make_sampler
 from .settings import check_resources, check_settings
 
@@ -146,13 +145,12 @@ class _Run:
                                            "n_done": self.t_meas, "n_traj": cfg["n_traj"]}, n_traj=cfg["n_traj"])
 
     def flush(self):
-        """Append buffered measurements, then the resume state (n_done last).  Refuses to write when
-        the disk could not take it (HDF5 cannot recover from a write that fails half-way: it leaves a
-        damaged file, and closing it can crash the process)."""
+        """Append buffered measurements, then the resume state (n_done last).  The writer refuses to
+        write when the disk could not take it, and gives a new run its final name at the first flush
+        (:class:`~phi4si.store.EnsembleWriter`)."""
         wall = self.wall0 + time.perf_counter() - self.t_start
         state = _state(self.rng, self.eps, self.t_therm, self.acc_sum, self.t_meas, wall)
         buf = self.buf
-        self._check_space()
         if buf.traj:
             self.writer.append(scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
                                cfg_index=np.array(buf.cfg_idx, dtype=np.int64),
@@ -160,28 +158,9 @@ class _Run:
         else:
             self.writer.append(scalars=None, state_phi=self.phi, state=state)
         buf.clear()
-        if self.tmp is not None:           # the first durable checkpoint: the run takes the final name
-            os.replace(self.tmp, self.out)   # (the open file follows its inode)
-            self.writer.path = self.out
+        if self.writer.final is None:      # the file has its final name now
             self.tmp = None
         self.last_flush = time.perf_counter()
-
-    # room kept free beyond a checkpoint's raw size, for HDF5's metadata and the chunk index
-    SPACE_MARGIN = 256 * 1024
-
-    def _check_space(self):
-        import shutil
-
-        buf = self.buf
-        need = sum(c.nbytes for c in buf.cfgs) + 8 * (5 + self.params.d) * len(buf.traj) * self.cfg["chains"] \
-            + self.phi.nbytes + self.SPACE_MARGIN
-        free = shutil.disk_usage(self.out.parent).free
-        if free < need:
-            done = self.t_meas - len(buf.traj)
-            raise DiskFullError(f"{self.out}: the disk is nearly full ({format_bytes(free)} free, the next checkpoint "
-                                f"needs about {format_bytes(need)}); stopped before writing it, so "
-                                + (f"the file holds the run up to trajectory {done} (measured) intact; free space and "
-                                   "continue with --resume" if self.tmp is None else "nothing was written"))
 
     def finish(self):
         self.flush()
@@ -264,7 +243,7 @@ class _Run:
         self.t_start = self.last_flush = time.perf_counter()
         n_this_call = 0
         self.bar = _progress(total, self.t_therm + self.t_meas, progress, self.smp.name)
-        self.writer = store.EnsembleWriter(self.tmp or self.out)
+        self.writer = store.EnsembleWriter(self.tmp or self.out, final=self.out if self.tmp else None)
         stop = None
         try:
             with graceful_stop() as stop:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import shutil
 
 import numpy as np
 
@@ -158,14 +157,10 @@ def check_resources(params: Phi4Params, sampler: str, cfg: dict, out, *, resume:
                              f"fields, momenta and forces on {V} sites, {resources.format_bytes(buffer)} for the configurations "
                              f"buffered between flushes) but the machine has {resources.format_bytes(have)}; lower {what}")
     disk = n_stored * chains * V * item + n_traj * chains * (5 + d) * 8 + 2 * chains * V * 8
-    outp = os.path.abspath(os.fspath(out))
-    folder = os.path.dirname(outp)
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return  # a missing folder is refused by prepare_output, with its own message
-    if (resume or overwrite) and os.path.isfile(outp):
-        free += os.path.getsize(outp)
+    free = resources.free_space(out, replacing=resume or overwrite)
+    if free is None:
+        return
+    folder = os.path.dirname(os.path.abspath(os.fspath(out)))
     if disk > free:
         raise ParameterError(f"the ensemble file will need about {resources.format_bytes(disk)} ({n_stored} stored configurations of "
                              f"{chains} chains x {V} sites in {cfg['dtype']}, plus {n_traj} trajectories of scalars) "

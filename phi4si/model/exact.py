@@ -239,8 +239,11 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         try:
             _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress)
         finally:
-            r.writer.close({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
-                            "eps": float(s["hmc_eps"] if hmc else 0.0)})
+            if r.writer.w.final is not None:   # stopped before the first chunk: no file, an old one stays
+                r.writer.discard()
+            else:
+                r.writer.close({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
+                                "eps": float(s["hmc_eps"] if hmc else 0.0)})
     summary = _summary(out, method, r.counts)
     summary["wall_time"] = r.wall0 + time.time() - t0
     return summary

@@ -12,7 +12,9 @@
   (one chain, one "trajectory" per sample, with m, S and the momentum-space observables), so
   ``phi4si analyze`` and ``phi4si plot`` work on generated ensembles.
 
-Every task takes its integration settings as keywords (``steps``, ``solver``, ``sde``, ``seed``,
+Every task returns its configurations, or, with ``output=`` (an open
+:class:`~phi4si.model.output.SampleFile`), writes them batch by batch into that file (resumable,
+memory for one batch) and returns None.  Every task takes its integration settings as keywords (``steps``, ``solver``, ``sde``, ``seed``,
 ``batch_size``, ``grid_power``, ``progress``: one :class:`~phi4si.model.solve.SolveSettings`, validated
 before any work) and an optional ``posterior`` (:class:`~phi4si.model.posterior.Posterior`); the same
 seed and settings give the same samples on the same backend.
@@ -51,7 +53,7 @@ def _count(n) -> int:
 
 def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", sde: float | None = None,
              seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
-             posterior: Posterior | None = None) -> np.ndarray:
+             posterior: Posterior | None = None, output=None) -> np.ndarray | None:
     """n configurations (physical units, shape (n, *shape)) from noise; ``shape`` defaults to the
     training lattice (any compatible shape works: train small, generate large).  With ``posterior``
     (a :class:`~phi4si.model.posterior.Posterior`), samples of the posterior under its field h and
@@ -76,12 +78,13 @@ def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", s
     shape = model.check_shape(model.shape if shape is None else shape)
     n = _count(n)
     settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
-    return run_task(model, n, shape, lambda z, i, b: z, GenerationPath(shape), settings, posterior, site_average=True)
+    return run_task(model, n, shape, lambda z, i, b: z, GenerationPath(shape), settings, posterior, site_average=True,
+                    output=output)
 
 
 def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: float | None = None, seed: int = 0,
             batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
-            posterior: Posterior | None = None) -> np.ndarray:
+            posterior: Posterior | None = None, output=None) -> np.ndarray | None:
     """Complete each configuration of ``data`` (n, *shape) on the ``unknown`` sites (bool mask of
     the lattice shape); observed sites are returned exactly as given.  With ``posterior``, the
     completion follows the posterior's conditional law (posterior inpainting).
@@ -112,15 +115,19 @@ def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: fl
     settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
     path = InpaintPath(unknown)
     xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
-    out = run_task(model, n, shape, lambda z, i, b: path.start(z.double(), xd[i:i + b]), path, settings, posterior)
-    out[:, ~unknown] = data[:, ~unknown]       # bit-exact observed sites (float32 round trips otherwise)
-    return out
+
+    def finish(phi, i):                      # bit-exact observed sites (float32 round trips otherwise)
+        phi[:, ~unknown] = data[i:i + len(phi), ~unknown]
+
+    return run_task(model, n, shape, lambda z, i, b: path.start(z.double(), xd[i:i + b]), path, settings, posterior,
+                    finish=finish, output=output)
 
 
 def sequential(model, n: int, order: str = "raster", block=None, levels: int | None = None, shape=None,
                steps: int = 20, solver: str = "heun", sde: float | None = None, seed: int = 0,
                order_seed: int | None = None, data=None, observed=None, batch_size: int = 512,
-               grid_power: float = 1.0, progress: bool = False, posterior: Posterior | None = None) -> np.ndarray:
+               grid_power: float = 1.0, progress: bool = False, posterior: Posterior | None = None,
+               output=None) -> np.ndarray | None:
     """Blockwise generation in ``order`` ('raster', 'reverse', 'random': blocks of size ``block``, B or
     (B, C), required; 'coarse_to_fine': nested sublattices, ``levels`` of them, default 3), ``steps``
     per block; the setting the order does not use is refused.  With ``data``/``observed`` the observed
@@ -167,11 +174,13 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int | N
         data = np.asarray(data, dtype=np.float64)
         xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
         start = lambda z, i, b: path.start(z.double(), xd[i:i + b])  # noqa: E731
-    out = run_task(model, count, shape, start, path, settings, posterior, site_average=data is None)
-    if data is not None and observed is not None:
-        obs = np.asarray(observed, bool)
-        out[:, obs] = data[:, obs]
-    return out
+    obs = None if data is None or observed is None else np.asarray(observed, bool)
+
+    def put_back(phi, i):                    # observed sites bit for bit
+        phi[:, obs] = data[i:i + len(phi), obs]
+
+    return run_task(model, count, shape, start, path, settings, posterior, site_average=data is None,
+                    finish=None if obs is None else put_back, output=output)
 
 
 def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | None = None, start="pilot",
@@ -250,9 +259,10 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
                   overwrite: bool = False) -> Path:
     """Write configurations (n, *shape) as an ensemble file (1 chain, n measurements), complete or
     not at all: the file is written under a temporary name and renamed onto ``out`` when it is whole
-    (an existing ``out`` survives a failed or killed write), by one writer at a time."""
+    (an existing ``out`` survives a failed or killed write), by one writer at a time.  (A task run
+    with ``output=SampleFile(...)`` writes batch by batch instead, and can be resumed.)"""
     from .. import store
-    from ..io import atomic_write, lock_output, prepare_output, utc_now
+    from ..io import lock_output, prepare_output, utc_now
 
     out = prepare_output(out, overwrite)
     phi = np.ascontiguousarray(phi, dtype=np.float64)
@@ -261,14 +271,12 @@ def write_samples(out, phi: np.ndarray, params, sampler: dict, run: dict, dtype:
         raise ParameterError("generated configurations contain NaN or inf; nothing written")
     run = dict(run, version=__version__, date=utc_now())
     state = {"rng": {}, "eps": 0.0, "t_therm": 0, "acc_sum": float(n), "n_done": 0, "wall_time": run.get("wall_time", 0.0)}
-
-    def write(tmp):
-        w = store.ConfigurationWriter.create(tmp, params, 1, sampler, run, False, dtype, phi[-1:], state)
+    with lock_output(out):
+        w = store.ConfigurationWriter.create(out, params, 1, sampler, run, False, dtype, phi[-1:], state)
         try:
             w.append(phi[None], np.ones((1, n)), np.zeros((1, n)), state=state)
-        finally:
-            w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
-
-    with lock_output(out):
-        atomic_write(out, write)
+        except BaseException:
+            w.discard()
+            raise
+        w.close({"n_done": n, "wall_time": float(run.get("wall_time", 0.0)), "acceptance": 1.0, "eps": 0.0})
     return out

@@ -38,7 +38,7 @@ import torch
 from ..errors import ParameterError
 from ..seeds import torch_generator
 
-__all__ = ["SolveSettings", "solve", "solve_loop", "solve_batches", "pilot_runner", "run_task", "progress_bar"]
+__all__ = ["SolveSettings", "solve", "solve_iter", "solve_loop", "solve_batches", "pilot_runner", "run_task", "progress_bar"]
 
 SDE = Union[float, None, Callable]
 
@@ -105,24 +105,30 @@ def solve(drift, path, x_start: torch.Tensor, settings: SolveSettings, generator
                      grid_power=settings.grid_power, callback=callback)
 
 
-def solve_loop(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
-               bar=None) -> torch.Tensor:
-    """Normalised samples (n, C, *shape) on the model's device, ``settings.batch_size`` at a time
-    (C = model.channels).  ``make_start(noise, offset, size)`` turns standard normal noise of a batch
-    into its start states; ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per
-    sample); every batch's noise comes from ``generator``, in order."""
+def solve_iter(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
+               bar=None, done: int = 0):
+    """Yield ``(offset, batch)`` for the samples ``done``..``n - 1``, ``settings.batch_size`` at a time:
+    normalised batches (b, C, *shape) on the model's device (C = model.channels).
+    ``make_start(noise, offset, size)`` turns standard normal noise of a batch into its start states;
+    ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per sample); every batch's
+    noise comes from ``generator``, in order (a resumed run passes the state after sample ``done``)."""
     dev, dt, C = model.device, model.dtype, getattr(model, "channels", 1)
-    out, done = [], 0
     while done < n:
         b = min(settings.batch_size, n - done)
         noise = torch.randn((b, C, *shape), generator=generator)
         x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
         p = path(done, b) if callable(path) else path
-        out.append(solve(drift, p, x_start, settings, generator))
-        done += b
+        x = solve(drift, p, x_start, settings, generator)
         if bar is not None:
             bar.update(b)
-    return torch.cat(out)
+        yield done, x
+        done += b
+
+
+def solve_loop(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
+               bar=None) -> torch.Tensor:
+    """Normalised samples (n, C, *shape) on the model's device: every batch of :func:`solve_iter`."""
+    return torch.cat([x for _, x in solve_iter(model, drift, n, shape, make_start, path, settings, generator, bar)])
 
 
 def solve_batches(model, n: int, shape, make_start, path, settings: SolveSettings) -> torch.Tensor:
@@ -158,27 +164,51 @@ def progress_bar(enabled: bool, total: int, desc: str, initial: int = 0):
 
 
 def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, posterior=None,
-             site_average: bool = False) -> np.ndarray:
+             site_average: bool = False, finish=None, output=None):
     """Physical configurations (n, *shape) of a task: ``path`` with start ``make_start(noise, offset,
     size)``.  With a :class:`~phi4si.model.posterior.Posterior`, its drift, start time a0 and start
     point are used (``start='pilot'``: pilot runs with their own random streams supply the data part
     of the start, see :func:`~phi4si.model.posterior.pilot_start`).  ``site_average``: the task's law
-    is translation invariant (generation without observed sites)."""
+    is translation invariant (generation without observed sites).  ``finish(phi, offset)`` completes
+    each physical batch in place (e.g. puts observed sites back bit for bit).
+
+    ``output`` (a :class:`~phi4si.model.output.SampleFile`, opened): every batch goes to the file as
+    it is done, with the noise stream's state, and nothing is returned; the run starts after the
+    file's ``done`` samples (a resume), and Ctrl-C or SIGTERM stop it between two batches
+    (:class:`KeyboardInterrupt` once the file says how to continue)."""
+    from ..interrupts import graceful_stop
     from .posterior import drift_and_path, pilot_start
 
     drift, run_path = drift_and_path(model, path, posterior)
-    bar = progress_bar(settings.progress, n, "generate")
+    done = 0 if output is None else output.done
+    bar = progress_bar(settings.progress, n, "generate", initial=done)
     try:
-        start = make_start
-        if posterior is not None:
-            # with data, the pilot uses the first samples' data (at most n of them)
-            pilot_run = pilot_runner(model, drift, run_path, make_start, shape, settings,
-                                     None if site_average else int(n))
-            x1 = pilot_start(model, posterior, pilot_run, site_average, settings.seed)
-            start = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
-        gen = torch.Generator().manual_seed(int(settings.seed))
-        x = solve_loop(model, drift, int(n), shape, start, run_path, settings, gen, bar)
+        with graceful_stop(output is not None) as stop:
+            start = make_start
+            if posterior is not None:
+                # with data, the pilot uses the first samples' data (at most n of them)
+                pilot_run = pilot_runner(model, drift, run_path, make_start, shape, settings,
+                                         None if site_average else int(n))
+                x1 = pilot_start(model, posterior, pilot_run, site_average, settings.seed)
+                start = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
+            gen = torch.Generator().manual_seed(int(settings.seed))
+            if output is not None and output.generator_state is not None:
+                gen.set_state(torch.from_numpy(np.asarray(output.generator_state, dtype=np.uint8)))
+            batches = solve_iter(model, drift, int(n), shape, start, run_path, settings, gen, bar, done)
+            if output is None:
+                x = model.to_physical(torch.cat([x for _, x in batches]).double()).cpu().numpy()[:, 0]
+                if finish is not None:
+                    finish(x, 0)
+                return x
+            for offset, x in batches:
+                phi = model.to_physical(x.double()).cpu().numpy()[:, 0]
+                if finish is not None:
+                    finish(phi, offset)
+                output.write(phi, gen.get_state().numpy())
+                if stop.requested() and output.done < n:
+                    output.stopped(stop.name)
+                    raise KeyboardInterrupt
     finally:
         if bar is not None:
             bar.close()
-    return model.to_physical(x.double()).cpu().numpy()[:, 0]
+    return None

@@ -122,7 +122,7 @@ def test_generate_and_analyze(cli, model, tmp_path):
     assert (s["solver"], s["steps"], s["sde"], s["grid_power"]) == ("rk4", 3, None, 1.0)
     assert s["model"] == str(model.resolve()) and s["model_step"] == 30
     assert attrs["params"] == PARAMS.to_dict()
-    assert run["seed"] == 7 and run["command"].startswith("phi4si generate --model") and run["wall_time"] > 0
+    assert run["seed"] == 7 and run["command"].startswith("phi4si generate --model") and attrs["wall_time"] > 0
     assert attrs["n_done"] == 40
     # the same command with the same seed gives the same samples
     rc, _, _ = cli("generate", "--model", model, "--n", "40", "--out", tmp_path / "again.h5", "--seed", "7",
