@@ -10,6 +10,13 @@ chunks), writes its final checkpoint from a consistent state and raises :class:`
 Handlers can be installed only in the main thread; elsewhere (and with ``enabled=False``)
 :func:`graceful_stop` changes nothing and ``requested()`` stays False.
 
+A signal can also come while a command starts (importing numba and torch, compiling kernels):
+there a :class:`KeyboardInterrupt` may be raised inside a finaliser or a weak-reference callback,
+where Python prints "Exception ignored" and goes on.  :func:`watch_start` (installed by the
+command line before anything else) raises it *and* records it, so that the next
+:func:`graceful_stop` starts as already stopped and the command line ends with 128 + the signal's
+number even when the exception was swallowed.
+
 >>> with graceful_stop() as stop:
 ...     stop.requested()
 False
@@ -21,7 +28,9 @@ import signal
 import threading
 from contextlib import contextmanager
 
-__all__ = ["Stop", "graceful_stop"]
+__all__ = ["Stop", "graceful_stop", "watch_start", "pending", "said", "was_said"]
+
+_PENDING: list[int] = []   # signals seen by watch_start's handler, in order
 
 
 class Stop:
@@ -38,6 +47,42 @@ class Stop:
         return signal.Signals(self.signal).name if self.signal is not None else ""
 
 
+SAID = "the run said where it stopped"
+
+
+def said() -> KeyboardInterrupt:
+    """The KeyboardInterrupt a run raises once it has saved its state and told the user how to continue
+    (the command line then adds nothing to its message)."""
+    return KeyboardInterrupt(SAID)
+
+
+def was_said(e: BaseException) -> bool:
+    return isinstance(e, KeyboardInterrupt) and e.args == (SAID,)
+
+
+def _signals():
+    return [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+
+
+def watch_start() -> None:
+    """Install SIGINT/SIGTERM handlers that record the signal (:func:`pending`) and raise
+    :class:`KeyboardInterrupt` (see the module docstring); main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        _PENDING.append(signum)
+        raise KeyboardInterrupt
+
+    for s in _signals():
+        signal.signal(s, handler)
+
+
+def pending() -> int | None:
+    """The first signal :func:`watch_start`'s handler saw (None if none)."""
+    return _PENDING[0] if _PENDING else None
+
+
 @contextmanager
 def graceful_stop(enabled: bool = True):
     """Defer the first SIGINT/SIGTERM to the next :meth:`Stop.requested` poll (see the module docstring)."""
@@ -45,7 +90,9 @@ def graceful_stop(enabled: bool = True):
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    if _PENDING:                 # a signal during the start-up that was swallowed: stop at the first poll
+        stop.signal = _PENDING[0]
+    sigs = _signals()
     old = {s: signal.getsignal(s) for s in sigs}
 
     def handler(signum, frame):

@@ -136,12 +136,19 @@ def _stdout_to_devnull():
 
 def main(argv=None) -> int:
     """Run ``phi4si ARGV...``; returns the exit status (argparse's own errors exit with 2)."""
+    from ..interrupts import watch_start
+
+    if argv is None:        # the program itself (not a call from Python): Ctrl-C during the start-up
+        watch_start()       # is never swallowed (phi4si.interrupts)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
             return _run(argv)
         finally:  # also after argparse's --help/--version, which ignore write errors themselves
             sys.stdout.flush()
+    except KeyboardInterrupt:      # while the command line was being read
+        print("\nphi4si: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader of our output went away (``phi4si analyze FILE | head -1``): stop
         # quietly, as a Unix filter killed by SIGPIPE would, with its status 128 + 13
@@ -150,6 +157,8 @@ def main(argv=None) -> int:
 
 
 def _run(argv) -> int:
+    from ..interrupts import pending, was_said
+
     args = parse_args(argv)
     try:
         status = args.func(args, argv)
@@ -157,7 +166,12 @@ def _run(argv) -> int:
     except Phi4siError as e:
         print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if not was_said(e):     # the run did not say where it stopped (e.g. during its start-up)
+            print(f"\nphi4si {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+    if pending():           # a signal whose KeyboardInterrupt Python swallowed (in a finaliser)
+        print(f"phi4si {args.cmd}: interrupted", file=sys.stderr)
         return 130
     return status or 0
 

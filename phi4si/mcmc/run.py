@@ -27,7 +27,7 @@ import numpy as np
 from .. import store
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, SamplerDivergedError
-from ..interrupts import graceful_stop
+from ..interrupts import graceful_stop, said
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
 from . import make_sampler
@@ -264,7 +264,7 @@ class _Run:
                 print(f"\n{stop.name}: stopped after trajectory {self.t_therm + self.t_meas} "
                       f"({self.t_meas} measured) with everything saved in {self.out}; continue with the same "
                       "command and --resume", file=sys.stderr)
-                raise KeyboardInterrupt
+                raise said()
         except KeyboardInterrupt:
             if stop is None or not stop.requested():
                 # a second Ctrl-C, in the middle of a trajectory: the state in memory is half-updated,
@@ -279,7 +279,7 @@ class _Run:
                 else:
                     print(f"\ninterrupted: {self.out} holds the run up to its last checkpoint; continue with "
                           "--resume", file=sys.stderr)
-            raise
+            raise said() from None
         except SamplerDivergedError:
             self.finish()
             raise

@@ -48,7 +48,7 @@ import numpy as np
 from .._version import __version__
 from .density import FlowSettings, conditional_log_prob, propose_block, sample
 from ..errors import ParameterError, ResumeError
-from ..interrupts import graceful_stop
+from ..interrupts import graceful_stop, said
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..analysis.weights import log_target, log_weights
 from ..seeds import stream_seed
@@ -346,7 +346,7 @@ def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_eve
         if stop.requested() and r.writer.n < s["n"]:
             print(f"\n{stop.name}: stopped after {r.writer.n} of {s['n']} with everything saved in {r.writer.w.path}; "
                   "continue with the same command and --resume", file=sys.stderr)
-            raise KeyboardInterrupt
+            raise said()
     finally:
         if bar is not None:
             bar.close()

@@ -36,6 +36,7 @@ The tasks themselves run in :mod:`phi4si.model.generate` (``generate(model, n, p
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +48,11 @@ __all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEF
 
 DEFAULT_A0 = 0.9
 STARTS = ("pilot", "noise")
+# reach of the reward transform (Posterior.reach, in training-data standard deviations): the paper's rewards
+# (h <= 0.05, |k| <= 0.5) reach < 2; beyond REACH_WARN the drift is evaluated where the model never saw data,
+# beyond REACH_MAX (h = 1e12 reaches ~1e12) the samples would be numbers without meaning
+REACH_WARN = 10.0
+REACH_MAX = 1000.0
 
 
 @dataclass
@@ -93,16 +99,53 @@ class Posterior:
         return Reward.physical(self.h, self.k, model.mean, model.scale)
 
     def start_time(self, model) -> float:
-        """a0, checked against the feasibility bound of a positive k."""
+        """a0, checked against the feasibility bound of a positive k and against the reach of the
+        transform (:meth:`reach`: refused beyond :data:`REACH_MAX`, a warning beyond :data:`REACH_WARN`)."""
         from ..interpolant.rewards import feasible_start
 
         bound = feasible_start(self.reward(model), model.family)
         if self.a0 is None:
-            return min(DEFAULT_A0, bound)
-        if self.a0 > bound:
+            a0 = min(DEFAULT_A0, bound)
+        elif self.a0 > bound:
             raise ParameterError(f"k = {self.k} > 0: the reward transform exists only for a <= {bound + 1e-3:.4g} "
                                  f"(scale {model.scale:.4g}); got a0 = {self.a0}")
-        return float(self.a0)
+        else:
+            a0 = float(self.a0)
+        reach = self.reach(model, a0)
+        what = (f"the reward h = {self.h:g}, k = {self.k:g} moves the field the model sees at a0 = {a0:.3g} by "
+                f"{reach:.3g} standard deviations of its training data")
+        if reach > REACH_MAX:
+            raise ParameterError(f"{what}: far outside anything the model was trained on, so its samples would be "
+                                 f"meaningless; lower |h| and |k| (or a0) to keep that under {REACH_MAX:g}")
+        if reach > REACH_WARN and not getattr(self, "_warned", False):
+            self._warned = True
+            print(f"phi4si: warning: {what}; the model extrapolates there (check against sample-mcmc at these "
+                  "couplings, or use sample-neural for exact results)", file=sys.stderr)
+        return a0
+
+    def reach(self, model, a0: float) -> float:
+        """How far (in the training data's standard deviations, the model's normalised units) the reward
+        transform moves the field at the start time a0: max |x_r - x| over the fields x = 0 and x = 1
+        of :func:`~phi4si.interpolant.rewards.transform` (the b' = scale (A mean + b) shift and the
+        A' = scale^2 A stretch, each amplified by a0^2/(1 - a0) near the noise end).
+
+        >>> from phi4si.interpolant.oracle import free_field_oracle
+        >>> from phi4si.lattice import Phi4Params
+        >>> from phi4si.model import DriftModel
+        >>> m = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+        >>> Posterior(h=0.05).reach(m, 0.9) < 1, Posterior(h=1e12).reach(m, 0.9) > REACH_MAX
+        (True, True)
+        """
+        from ..interpolant.rewards import transform
+
+        reward, shape = self.reward(model), tuple(model.shape)
+        a = torch.full((1, 1, *shape), float(a0), dtype=torch.float64)
+        out = 0.0
+        for v in (0.0, 1.0):
+            x = torch.full((1, 1, *shape), v, dtype=torch.float64)
+            _, xr, _, _ = transform(reward, x, a, model.family)
+            out = max(out, float((xr - x).abs().max()))
+        return out
 
     def describe(self) -> dict:
         return {"reward": {"h": float(self.h), "k": float(self.k)}, "a0": self.a0, "start": self.start,

@@ -176,7 +176,7 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
     it is done, with the noise stream's state, and nothing is returned; the run starts after the
     file's ``done`` samples (a resume), and Ctrl-C or SIGTERM stop it between two batches
     (:class:`KeyboardInterrupt` once the file says how to continue)."""
-    from ..interrupts import graceful_stop
+    from ..interrupts import graceful_stop, said
     from .posterior import drift_and_path, pilot_start
 
     drift, run_path = drift_and_path(model, path, posterior)
@@ -207,7 +207,7 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
                 output.write(phi, gen.get_state().numpy())
                 if stop.requested() and output.done < n:
                     output.stopped(stop.name)
-                    raise KeyboardInterrupt
+                    raise said()
     finally:
         if bar is not None:
             bar.close()

@@ -36,7 +36,7 @@ import torch
 
 from .._version import __version__
 from ..errors import ParameterError, ResumeError, TrainingDivergedError
-from ..interrupts import graceful_stop
+from ..interrupts import graceful_stop, said
 from ..io import atomic_write, check_resume, lock_output, prepare_output
 from ..seeds import torch_generator
 from .device import close_distributed, init_distributed, set_threads
@@ -469,12 +469,12 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
             if tr.rank == 0:
                 print(f"\n{stop.name}: stopped after step {tr.step}; {out} holds that step's checkpoint; continue "
                       "with the same command and --resume", file=sys.stderr)
-            raise KeyboardInterrupt
+            raise said()
     except KeyboardInterrupt:
         if (stop is None or not stop.requested()) and tr.rank == 0:
             # a second signal, in the middle of a step: keep the last checkpoint (consistent)
             print(f"\ninterrupted: {out} holds the last checkpoint; continue with --resume", file=sys.stderr)
-        raise
+        raise said() from None
     finally:
         if bar is not None:
             bar.close()
