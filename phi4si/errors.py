@@ -42,6 +42,11 @@ class DiskFullError(Phi4siError, OSError):
     holds the run up to its last checkpoint intact; free space and continue with ``--resume``."""
 
 
+class OutputWriteError(Phi4siError, OSError):
+    """Writing an output failed (no space, a file-size limit or quota, a read-only or failing disk):
+    the run stopped; a file that had reached its name holds the run up to its last checkpoint."""
+
+
 class CheckpointError(Phi4siError):
     """A model file that is missing, not a phi4si checkpoint, or incompatible with the request."""
 

@@ -4,7 +4,7 @@
   a directory, a missing folder, ``resume`` and ``overwrite`` together, a resume of nothing);
 * :func:`atomic_write` writes a file under a temporary name in the same folder and renames it over
   the target, so a reader never sees half a file and an interrupted write leaves the old file;
-* :func:`write_json` is the atomic write of a JSON document;
+* :func:`write_json` is the atomic write of a JSON document, :func:`save_figure` of a matplotlib figure;
 * :func:`check_resume` refuses a resume whose settings differ from those the file was made with;
 * :func:`utc_now` is the ``date`` every output records (UTC, ISO 8601);
 * :func:`rng_to_json` / :func:`rng_from_json` carry a numpy PCG64 generator's exact state through
@@ -28,8 +28,10 @@ True
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,11 +39,14 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import FileBusyError, OutputExistsError, ParameterError, ResumeError
+from .errors import FileBusyError, OutputExistsError, OutputWriteError, ParameterError, Phi4siError, ResumeError
 
 __all__ = ["prepare_output", "atomic_write", "write_json", "check_resume", "utc_now", "rng_to_json",
-           "rng_from_json", "same_file", "lock_output", "temporary_name"]
+           "rng_from_json", "same_file", "lock_output", "temporary_name", "shown_name", "save_figure"]
 
+# the system's refusals of a write (no space, a size limit or quota, read-only, no permission, I/O error)
+WRITE_ERRNOS = {getattr(errno, n) for n in ("ENOSPC", "EFBIG", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO")
+                if hasattr(errno, n)}
 REPLACE_HINT = "pass --overwrite to replace it"
 RESUME_HINT = "pass --overwrite to replace it or --resume to continue it"
 
@@ -99,18 +104,44 @@ def temporary_name(path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def shown_name(path) -> Path:
+    """The output a temporary file stands for (``.NAME.PID.tmp`` -> ``NAME``), for messages."""
+    path = Path(path)
+    name = path.name
+    while True:
+        m = re.fullmatch(r"\.(.+)\.\d+\.tmp", name)
+        if not m:
+            return path.with_name(name)
+        name = m.group(1)
+
+
 def atomic_write(path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` to write the file at a temporary name, then rename it to ``path``; if
-    ``write`` fails (or is interrupted) the temporary file is removed and ``path`` is untouched."""
+    ``write`` fails (or is interrupted) the temporary file is removed and ``path`` is untouched.
+    A write the system refuses (no space, a size limit, a read-only or failing disk) is an
+    :class:`~phi4si.errors.OutputWriteError` naming the file."""
     path = Path(path)
     tmp = temporary_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if isinstance(e, Phi4siError) or e.errno not in WRITE_ERRNOS:
+            raise
+        kept = "the file as it was before is unchanged" if path.exists() else "nothing was written"
+        raise OutputWriteError(f"{shown_name(path)}: writing failed ({e.strerror or e}); {kept}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def save_figure(fig, path, **kwargs) -> Path:
+    """``fig.savefig(path, **kwargs)`` atomically (:func:`atomic_write`): a failed write (no space, a
+    read-only folder) leaves no half-written image; the format comes from the suffix (png default)."""
+    path = Path(path)
+    fmt = kwargs.pop("format", path.suffix[1:].lower() or "png")
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
 
 
 def write_json(path, obj) -> Path:

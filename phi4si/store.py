@@ -32,13 +32,14 @@ mode, and ``--resume`` first rewrites it into a clean file (:func:`repair`).
 # schema has one home; a package split would make them public for no reader outside.
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .errors import EnsembleFileError, FileBusyError
+from .errors import EnsembleFileError, FileBusyError, OutputWriteError
 from .io import atomic_write
 
 FORMAT = "phi4si-ensemble/1"
@@ -110,7 +111,6 @@ def verify_file(path) -> Path:
     ...
     phi4si.errors.EnsembleFileError: ...x.h5: not a readable HDF5 ensemble (no HDF5 signature in its 8 bytes)
     """
-    import struct
 
     p = Path(path)
     if not p.exists():
@@ -140,6 +140,17 @@ def verify_file(path) -> Path:
         if isinstance(e, EnsembleFileError):
             raise
         raise EnsembleFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    eof = _superblock_eof(path, sb, size)
+    if size < eof:
+        raise EnsembleFileError(f"{path}: truncated HDF5 file: {size} of its {eof} bytes; not a readable HDF5 "
+                                "ensemble (an incomplete copy or download? copy it again)")
+    return p
+
+
+def _superblock_eof(path, sb: bytes, size: int) -> int:
+    """The end-of-file address an HDF5 superblock (its first bytes ``sb``) records."""
+    import struct
+
     trunc = f"{path}: truncated HDF5 file ({size} bytes); not a readable HDF5 ensemble (an incomplete copy or download?)"
     if len(sb) < 9:
         raise EnsembleFileError(trunc)
@@ -163,10 +174,7 @@ def verify_file(path) -> Path:
     eof = struct.unpack(fmt, sb[start + 2 * o:start + 3 * o])[0]
     if eof == _UNDEFINED[o]:
         raise EnsembleFileError(f"{path}: not a readable HDF5 ensemble (damaged superblock: no end-of-file address)")
-    if size < eof:
-        raise EnsembleFileError(f"{path}: truncated HDF5 file: {size} of its {eof} bytes; not a readable HDF5 "
-                                "ensemble (an incomplete copy or download? copy it again)")
-    return p
+    return eof
 
 
 def open_verified(path, strict: bool = True):
@@ -332,8 +340,18 @@ def create_ensemble(path, *, shape, n_chains, dtype, params: dict, sampler: dict
     ``weighted=True`` adds the per-measurement importance log-weights ``log_w`` (chain, traj):
     analyses then use self-normalised weighted means.
     """
-    atomic_write(path, lambda tmp: _create(tmp, shape, n_chains, dtype, params, sampler, run, state_phi, state, extra,
-                                           weighted))
+    image = _image(shape, n_chains, dtype, params, sampler, run, state_phi, state, extra, weighted)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(image))
+
+
+def _image(*args) -> bytes:
+    """The bytes of a new ensemble file (:func:`_create` into memory): the disk sees one plain write,
+    whose failure is a clean OSError (HDF5 can crash closing a file whose writes failed)."""
+    import io
+
+    buf = io.BytesIO()
+    _create(buf, *args)
+    return buf.getvalue()
 
 
 def _create(tmp, shape, n_chains, dtype, params, sampler, run, state_phi, state, extra, weighted):
@@ -487,8 +505,8 @@ def repair(path):
     st0 = dict(state, n_done=0)
 
     def write(fixed):
-        _create(fixed, shape, n_chains, dtype, attrs["params"], attrs["sampler"], attrs["run"], phi_state, st0,
-                attrs.get("extra"), "log_w" in data)
+        Path(fixed).write_bytes(_image(shape, n_chains, dtype, attrs["params"], attrs["sampler"], attrs["run"],
+                                       phi_state, st0, attrs.get("extra"), "log_w" in data))
         w = EnsembleWriter(fixed)
         w.append(scalars=data, gp=gp, configs=configs, cfg_index=cfg, traj_index=np.arange(n), state_phi=phi_state,
                  state=state)
@@ -508,9 +526,109 @@ def record_resume(path, old_run: dict, entry: dict, **updates):
 
 def update_attrs(path, attrs: dict):
     """Set root attributes of a (closed) ensemble file."""
-    with _open(path, "r+") as f:
-        for k, v in attrs.items():
-            f.attrs[k] = v
+    with _WriteGuard(path, "its data are as they were"):
+        with _open(path, "r+") as f:
+            for k, v in attrs.items():
+                f.attrs[k] = v
+
+
+_DAMAGED: list[str] = []      # files whose HDF5 write failed in this process
+_KEPT: list = []              # their handles (and the failed writes' exceptions), kept alive on purpose
+
+
+def damaged() -> list[str]:
+    """The files whose write failed in this process.  HDF5 cannot recover from a write that fails
+    half-way: its open handles stay in a state where closing them, even at interpreter exit, can crash
+    the process (a segmentation fault).  A program that saw :class:`~phi4si.errors.OutputWriteError`
+    should therefore end without closing them (the command line ends with ``os._exit``); the files
+    on disk keep what their last completed append made durable (SWMR)."""
+    return list(_DAMAGED)
+
+
+class _WriteGuard:
+    """Around every HDF5 write of an output: a write the system refuses (no space, a size limit, a
+    read-only or failing disk) becomes one :class:`~phi4si.errors.OutputWriteError` naming the output,
+    the system's reason and what the file keeps (``kept``).  HDF5 reports such a failure in many
+    places: in the exception, often only in an earlier one of its chain, and from h5py's handles as
+    they are freed ("Exception ignored in ... __dealloc__", through ``sys.unraisablehook``); those
+    reports are collected for the reason instead of printed, and after a failure they stay silenced
+    (the damaged handles complain again when Python frees them; see :func:`damaged`)."""
+
+    def __init__(self, path, kept: str):
+        self.path, self.kept, self.seen = path, kept, []
+
+    def __enter__(self):
+        import io
+        import sys
+
+        self.previous, self.stderr = sys.unraisablehook, sys.stderr
+        sys.unraisablehook = self._hook
+        sys.stderr = self.captured = io.StringIO()   # (Cython prints a freed handle's error to sys.stderr first)
+        return self
+
+    def _hook(self, u):
+        if _is_h5py_report(u):
+            self.seen.append(str(u.exc_value))
+        else:
+            self.previous(u)
+
+    def __exit__(self, kind, e, tb):
+        import sys
+
+        sys.unraisablehook, sys.stderr = self.previous, self.stderr
+        text = self.captured.getvalue()
+        if e is None or getattr(e, "guarded", False) or not isinstance(e, (OSError, RuntimeError)):
+            if text:                         # a write that went through (or was said by an inner guard):
+                sys.stderr.write(text)       # whatever it printed is printed
+            return False
+        self.seen.append(text)
+        _silence_h5py_reports()
+        _DAMAGED.append(str(self.path))
+        _KEPT.append(e)    # its traceback holds the damaged handles: never freed, so they never complain
+        err = OutputWriteError(f"{_shown(self.path)}: writing failed ({self._reason(e)}); {self.kept}")
+        err.guarded = True
+        raise err from None
+
+    def _reason(self, e) -> str:
+        import re
+
+        chain, cause = [], e
+        while cause is not None:
+            chain.append(cause)
+            cause = cause.__context__
+        for text in [str(c) for c in chain] + self.seen:
+            m = re.search(r"error message = '([^']+)'", text)
+            if m:
+                return m.group(1)
+        for c in chain:
+            if getattr(c, "strerror", None):
+                return c.strerror
+        return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def _shown(path):
+    from .io import shown_name
+
+    return shown_name(path)
+
+
+def _is_h5py_report(u) -> bool:
+    return "h5py" in repr(getattr(u, "object", "")) or "ref count" in str(getattr(u, "exc_value", ""))
+
+
+def _silence_h5py_reports():
+    import sys
+
+    if getattr(sys.unraisablehook, "_phi4si", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(u):
+        if not _is_h5py_report(u):
+            previous(u)
+
+    hook._phi4si = True
+    sys.unraisablehook = hook
 
 
 class EnsembleWriter:
@@ -536,15 +654,32 @@ class EnsembleWriter:
     def __init__(self, path, final=None):
         self.path = Path(path)
         self.final = None if final is None else Path(final)
+        self.broken = False
         self.f = _open(path, "r+", libver="latest")
         self.f.swmr_mode = True
 
     def append(self, *, scalars: dict | None, gp=None, configs=None, cfg_index=None, traj_index=None,
                state_phi=None, state: dict):
+        if self.broken:
+            raise OutputWriteError(f"{self.final or self.path}: an earlier write failed; nothing more is written")
+        n_done = int(self.f["state"]["counters"][COUNTERS.index("n_done")])
+        self._check_space(n_done, scalars, gp, configs, state_phi)
+        kept = ("nothing was written" if self.final is not None else f"the file holds the run up to measurement "
+                f"{n_done}, intact; continue with --resume once the disk can take it")
+        try:
+            with _WriteGuard(self.final or self.path, kept):
+                self._append(n_done, scalars, gp, configs, cfg_index, traj_index, state_phi, state)
+        except OutputWriteError:
+            self.broken = True
+            self.abandon()
+            raise
+        if self.final is not None:         # the first durable checkpoint: the run takes the final name
+            os.replace(self.path, self.final)   # (the open file follows its inode)
+            self.path, self.final = self.final, None
+
+    def _append(self, n_done, scalars, gp, configs, cfg_index, traj_index, state_phi, state):
         f = self.f
         g = f["state"]
-        n_done = int(g["counters"][COUNTERS.index("n_done")])
-        self._check_space(n_done, scalars, gp, configs, state_phi)
         if traj_index is not None and len(traj_index):
             t = len(traj_index)
             _truncate(f, n_done)
@@ -567,11 +702,12 @@ class EnsembleWriter:
         f.flush()  # data before the state that commits it
         _write_state(g, state_phi, dict(state, n_done=n_done))
         f.flush()
-        if self.final is not None:         # the first durable checkpoint: the run takes the final name
-            os.replace(self.path, self.final)   # (the open file follows its inode)
-            self.path, self.final = self.final, None
 
     def _check_space(self, n_done, scalars, gp, configs, state_phi):
+        """Refuse an append the disk cannot take, before HDF5 writes a byte: compare the free space with
+        its raw size (plus :attr:`SPACE_MARGIN`), then reserve that room behind the file's end
+        (``posix_fallocate``), so that a full disk, a quota or a file-size limit shows up here, as one
+        clean error, and not half-way through HDF5's write (HDF5 truncates the unused room at its flush)."""
         import shutil
 
         from .errors import DiskFullError
@@ -579,21 +715,50 @@ class EnsembleWriter:
 
         arrays = list((scalars or {}).values()) + [gp, configs, state_phi]
         need = sum(np.asarray(a).nbytes for a in arrays if a is not None) + self.SPACE_MARGIN
+        name = self.final or self.path
+        kept = ("nothing was written" if self.final is not None else
+                f"the file holds the run up to measurement {n_done}, intact; free space and continue with --resume")
         free = shutil.disk_usage(self.path.parent).free
         if free < need:
-            name = self.final or self.path
-            kept = ("nothing was written" if self.final is not None else
-                    f"the file holds the run up to measurement {n_done}, intact; free space and continue with --resume")
             raise DiskFullError(f"{name}: the disk is nearly full ({format_bytes(free)} free, the next checkpoint "
                                 f"needs about {format_bytes(need)}); stopped before writing it, so {kept}")
+        if not hasattr(os, "posix_fallocate"):  # pragma: no cover - macOS, Windows: the free-space check only
+            return
+        try:
+            with open(self.path, "r+b") as fh:
+                eof = _superblock_eof(self.path, fh.read(200), os.fstat(fh.fileno()).st_size)
+                os.posix_fallocate(fh.fileno(), eof, need)
+        except OSError as e:
+            if isinstance(e, EnsembleFileError) or e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                return               # a file system without fallocate (or an odd superblock): HDF5 will tell
+            raise DiskFullError(f"{name}: cannot reserve room for the next checkpoint ({e.strerror}, "
+                                f"{format_bytes(need)}); stopped before writing it, so {kept}") from None
 
     def close(self, summary: dict | None = None):
         """Leave SWMR mode and record summary attributes (acceptance, wall_time, eps, n_done)."""
-        self.f.close()
-        if summary:
-            with _open(self.path, "r+") as f:
-                for k, v in summary.items():
-                    f.attrs[k] = v
+        if self.broken:
+            return
+        try:
+            with _WriteGuard(self.path, "its measurements up to the last checkpoint are intact; --resume repairs it"):
+                self.f.close()
+                if summary:
+                    with _open(self.path, "r+") as f:
+                        for k, v in summary.items():
+                            f.attrs[k] = v
+        except OutputWriteError:
+            self.broken = True
+            raise
+
+    def abandon(self):
+        """Stop writing without a clean close: the file keeps what its last append made durable.  After a
+        failed write the HDF5 handle is left alone (closing it can crash the process; see :func:`damaged`),
+        and a file that never reached its final name is removed."""
+        if self.broken:
+            _KEPT.append(self.f)
+        else:
+            self.f.close()
+        if self.final is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class ConfigurationWriter:
@@ -628,10 +793,9 @@ class ConfigurationWriter:
         return self.w.path
 
     def discard(self):
-        """Close, and remove the file if it never reached its final name (nothing was appended)."""
-        self.w.f.close()
-        if self.w.final is not None:
-            self.w.path.unlink(missing_ok=True)
+        """Stop without a clean close (:meth:`EnsembleWriter.abandon`): a file that never reached its final
+        name (nothing was appended) is removed."""
+        self.w.abandon()
 
     def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
         """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""

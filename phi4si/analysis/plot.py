@@ -128,6 +128,8 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
 def _save(fig, path):
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
+    from ..io import save_figure
+
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -138,8 +138,10 @@ def main(argv=None) -> int:
     """Run ``phi4si ARGV...``; returns the exit status (argparse's own errors exit with 2)."""
     from ..interrupts import watch_start
 
+    global _PROGRAM
     if argv is None:        # the program itself (not a call from Python): Ctrl-C during the start-up
         watch_start()       # is never swallowed (phi4si.interrupts)
+        _PROGRAM = True
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
@@ -156,6 +158,23 @@ def main(argv=None) -> int:
         return 141
 
 
+_PROGRAM = False      # main() runs as the phi4si program (not called from Python)
+
+
+def _end_if_damaged(status: int) -> None:
+    """After a failed HDF5 write, end now: closing the damaged handles (even at interpreter exit) can
+    crash the process (:func:`phi4si.store.damaged`); what is on disk is already consistent."""
+    store = sys.modules.get("phi4si.store")
+    if not _PROGRAM or store is None or not store.damaged():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def _run(argv) -> int:
     from ..interrupts import pending, was_said
 
@@ -165,6 +184,13 @@ def _run(argv) -> int:
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except Phi4siError as e:
         print(f"phi4si {args.cmd}: error: {e}", file=sys.stderr)
+        _end_if_damaged(1)
+        return 1
+    except BrokenPipeError:
+        raise                 # the reader went away: main() ends quietly
+    except OSError as e:      # a write (or read) the system refused: no space, read-only, a size limit, I/O error
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"phi4si {args.cmd}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         if not was_said(e):     # the run did not say where it stopped (e.g. during its start-up)

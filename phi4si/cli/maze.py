@@ -113,7 +113,9 @@ def _plan_figure(args, maze, res, s, g, via, shortest):
     ax.plot(p[:, 0], p[:, 1], ".-", color="tab:blue" if res.valid[0] else "tab:orange", lw=1.2, ms=3)
     if via is not None:
         ax.scatter(via[:, 0], via[:, 1], marker="D", color="tab:purple", zorder=4, label="via")
-    ax.figure.savefig(args.figure, dpi=110)
+    from ..io import save_figure
+
+    save_figure(ax.figure, args.figure, dpi=110)
 
 
 def maze_plan(args, argv):

@@ -269,11 +269,10 @@ class _Run:
             if stop is None or not stop.requested():
                 # a second Ctrl-C, in the middle of a trajectory: the state in memory is half-updated,
                 # so keep the file as of its last flush (consistent; at most flush_seconds of work lost)
-                self.writer.f.close()
+                self.writer.abandon()      # (removes a file that never reached its name)
                 if self.bar is not None:
                     self.bar.close()
                 if self.tmp is not None:   # before the first checkpoint: nothing to continue
-                    self.tmp.unlink(missing_ok=True)
                     self.tmp = None
                     print("\ninterrupted before the first checkpoint; nothing written", file=sys.stderr)
                 else:
@@ -284,10 +283,8 @@ class _Run:
             self.finish()
             raise
         except BaseException:
-            self.writer.f.close()
-            if self.tmp is not None:       # nothing durable yet: leave no file, keep the old one
-                self.tmp.unlink(missing_ok=True)
-                self.tmp = None
+            self.writer.abandon()          # nothing durable yet: leave no file, keep the old one
+            self.tmp = None
             raise
         self.finish()
 

@@ -286,7 +286,12 @@ class _Trainer:
               "lattice": self.lattice, "data": self.data_meta, "train_config": asdict(self.cfg), "step": self.step,
               "wall_time": self.wall, "rng": _rng_state(self.gens), "history": self.history,
               "command": self.command, "world_size": self.world, "final": final}
-        atomic_write(self.out, lambda tmp: torch.save(ck, tmp))
+        import io
+
+        buf = io.BytesIO()        # serialised in memory first: a failed write is a plain OSError (torch's
+        torch.save(ck, buf)       # zip writer reports it as "unexpected pos") and leaves no partial file
+        data = buf.getvalue()
+        atomic_write(self.out, lambda tmp: Path(tmp).write_bytes(data))
 
     def finished(self) -> bool:
         cfg = self.cfg

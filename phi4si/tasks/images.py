@@ -529,7 +529,9 @@ def _save(fig, path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from ..io import save_figure
+
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return Path(path)
 

@@ -115,5 +115,7 @@ def plot_plans(path, maze: Maze, plans, starts, goals, n: int = 12, shortest=Tru
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    from ...io import save_figure
+
+    save_figure(fig, path, dpi=110)
     return path
