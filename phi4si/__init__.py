@@ -29,10 +29,12 @@ from __future__ import annotations
 
 from ._version import __version__
 from .errors import Phi4siError
-from .lattice.params import Phi4Params
 
-# public name -> (module, attribute): the one table of the lazy top-level API
+# public name -> (module, attribute): the one table of the lazy top-level API (nothing heavy is imported
+# with the package itself: ``phi4si`` starts in milliseconds, so the program's Ctrl-C handling is in
+# place before numpy is loaded)
 _LAZY = {
+    "Phi4Params": ("lattice.params", "Phi4Params"),
     "open_ensemble": ("store", "open_ensemble"),
     "sample_mcmc": ("mcmc.run", "sample_mcmc"),
     "analyze": ("analysis.report", "analyze_file"),
@@ -53,7 +55,7 @@ _LAZY = {
     "sample_neural": ("model.exact", "sample_neural"),
 }
 
-__all__ = ["__version__", "Phi4Params", "Phi4siError", *_LAZY]
+__all__ = ["__version__", "Phi4siError", *_LAZY]
 
 
 def __getattr__(name):

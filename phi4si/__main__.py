@@ -1,5 +1,28 @@
+"""``python -m phi4si`` and the ``phi4si`` program: :func:`entry`."""
+
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def entry() -> int:
+    """The program: Ctrl-C handling first (so a signal while the command line's modules are imported
+    is never a traceback, :func:`phi4si.interrupts.watch_start`), then :func:`phi4si.cli.main`; a
+    signal that comes once the command is done no longer changes its exit status."""
+    import signal
+
+    from phi4si.interrupts import watch_start
+
+    watch_start()
+    try:
+        from phi4si.cli import main
+
+        status = main()
+    except KeyboardInterrupt:
+        print("\nphi4si: interrupted", file=sys.stderr)
+        status = 130
+    for s in (signal.SIGINT, signal.SIGTERM):   # the work is over: a late signal only ends the exit
+        signal.signal(s, signal.SIG_IGN)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

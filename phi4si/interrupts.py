@@ -25,6 +25,7 @@ False
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -76,6 +77,13 @@ def watch_start() -> None:
 
     for s in _signals():
         signal.signal(s, handler)
+    previous = sys.unraisablehook
+
+    def quiet(u):        # a KeyboardInterrupt swallowed in a finaliser: recorded, acted on at the next poll
+        if not (_PENDING and isinstance(u.exc_value, KeyboardInterrupt)):
+            previous(u)
+
+    sys.unraisablehook = quiet
 
 
 def pending() -> int | None:

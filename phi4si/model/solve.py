@@ -67,14 +67,14 @@ class SolveSettings:
     progress: bool = False
 
     def __post_init__(self):
-        from ..interpolant.integrate import SOLVERS
+        from ..interpolant.integrate import ODE_SOLVERS
 
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {v}")
-        if self.solver not in SOLVERS:
-            raise ParameterError(f"unknown solver {self.solver!r} (choose from {SOLVERS})")
+        if self.solver not in ODE_SOLVERS:
+            raise ParameterError(f"unknown solver {self.solver!r} (choose from {ODE_SOLVERS})")
         if not callable(self.sde) and self.sde is not None and not (
                 isinstance(self.sde, (int, float)) and math.isfinite(self.sde) and self.sde >= 0):
             raise ParameterError(f"sde diffusion must be a finite number >= 0, got {self.sde}")
@@ -190,6 +190,8 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
                 pilot_run = pilot_runner(model, drift, run_path, make_start, shape, settings,
                                          None if site_average else int(n))
                 x1 = pilot_start(model, posterior, pilot_run, site_average, settings.seed)
+                for k in range(0, done, settings.batch_size):   # a resume: replay the done batches' draws
+                    x1(min(settings.batch_size, n - k))
                 start = lambda z, i, b: run_path.lift(make_start(z, i, b), x1(b))  # noqa: E731
             gen = torch.Generator().manual_seed(int(settings.seed))
             if output is not None and output.generator_state is not None:
