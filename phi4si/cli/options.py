@@ -6,8 +6,9 @@ the names the interpolant commands accept, and the few helpers between parsing a
   refuses a malformed value with exit status 2 and names the flag;
 * flag groups (:func:`add_task_flags`, :func:`add_train_flags`, :func:`add_posterior_flags`,
   :func:`add_trained_model_flags`): one definition of the flags several commands take;
-* name tuples (:data:`SOLVERS`, :data:`MODEL_PRESETS`, ...): spelled out here so that ``phi4si --help``
-  does not import torch; tests/cli/test_cli_interpolant.py keeps them equal to the library's own;
+* name tuples (:data:`SOLVERS`, :data:`ODE_SOLVERS` (the solvers of ``generate``, ``inpaint`` and
+  ``posterior``), :data:`MODEL_PRESETS`, ...): spelled out here so that ``phi4si --help`` does not
+  import torch; tests/cli/test_cli_interpolant.py keeps them equal to the library's own;
 * helpers: :func:`check_out` (the output check of :func:`phi4si.io.prepare_output`), :func:`load_model`,
   :func:`prepare_run` (output, device, threads: :mod:`phi4si.model.device`), :func:`task_record`,
   :func:`given` (the flags given, as keywords) and :func:`flag_terms`, which says a library refusal
@@ -27,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["finite_float", "positive_float", "integer", "integer_at_least", "device", "block_size",
-           "posterior_start", "SOLVERS", "MODEL_PRESETS", "MEASURES", "PARAMETRISATIONS", "ORDERS", "DTYPES",
+           "posterior_start", "SOLVERS", "ODE_SOLVERS", "MODEL_PRESETS", "MEASURES", "PARAMETRISATIONS", "ORDERS",
+           "DTYPES",
            "add_task_flags", "add_train_flags", "add_posterior_flags", "add_trained_model_flags", "command_line",
            "task_record", "check_out", "load_model", "prepare_run", "given", "flag_terms", "reword"]
 
@@ -103,6 +105,7 @@ block_size.__name__ = "block size"
 
 # ------------------------------------------------------------------------------------------------ names
 SOLVERS = ("euler", "heun", "rk4")                      # phi4si.interpolant.integrate.SOLVERS
+ODE_SOLVERS = SOLVERS + ("ab2", "ab3", "ddim", "ddim2")  # phi4si.interpolant.integrate.ODE_SOLVERS
 MODEL_PRESETS = ("tiny", "small", "medium", "large", "maze")     # phi4si.nn.unet._PRESETS
 MEASURES = ("generation", "multitask", "curriculum")     # phi4si.interpolant.measures.preset_measure
 PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
@@ -117,7 +120,7 @@ def add_task_flags(p, what):
     p.add_argument("--out", required=True, help="output HDF5 ensemble file")
     p.add_argument("--steps", type=integer, default=None,
                    help="integration steps (default 50; with --order: steps per block, default 20)")
-    p.add_argument("--solver", choices=SOLVERS, default=None, help="ODE solver (default heun)")
+    p.add_argument("--solver", choices=ODE_SOLVERS, default=None, help="ODE solver (default heun)")
     p.add_argument("--sde", type=finite_float, default=None, metavar="EPS",
                    help="integrate the SDE with diffusion EPS >= 0 (Euler-Maruyama) instead of the ODE")
     p.add_argument("--grid-power", type=positive_float, default=1.0, metavar="P",
