@@ -118,6 +118,9 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--probes", type=integer, default=None,
                     help="probe draws per step (colored, hutchinson; default 1; >= 2 gives an error estimate)")
     nm.add_argument("--period", type=integer, default=None, help="colouring period of --divergence colored (default 4)")
+    nm.add_argument("--path", default=None, metavar="FILE",
+                    help="an optimised time grid for the flow (phi4si optimize-path --task generate with an RK "
+                         "solver); its solver and steps replace --solver and --steps")
     nm.add_argument("--float64", action="store_true", help="integrate the flow in double precision")
     nm.add_argument("--block", type=block_size, default=None, metavar="B",
                     help="block size of block/hybrid updates (B or BxC; default 4)")
@@ -231,6 +234,18 @@ def _task_settings(args):
     return solve, rec
 
 
+def _with_path(args, solve, rec, task, shape):
+    """Settings from ``--path FILE`` (an optimised grid with its solver and steps), when given."""
+    if args.path is None:
+        return
+    from .schedule import path_settings
+
+    ps = path_settings(args, task, shape)
+    solve.update(ps)
+    rec.update(steps=ps["steps"], solver=ps["solver"], grid_power=list(ps["grid_power"]),
+               path=str(Path(args.path).resolve()))
+
+
 def _run_task(args, task, *data, **keywords):
     """``task`` (generate, inpaint or sequential) with --threads applied and refusals in flag terms."""
     from ..model.device import set_threads
@@ -249,6 +264,7 @@ def cmd_generate(args, argv):
     shape = model.check_shape(model.shape if args.shape is None else args.shape)
     post = _posterior(args)
     params = _output_params(model, shape, post)
+    _with_path(args, solve, rec, "sequential" if args.order else "generate", shape)
     from ..model.generate import generate, sequential
 
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
@@ -345,6 +361,7 @@ def cmd_inpaint(args, argv):
     post = _posterior(args)
     params = _output_params(model, shape, post)
     _warn_couplings(model, attrs)
+    _with_path(args, solve, rec, "sequential" if args.order else "inpaint", shape)
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
                **rec, **_model_record(model, args.model), **_posterior_record(post, model), "mask": args.mask,
                "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
@@ -398,6 +415,21 @@ def _neural_terms():
     return flag_terms(*NEURAL_KEYWORDS, posterior="--proposal posterior")
 
 
+def _neural_path(args) -> dict:
+    """steps, solver and grid of the log-density flow from ``--path FILE`` (a generation grid, RK solver)."""
+    from ..errors import ParameterError
+    from ..interpolant.integrate import SOLVERS
+    from ..model.schedule import read_path_file
+
+    if args.steps != 10 or args.solver != "rk4":
+        raise ParameterError("--steps and --solver do not apply with --path (the path file fixes them)")
+    doc = read_path_file(args.path, task="generate")
+    if doc["solver"] not in SOLVERS:
+        raise ParameterError(f"{args.path} is a grid for {doc['solver']!r}; the log-density flow integrates with "
+                             f"a Runge-Kutta solver ({', '.join(SOLVERS)}): optimise one with --solver rk4")
+    return {"steps": int(doc["steps"]), "solver": doc["solver"], "grid_power": tuple(doc["grid"])}
+
+
 def cmd_sample_neural(args, argv):
     from ..io import prepare_output
     from ..model.density import FlowSettings
@@ -405,8 +437,11 @@ def cmd_sample_neural(args, argv):
     from ..model.exact import sample_neural
 
     proposal = _proposal(args)
+    flow = {"steps": args.steps, "solver": args.solver}
+    if args.path is not None:
+        flow = _neural_path(args)
     with _neural_terms():
-        fs = FlowSettings(steps=args.steps, solver=args.solver, divergence=args.divergence, float64=args.float64,
+        fs = FlowSettings(**flow, divergence=args.divergence, float64=args.float64,
                           batch_size=args.batch_size, max_batch=args.max_batch, **given(args, "probes", "period"))
     out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
     model = load_model(args.model, args.device)

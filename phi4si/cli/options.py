@@ -125,6 +125,8 @@ def add_task_flags(p, what):
                    help="integrate the SDE with diffusion EPS >= 0 (Euler-Maruyama) instead of the ODE")
     p.add_argument("--grid-power", type=positive_float, default=1.0, metavar="P",
                    help="time grid 1 - (1 - u)^P: P > 1 puts more steps near the data end (default 1)")
+    p.add_argument("--path", default=None, metavar="FILE",
+                   help="an optimised time grid with its solver and steps (written by phi4si optimize-path)")
     p.add_argument("--order", choices=ORDERS, default=None,
                    help=f"{what} block by block in this order (sequential task)")
     p.add_argument("--block", type=block_size, default=None, metavar="B",

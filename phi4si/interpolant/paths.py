@@ -35,7 +35,7 @@ from ..errors import ParameterError
 from .partitions import block_ids, coarse_to_fine_ids, group_masks, group_order
 
 __all__ = ["Path", "GenerationPath", "InpaintPath", "SequentialPath", "TablePath", "FunctionPath",
-           "StartAt", "sequential_path", "time_grid"]
+           "StartAt", "sequential_path", "time_grid", "check_grid"]
 
 _DT = torch.float64
 
@@ -265,20 +265,53 @@ def sequential_path(shape, order: str = "raster", block=None, levels: int = 3, s
     return SequentialPath(group_masks(ids, group_order(int(ids.max()) + 1, order, seed)), observed)
 
 
-def time_grid(path: Path, steps: int, power: float = 1.0) -> np.ndarray:
-    """Integration grid: ``steps`` steps in each segment between breakpoints; within a segment
-    u_k = k/steps is mapped to 1 - (1 - u)^power (power > 1 puts more steps near each segment's end,
-    i.e. near the data end a -> 0 of the sites that move).
+def check_grid(power, steps: int):
+    """A time-grid spec, checked: a power P > 0 (u -> 1 - (1 - u)^P) or an explicit grid, ``steps + 1``
+    increasing numbers from 0 to 1 (an optimised grid, :mod:`phi4si.model.schedule`); returned as a
+    float or a tuple of floats.
 
-    >>> time_grid(GenerationPath((2,)), 4).tolist()
-    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> check_grid([0, 0.5, 0.9, 1], 3)
+    (0.0, 0.5, 0.9, 1.0)
+    >>> check_grid([0, 0.5, 1], 3)
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.ParameterError: a time grid of 3 steps needs 4 points from 0 to 1, got 3
     """
     steps = int(steps)
     if steps < 1:
         raise ParameterError(f"steps must be >= 1, got {steps}")
-    if not power > 0:
-        raise ParameterError(f"grid power must be > 0, got {power}")
-    u = 1.0 - (1.0 - np.linspace(0.0, 1.0, steps + 1)) ** power
+    if isinstance(power, (int, float, np.integer, np.floating)) and not isinstance(power, bool):
+        if not (np.isfinite(power) and power > 0):
+            raise ParameterError(f"grid_power must be a finite number > 0, got {power}")
+        return float(power)
+    try:
+        u = np.asarray(power, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"a time grid is a power > 0 or a list of numbers, got {power!r}") from None
+    if u.ndim != 1 or len(u) != steps + 1:
+        raise ParameterError(f"a time grid of {steps} steps needs {steps + 1} points from 0 to 1, got "
+                             f"{u.size if u.ndim == 1 else u.shape}")
+    if not (np.isfinite(u).all() and u[0] == 0.0 and u[-1] == 1.0 and (np.diff(u) > 0).all()):
+        raise ParameterError("a time grid must increase strictly from 0 to 1")
+    return tuple(float(v) for v in u)
+
+
+def time_grid(path: Path, steps: int, power=1.0) -> np.ndarray:
+    """Integration grid: ``steps`` steps in each segment between breakpoints; within a segment
+    u_k = k/steps is mapped to 1 - (1 - u)^power (power > 1 puts more steps near each segment's end,
+    i.e. near the data end a -> 0 of the sites that move), or ``power`` is the explicit grid of u
+    values itself (:func:`check_grid`).
+
+    >>> time_grid(GenerationPath((2,)), 4).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> time_grid(GenerationPath((2,)), 2, [0.0, 0.8, 1.0]).tolist()
+    [0.0, 0.8, 1.0]
+    """
+    spec = check_grid(power, steps)
+    if isinstance(spec, float):
+        u = 1.0 - (1.0 - np.linspace(0.0, 1.0, int(steps) + 1)) ** spec
+    else:
+        u = np.asarray(spec)
     bp = np.asarray(path.breakpoints, dtype=np.float64)
     pts = [bp[:1]] + [lo + (hi - lo) * u[1:] for lo, hi in zip(bp[:-1], bp[1:])]
     return np.concatenate(pts)

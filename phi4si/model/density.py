@@ -92,11 +92,15 @@ class FlowSettings:
                 raise ParameterError(f"{name} applies to divergence {' or '.join(divergences)} only, got "
                                      f"{name}={getattr(self, name)} with divergence={self.divergence!r} "
                                      f"(leave it at {default})")
-        if not (math.isfinite(self.grid_power) and self.grid_power > 0):
-            raise ParameterError(f"grid_power must be a finite number > 0, got {self.grid_power}")
+        from ..interpolant.paths import check_grid
+
+        object.__setattr__(self, "grid_power", check_grid(self.grid_power, self.steps))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if isinstance(d["grid_power"], tuple):    # an explicit grid: a list, as JSON reads it back
+            d["grid_power"] = list(d["grid_power"])
+        return d
 
 
 @dataclass

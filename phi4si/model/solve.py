@@ -45,8 +45,9 @@ SDE = Union[float, None, Callable]
 
 @dataclass(frozen=True)
 class SolveSettings:
-    """How a task is integrated: ``steps`` of ``solver`` ('euler', 'heun', 'rk4') on the time grid
-    1 - (1 - u)^``grid_power``, or with ``sde`` (a diffusion eps >= 0, or a callable eps(s)) the SDE
+    """How a task is integrated: ``steps`` of ``solver`` (``ODE_SOLVERS`` of
+    :mod:`~phi4si.interpolant.integrate`) on the time grid 1 - (1 - u)^``grid_power`` (or the explicit
+    grid ``grid_power`` = (u_0 = 0, ..., u_steps = 1), e.g. an optimised one), or with ``sde`` (a diffusion eps >= 0, or a callable eps(s)) the SDE
     by Euler-Maruyama; ``seed`` of the one noise stream; ``batch_size`` states per solve;
     ``progress``: a progress bar.  Validated on construction (:class:`~phi4si.errors.ParameterError`).
 
@@ -80,8 +81,9 @@ class SolveSettings:
             raise ParameterError(f"sde diffusion must be a finite number >= 0, got {self.sde}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or int(self.seed) < 0:
             raise ParameterError(f"seed must be an integer >= 0, got {self.seed}")
-        if not (isinstance(self.grid_power, (int, float)) and math.isfinite(self.grid_power) and self.grid_power > 0):
-            raise ParameterError(f"grid_power must be a finite number > 0, got {self.grid_power}")
+        from ..interpolant.paths import check_grid
+
+        object.__setattr__(self, "grid_power", check_grid(self.grid_power, self.steps))
 
     def record(self) -> dict:
         """What an output file records of these settings (the SDE's solver is 'euler-maruyama')."""
