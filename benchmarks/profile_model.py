@@ -13,7 +13,8 @@ True``) runs the trunk on (x, -x): its cost is the ratio of the odd to the plain
 Models: "small" at L = 8 and "medium" at L = 16 (``phi4si.nn.unet.preset``, random weights: the cost
 does not depend on them), float32, batches 64, 256, 1024, torch threads 1 and 2; each measurement
 is the median of ``--reps`` profiled repetitions after one warm-up.  Record the load average: on a
-busy 2-core machine two threads are slower than one.
+busy 2-core machine two threads are slower than one.  Then the levers of a faster network evaluation:
+torch.compile (inductor) and channels-last memory format against eager, one evaluation at batch 256.
 
 Prints a table and writes ``benchmarks/results/profile_model.json``.
 
@@ -82,11 +83,51 @@ def profile(fn, reps):
     return w, med
 
 
+def measure_levers(threads: int, batch: int = 256, reps: int = 5) -> list:
+    """One network evaluation (eval mode, inference_mode), eager against torch.compile (inductor,
+    static shapes; compile time reported) and against channels-last tensors, same inputs, median of
+    ``reps`` after one warm-up call."""
+    torch.set_num_threads(threads)
+    out = []
+    for name, L, odd in (("small", 8, False), ("medium", 16, True)):
+        case = Case(name, L, odd, torch.device("cpu"), 0, False)
+        net = case.ema.eval()
+        x, a = torch.randn(batch, 1, L, L), torch.rand(batch, 1, L, L)
+
+        def timed(f, xx):
+            with torch.inference_mode():
+                f(xx, a)
+                ts = []
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    f(xx, a)
+                    ts.append(time.perf_counter() - t0)
+            return statistics.median(ts)
+
+        eager = timed(net, x)
+        t0 = time.perf_counter()
+        compiled = torch.compile(net, dynamic=False)
+        with torch.inference_mode():
+            compiled(x, a)
+        compile_s = time.perf_counter() - t0
+        comp = timed(compiled, x)
+        cl = timed(net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last))
+        row = {"model": name, "L": L, "odd": odd, "batch": batch, "threads": threads, "eager_s": eager,
+               "compiled_s": comp, "compile_time_s": compile_s, "channels_last_s": cl,
+               "compile_speedup": eager / comp, "channels_last_speedup": eager / cl}
+        out.append(row)
+        print(f"levers {name} L={L} odd={int(odd)} b={batch}: eager {eager * 1e3:.1f} ms; torch.compile "
+              f"{comp * 1e3:.1f} ms ({eager / comp:.2f}x, {compile_s:.0f} s to compile); channels-last "
+              f"{cl * 1e3:.1f} ms ({eager / cl:.2f}x)", flush=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="batch 64 and 256, one thread, 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-levers", action="store_true", help="skip the torch.compile / channels-last comparison")
     args = ap.parse_args(argv)
     batches = [64, 256] if args.quick else [64, 256, 1024]
     threads = [1] if args.quick else [1, 2]
@@ -133,9 +174,10 @@ def main(argv=None):
     print("\nZ2-odd generation step / plain generation step:")
     for r in odd_ratio:
         print(f"  {r['model']} L={r['L']} t={r['threads']} b={r['batch']}: {r['odd_over_plain']:.2f}x")
+    levers = [] if args.no_levers else measure_levers(threads[0])
     path = save(f"profile_model{'_quick' if args.quick else ''}.json",
                 {"benchmark": "profile_model", "quick": args.quick, "machine": info, "rows": rows,
-                 "odd_over_plain": odd_ratio}, args.out)
+                 "odd_over_plain": odd_ratio, "levers": levers}, args.out)
     print(f"wrote {path}")
 
 
