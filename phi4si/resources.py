@@ -11,8 +11,10 @@ True
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 
-__all__ = ["physical_memory", "format_bytes", "free_space"]
+__all__ = ["physical_memory", "format_bytes", "free_space", "torch_threads_kept"]
 
 
 def physical_memory() -> int | None:
@@ -51,3 +53,24 @@ def free_space(path, replacing: bool = False) -> int | None:
     if replacing and os.path.isfile(path):
         free += os.path.getsize(path)
     return free
+
+
+@contextmanager
+def torch_threads_kept():
+    """Keep torch's CPU thread count across a numba parallel kernel.  numba's OpenMP threading layer
+    sets the process's OpenMP thread count when a parallel region starts, and torch's intra-op pool is
+    the same OpenMP runtime: without this, one call of an ensemble measurement turns a model run with
+    one torch thread into two (slower on a busy machine, and the float32 convolutions then sum in
+    another order: results 1 ulp apart, e.g. a resumed run against an uninterrupted one).  Nothing
+    happens when torch is not loaded.
+
+    >>> with torch_threads_kept():
+    ...     pass
+    """
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if torch is not None and torch.get_num_threads() != n:
+            torch.set_num_threads(n)

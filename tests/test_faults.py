@@ -4,7 +4,7 @@ under kill -9 and Ctrl-C at random points, write errors, concurrent writers, bad
 Every case asserts what a user sees and keeps: the exit status, ONE clean line on stderr (no
 traceback, no "Exception ignored"), pre-existing files unchanged, no temporary or lock files left
 behind, and where a run can be continued, that ``--resume`` ends exactly where an uninterrupted run
-ends (bit for bit; sample-neural to 1e-6, see tests/test_interrupts.py).
+ends, bit for bit.
 
 Write errors are real ones from the kernel: the command runs with a file-size limit
 (``RLIMIT_FSIZE``, SIGXFSZ ignored), so every write past it fails with EFBIG, exactly where a full
@@ -150,7 +150,7 @@ def _same_result(name, ref, out):
             for p in a[key]:
                 assert torch.equal(a[key][p], b[key][p]), f"{key}.{p} differs"
     else:
-        _same_ensembles(ref, out, atol=1e-6 if name == "sample-neural" else 0.0)
+        _same_ensembles(ref, out)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
+from ..resources import torch_threads_kept
 from .fourier import free_magnetisation_variance, free_propagator, p_hat2, power_spectrum
 from .params import Phi4Params, validate_shape
 
@@ -44,7 +45,8 @@ def action(phi, params: Phi4Params) -> np.ndarray:
 
     flat, lead = _flat(phi, params)
     shape = np.array(params.shape, dtype=np.int64)
-    return kernels.action_batch(flat, shape, params.mass_term, params.lam, params.h).reshape(lead)
+    with torch_threads_kept():
+        return kernels.action_batch(flat, shape, params.mass_term, params.lam, params.h).reshape(lead)
 
 
 def measure(phi, params: Phi4Params):
@@ -60,8 +62,9 @@ def measure(phi, params: Phi4Params):
 
     flat, lead = _flat(phi, params)
     cos_t, sin_t, strides = kernels.phase_tables(params.shape)
-    m, S, gp = kernels.measure_batch(flat, np.array(params.shape, dtype=np.int64), params.mass_term, params.lam,
-                                     params.h, cos_t, sin_t, strides)
+    with torch_threads_kept():
+        m, S, gp = kernels.measure_batch(flat, np.array(params.shape, dtype=np.int64), params.mass_term,
+                                         params.lam, params.h, cos_t, sin_t, strides)
     return m.reshape(lead), S.reshape(lead), gp.reshape(*lead, -1)
 
 
@@ -71,5 +74,7 @@ def force(phi, params: Phi4Params) -> np.ndarray:
 
     flat, lead = _flat(phi, params)
     out = np.empty_like(flat)
-    kernels.force_batch(flat, out, np.array(params.shape, dtype=np.int64), params.mass_term, params.lam, params.h)
+    with torch_threads_kept():
+        kernels.force_batch(flat, out, np.array(params.shape, dtype=np.int64), params.mass_term, params.lam,
+                            params.h)
     return out.reshape(np.shape(phi))

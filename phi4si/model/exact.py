@@ -49,6 +49,7 @@ from .._version import __version__
 from .density import FlowSettings, conditional_log_prob, propose_block, sample
 from ..errors import ParameterError, ResumeError
 from ..interrupts import graceful_stop, said
+from ..resources import torch_threads_kept
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, utc_now
 from ..analysis.weights import log_target, log_weights
 from ..seeds import stream_seed
@@ -206,8 +207,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
 
     The file is written in chunks (``fs.batch_size`` proposals, or ``flush_every`` sweeps) with the
     random state after each, so an interrupted run keeps what it wrote and ``resume=True`` continues
-    it to ``n`` with the samples an uninterrupted run gives (bit for bit with an exact drift; with a
-    trained float32 network a few samples may differ by 1 ulp, a known issue).
+    it to ``n`` with the samples an uninterrupted run gives, bit for bit.
     """
     s = _check(method, n, chains, seed, dtype, posterior, dict(block=block, updates=updates, n_therm=n_therm,
                                                                hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps))
@@ -402,7 +402,8 @@ def _sweep(model, phi, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, 
     if hmc is not None:
         flat = np.ascontiguousarray(phi.reshape(C, -1))
         for _ in range(hmc_traj):
-            a, _dh = hmc.step(flat, rng, hmc_eps)
+            with torch_threads_kept():     # (numba's OpenMP layer would reset torch's thread count)
+                a, _dh = hmc.step(flat, rng, hmc_eps)
             if counts is not None:
                 counts["hmc_acc"] = counts.get("hmc_acc", 0.0) + float(np.sum(a))
                 counts["hmc_n"] = counts.get("hmc_n", 0) + C
