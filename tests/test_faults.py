@@ -30,6 +30,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from processes import n_done, wait_for
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 FAULT_SEED = int(os.environ.get("FAULT_SEED", "19"))
@@ -68,23 +69,8 @@ def _leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".lock", ".repair"))]
 
 
-def _n_done(path) -> int:
-    try:
-        with h5py.File(path, "r", swmr=True, locking=False) as f:
-            return int(f["state/counters"][0])
-    except (OSError, KeyError):
-        return 0
 
 
-def _wait_for(cond, proc, timeout=120.0):
-    t0 = time.time()
-    while not cond():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before the fault: {proc.communicate()}")
-        if time.time() - t0 > timeout:
-            proc.kill()
-            raise AssertionError("timed out waiting for the run")
-        time.sleep(0.02)
 
 
 def _same_ensembles(a, b, keys=("m", "S", "phi"), atol=0.0):
@@ -234,7 +220,7 @@ def _progress(name, out):
             except Exception:  # noqa: BLE001 - a checkpoint being renamed into place
                 return 0
         return done
-    return lambda: _n_done(out)
+    return lambda: n_done(out)
 
 
 TOTAL = {"sample-mcmc": 4000, "generate": 3000, "sample-neural": 1500, "train": 300, "posterior": 2000, "inpaint": 120}
@@ -253,7 +239,7 @@ def test_fault_at_a_random_point_then_resume_equals_the_uninterrupted_run(tmp_pa
     out = w / f"out{SUFFIX.get(name, '.h5')}"
     ref = references(name)
     p = _start(_cmd(name, out), w)
-    _wait_for(lambda: _progress(name, out)() >= max(1, int(frac * TOTAL[name])), p)
+    wait_for(lambda: _progress(name, out)() >= max(1, int(frac * TOTAL[name])), p)
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
     if sig == signal.SIGKILL:
@@ -317,7 +303,7 @@ def test_a_live_task_refuses_a_twin_a_resume_and_an_overwrite(tmp_path, lab, nam
     cmd[cmd.index("--n") + 1] = "100000"
     p = _start(cmd, w)
     try:
-        _wait_for(lambda: _n_done(out) > 0, p)
+        wait_for(lambda: n_done(out) > 0, p)
         r = _run(cmd, w)                    # a twin: the file exists already
         assert r.returncode == 1 and "exists" in _one_line(r.stderr), r.stderr
         for extra in (["--resume"], ["--overwrite"]):
@@ -327,7 +313,7 @@ def test_a_live_task_refuses_a_twin_a_resume_and_an_overwrite(tmp_path, lab, nam
     finally:
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=120)
-    assert p.returncode == 130 and _n_done(out) > 0
+    assert p.returncode == 130 and n_done(out) > 0
 
 
 # ------------------------------------------------------------------------------------------------ bad parameters

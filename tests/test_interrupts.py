@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from processes import n_done, wait_for
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -22,24 +22,8 @@ def _phi4si(*args, **kw):
                             stderr=subprocess.PIPE, text=True, env=ENV, **kw)
 
 
-def _wait_for(cond, proc, timeout=120.0):
-    t0 = time.time()
-    while not cond():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before it could be interrupted: {proc.communicate()}")
-        if time.time() - t0 > timeout:
-            proc.kill()
-            raise AssertionError("timed out waiting for the run to start")
-        time.sleep(0.05)
 
 
-def _n_done(path) -> int:
-    try:
-        with h5py.File(path, "r", swmr=True, locking=False) as f:
-            c = f["state/counters"][...]
-            return int(c[0])
-    except (OSError, KeyError):
-        return 0
 
 
 MCMC = ["sample-mcmc", "--shape", "16", "16", "--chains", "2", "--n-therm", "20", "--every", "5", "--seed", "11",
@@ -54,11 +38,11 @@ def test_sample_mcmc_stop_and_resume_bit_identical(tmp_path, sig):
     assert p.wait(timeout=300) == 0, p.communicate()
     out = tmp_path / "int.h5"
     p = _phi4si(*MCMC, "--n-traj", n, "--out", out)
-    _wait_for(lambda: _n_done(out) >= 50, p)
+    wait_for(lambda: n_done(out) >= 50, p)
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
-    stopped = _n_done(out)
+    stopped = n_done(out)
     assert stopped < n, "the signal came too late to test a resume"
     assert "continue with the same command and --resume" in err and err.strip().count("\n") == 0, err
     p = _phi4si(*MCMC, "--n-traj", n, "--out", out, "--resume")
@@ -83,7 +67,7 @@ def test_train_stop_and_resume_bit_identical(tmp_path):
     out = tmp_path / "int.pt"
     log = Path(str(out) + ".log")
     p = _phi4si(*args, "--out", out)
-    _wait_for(lambda: log.exists() and log.stat().st_size > 0, p)      # past step 50
+    wait_for(lambda: log.exists() and log.stat().st_size > 0, p)      # past step 50
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
@@ -118,12 +102,12 @@ def test_sample_neural_stop_and_resume(tmp_path):
     assert p.wait(timeout=300) == 0, p.communicate()
     out = tmp_path / "int.h5"
     p = _phi4si(*args, "--out", out)
-    _wait_for(lambda: _n_done(out) >= 16, p)
+    wait_for(lambda: n_done(out) >= 16, p)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "continue with the same command and --resume" in err, err
-    stopped = _n_done(out)
+    stopped = n_done(out)
     assert 0 < stopped < 400
     p = _phi4si(*args, "--out", out, "--resume")
     _, err = p.communicate(timeout=300)

@@ -10,6 +10,7 @@ import time
 
 import h5py
 import pytest
+from processes import n_done, wait_for
 
 from phi4si.errors import FileBusyError
 from phi4si.io import lock_output, lock_path, temporary_name
@@ -29,20 +30,8 @@ def _run(*args):
                           timeout=120)
 
 
-def _wait(cond, proc, timeout=120.0):
-    t0 = time.time()
-    while not cond():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - t0 < timeout, "timed out"
-        time.sleep(0.05)
 
 
-def _n_done(path) -> int:
-    try:
-        with h5py.File(path, "r", swmr=True, locking=False) as f:
-            return int(f["state/counters"][0])
-    except (OSError, KeyError):
-        return 0
 
 
 def test_lock_refuses_a_second_writer_and_names_the_first(tmp_path):
@@ -60,7 +49,7 @@ def test_a_live_run_refuses_resume_overwrite_and_a_twin(tmp_path):
     out = tmp_path / "live.h5"
     p = _start(*LONG, "--out", out)
     try:
-        _wait(lambda: _n_done(out) > 20, p)
+        wait_for(lambda: n_done(out) > 20, p)
         before = out.stat().st_ino
         for extra in (["--resume"], ["--overwrite"]):
             r = _run(*LONG, "--out", out, *extra)
@@ -70,7 +59,7 @@ def test_a_live_run_refuses_resume_overwrite_and_a_twin(tmp_path):
     finally:
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60)
-    assert p.returncode == 130 and _n_done(out) > 20
+    assert p.returncode == 130 and n_done(out) > 20
     assert not lock_path(out).exists()
 
 
@@ -82,7 +71,7 @@ def test_a_killed_overwrite_keeps_the_old_file(tmp_path):
     # a long thermalisation and no flush before it ends: killed, the new run has nothing durable
     p = _start("sample-mcmc", "--shape", "16", "16", "--n-therm", "1000000", "--n-traj", "10", "--flush-seconds",
                "1000", "--seed", "3", "--out", out, "--overwrite", "--no-progress")
-    _wait(lambda: any(tmp_path.glob(".old.h5.*.tmp")), p)
+    wait_for(lambda: any(tmp_path.glob(".old.h5.*.tmp")), p)
     time.sleep(0.5)
     p.kill()
     p.wait(timeout=60)
