@@ -182,6 +182,7 @@ def test_write_error_stops_with_one_line_and_resumes(tmp_path, lab, references, 
         assert "nothing was written" in line, line
 
 
+@pytest.mark.slow
 def test_write_error_with_overwrite_keeps_the_old_file(tmp_path, lab):
     w = _work(tmp_path, lab)
     out = w / "g.h5"
@@ -279,6 +280,7 @@ def test_ctrl_c_during_start_up(tmp_path, lab, references, name, delay):
         _same_result(name, references(name), out)
 
 
+@pytest.mark.slow
 def test_killed_overwrite_of_generate_keeps_the_old_file(tmp_path, lab):
     w = _work(tmp_path, lab)
     out = w / "g.h5"
