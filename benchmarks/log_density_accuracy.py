@@ -8,7 +8,9 @@ self-normalised weights, the spread does not) and timed in the same process:
 
 * ODE discretisation with the exact trace: RK4 5, Heun 10, Heun 20;
 * divergence estimators with RK4 ``--ref-steps``: colored (period 2, 3, 4; 1 and 2 draws) and plain
-  Hutchinson (1, 4, 16 probes).
+  Hutchinson (1, 4, 16 probes) (left out with ``--ode-only``);
+* ``--optimise SOLVER:STEPS ...``: those settings on a time grid optimised for the model's generation
+  (:func:`phi4si.model.schedule.optimise_grid`, 64 pilot samples of other noise), exact trace.
 
 The spread of the importance log-weights log w = -S - log q on the same samples is printed for
 scale.  Writes results/log_density_accuracy_LABEL.json.
@@ -38,6 +40,10 @@ def main(argv=None):
     ap.add_argument("--ref-steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--optimise", nargs="*", default=[], metavar="SOLVER:STEPS",
+                    help="add these settings on an optimised time grid (phi4si.model.schedule.optimise_grid of the "
+                         "generation task, 64 pilot samples of other noise), with the exact trace")
+    ap.add_argument("--ode-only", action="store_true", help="leave out the divergence estimators")
     args = ap.parse_args(argv)
 
     import torch
@@ -66,10 +72,17 @@ def main(argv=None):
     settings = [("rk4 5, exact", dict(steps=5, method="rk4")),
                 ("heun 10, exact", dict(steps=10, method="heun")),
                 ("heun 20, exact", dict(steps=20, method="heun"))]
-    for per, R in ((2, 1), (3, 1), (4, 1), (4, 2)):
+    for spec in args.optimise:
+        from phi4si.model.schedule import optimise_grid
+
+        solver, steps = spec.split(":")
+        g = optimise_grid(model, int(steps), solver, pilot=64, seed=args.seed + 100, ref_steps=64)
+        settings.append((f"{solver} {steps} optimised grid, exact",
+                         dict(steps=int(steps), method=solver, grid_power=tuple(g["grid"]))))
+    for per, R in () if args.ode_only else ((2, 1), (3, 1), (4, 1), (4, 2)):
         settings.append((f"rk4 {args.ref_steps}, colored period {per} x {R}",
                          dict(steps=args.ref_steps, method="rk4", divergence_method="colored", period=per, probes=R)))
-    for P in (1, 4, 16):
+    for P in () if args.ode_only else (1, 4, 16):
         settings.append((f"rk4 {args.ref_steps}, hutchinson {P}",
                          dict(steps=args.ref_steps, method="rk4", divergence_method="hutchinson", probes=P)))
     for name, kw in settings:
