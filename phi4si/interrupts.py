@@ -14,8 +14,8 @@ A signal can also come while a command starts (importing numba and torch, compil
 there a :class:`KeyboardInterrupt` may be raised inside a finaliser or a weak-reference callback,
 where Python prints "Exception ignored" and goes on.  :func:`watch_start` (installed by the
 command line before anything else) raises it *and* records it, so that the next
-:func:`graceful_stop` starts as already stopped and the command line ends with 128 + the signal's
-number even when the exception was swallowed.
+:func:`graceful_stop` starts as already stopped and the command line ends with exit status 130 even
+when the exception was swallowed.
 
 >>> with graceful_stop() as stop:
 ...     stop.requested()
@@ -32,6 +32,7 @@ from contextlib import contextmanager
 __all__ = ["Stop", "graceful_stop", "watch_start", "pending", "said", "was_said"]
 
 _PENDING: list[int] = []   # signals seen by watch_start's handler, in order
+_WATCHING = False          # watch_start's handlers are installed
 
 
 class Stop:
@@ -68,8 +69,10 @@ def _signals():
 def watch_start() -> None:
     """Install SIGINT/SIGTERM handlers that record the signal (:func:`pending`) and raise
     :class:`KeyboardInterrupt` (see the module docstring); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+    global _WATCHING
+    if _WATCHING or threading.current_thread() is not threading.main_thread():
+        return                   # (installed once: the program's entry and main() both ask for it)
+    _WATCHING = True
 
     def handler(signum, frame):
         _PENDING.append(signum)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EnsembleFileError, FileBusyError, OutputWriteError
-from .io import atomic_write
+from .io import atomic_write, shown_name
 
 FORMAT = "phi4si-ensemble/1"
 SCALARS = ("m", "S", "accepted", "dH")
@@ -585,7 +585,7 @@ class _WriteGuard:
         _silence_h5py_reports()
         _DAMAGED.append(str(self.path))
         _KEPT.append(e)    # its traceback holds the damaged handles: never freed, so they never complain
-        err = OutputWriteError(f"{_shown(self.path)}: writing failed ({self._reason(e)}); {self.kept}")
+        err = OutputWriteError(f"{shown_name(self.path)}: writing failed ({self._reason(e)}); {self.kept}")
         err.guarded = True
         raise err from None
 
@@ -604,12 +604,6 @@ class _WriteGuard:
             if getattr(c, "strerror", None):
                 return c.strerror
         return (str(e).splitlines() or [type(e).__name__])[0]
-
-
-def _shown(path):
-    from .io import shown_name
-
-    return shown_name(path)
 
 
 def _is_h5py_report(u) -> bool:
@@ -663,9 +657,9 @@ class EnsembleWriter:
         if self.broken:
             raise OutputWriteError(f"{self.final or self.path}: an earlier write failed; nothing more is written")
         n_done = int(self.f["state"]["counters"][COUNTERS.index("n_done")])
-        self._check_space(n_done, scalars, gp, configs, state_phi)
-        kept = ("nothing was written" if self.final is not None else f"the file holds the run up to measurement "
-                f"{n_done}, intact; continue with --resume once the disk can take it")
+        kept = ("nothing was written" if self.final is not None else
+                f"the file holds the run up to measurement {n_done}, intact; free space and continue with --resume")
+        self._check_space(kept, scalars, gp, configs, state_phi)
         try:
             with _WriteGuard(self.final or self.path, kept):
                 self._append(n_done, scalars, gp, configs, cfg_index, traj_index, state_phi, state)
@@ -703,7 +697,7 @@ class EnsembleWriter:
         _write_state(g, state_phi, dict(state, n_done=n_done))
         f.flush()
 
-    def _check_space(self, n_done, scalars, gp, configs, state_phi):
+    def _check_space(self, kept, scalars, gp, configs, state_phi):
         """Refuse an append the disk cannot take, before HDF5 writes a byte: compare the free space with
         its raw size (plus :attr:`SPACE_MARGIN`), then reserve that room behind the file's end
         (``posix_fallocate``), so that a full disk, a quota or a file-size limit shows up here, as one
@@ -716,8 +710,6 @@ class EnsembleWriter:
         arrays = list((scalars or {}).values()) + [gp, configs, state_phi]
         need = sum(np.asarray(a).nbytes for a in arrays if a is not None) + self.SPACE_MARGIN
         name = self.final or self.path
-        kept = ("nothing was written" if self.final is not None else
-                f"the file holds the run up to measurement {n_done}, intact; free space and continue with --resume")
         free = shutil.disk_usage(self.path.parent).free
         if free < need:
             raise DiskFullError(f"{name}: the disk is nearly full ({format_bytes(free)} free, the next checkpoint "
@@ -796,6 +788,14 @@ class ConfigurationWriter:
         """Stop without a clean close (:meth:`EnsembleWriter.abandon`): a file that never reached its final
         name (nothing was appended) is removed."""
         self.w.abandon()
+
+    def end(self, attrs: dict):
+        """The end of a run: :meth:`close` with ``attrs``, or :meth:`discard` when nothing was appended
+        (no file appears, an existing one stays as it was)."""
+        if self.w.final is not None:
+            self.discard()
+        else:
+            self.close(attrs)
 
     def append(self, phi, accepted, dH, log_w=None, *, state, state_phi=None):
         """phi (C, T, *shape); accepted, dH, log_w (C, T); ``state`` the resume state after them."""

@@ -52,14 +52,17 @@ def cmd_optimize_path(args, argv):
         r = optimise_grid(model, args.steps, args.solver, args.task, shape=shape, mask=mask, order=args.order,
                           block=args.block, levels=args.levels, pilot=args.pilot, seed=args.seed,
                           ref_steps=args.ref_steps)
-    spec = {"task": args.task, "mask": args.mask, "order": args.order,
-            "block": None if args.block is None else list(args.block) if isinstance(args.block, tuple) else args.block,
-            "levels": args.levels}
-    write_path_file(out, r, model, shape, spec, command_line(argv))
+    write_path_file(out, r, model, shape, {"task": args.task, **_task_spec(args)}, command_line(argv))
     h = r["held_out"]
     print(f"wrote {out} ({args.solver} x {args.steps}: held-out error {h['mse']:.3g} vs {h['mse_start']:.3g} on the "
           f"best power grid (P = {r['start_power']:g}), {h['mse_start'] / max(h['mse'], 1e-300):.2g}x smaller)",
           file=sys.stderr)
+
+
+def _task_spec(args) -> dict:
+    """What of a task a path file records and a run with ``--path`` must share (as JSON holds it)."""
+    spec = {key: getattr(args, key, None) for key in ("order", "block", "levels", "mask")}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()}
 
 
 def path_settings(args, task: str, shape) -> dict:
@@ -74,9 +77,7 @@ def path_settings(args, task: str, shape) -> dict:
             raise ParameterError(f"{flag} does not apply with --path (the path file fixes the solver, steps and grid)")
     doc = read_path_file(args.path, task=task, shape=shape)
     made = doc["task"]
-    for key in ("order", "block", "levels", "mask"):
-        mine = getattr(args, key, None)
-        mine = list(mine) if isinstance(mine, tuple) else mine
+    for key, mine in _task_spec(args).items():
         if made.get(key) != mine:
             raise ParameterError(f"{args.path} was optimised with {key} {made.get(key)!r}, this run has {mine!r}")
     return {"steps": int(doc["steps"]), "solver": doc["solver"], "grid_power": tuple(doc["grid"])}

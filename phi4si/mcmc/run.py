@@ -158,8 +158,6 @@ class _Run:
         else:
             self.writer.append(scalars=None, state_phi=self.phi, state=state)
         buf.clear()
-        if self.writer.final is None:      # the file has its final name now
-            self.tmp = None
         self.last_flush = time.perf_counter()
 
     def finish(self):
@@ -243,7 +241,9 @@ class _Run:
         self.t_start = self.last_flush = time.perf_counter()
         n_this_call = 0
         self.bar = _progress(total, self.t_therm + self.t_meas, progress, self.smp.name)
+        # a new run's file: the writer renames it at the first flush (and removes it if none comes)
         self.writer = store.EnsembleWriter(self.tmp or self.out, final=self.out if self.tmp else None)
+        self.tmp = None
         stop = None
         try:
             with graceful_stop() as stop:
@@ -269,11 +269,11 @@ class _Run:
             if stop is None or not stop.requested():
                 # a second Ctrl-C, in the middle of a trajectory: the state in memory is half-updated,
                 # so keep the file as of its last flush (consistent; at most flush_seconds of work lost)
+                before_first = self.writer.final is not None   # before the first checkpoint: nothing to continue
                 self.writer.abandon()      # (removes a file that never reached its name)
                 if self.bar is not None:
                     self.bar.close()
-                if self.tmp is not None:   # before the first checkpoint: nothing to continue
-                    self.tmp = None
+                if before_first:
                     print("\ninterrupted before the first checkpoint; nothing written", file=sys.stderr)
                 else:
                     print(f"\ninterrupted: {self.out} holds the run up to its last checkpoint; continue with "
@@ -284,7 +284,6 @@ class _Run:
             raise
         except BaseException:
             self.writer.abandon()          # nothing durable yet: leave no file, keep the old one
-            self.tmp = None
             raise
         self.finish()
 

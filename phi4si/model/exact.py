@@ -239,11 +239,8 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
         try:
             _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress)
         finally:
-            if r.writer.w.final is not None:   # stopped before the first chunk: no file, an old one stays
-                r.writer.discard()
-            else:
-                r.writer.close({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
-                                "eps": float(s["hmc_eps"] if hmc else 0.0)})
+            r.writer.end({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
+                          "eps": float(s["hmc_eps"] if hmc else 0.0)})
     summary = _summary(out, method, r.counts)
     summary["wall_time"] = r.wall0 + time.time() - t0
     return summary
@@ -344,7 +341,7 @@ def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_eve
                     bar.n = r.writer.n
                     bar.refresh()
         if stop.requested() and r.writer.n < s["n"]:
-            print(f"\n{stop.name}: stopped after {r.writer.n} of {s['n']} with everything saved in {r.writer.w.path}; "
+            print(f"\n{stop.name}: stopped after {r.writer.n} of {s['n']} with everything saved in {r.writer.path}; "
                   "continue with the same command and --resume", file=sys.stderr)
             raise said()
     finally:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -58,7 +57,7 @@ class SampleFile:
     ``resume`` continues an existing file of the same settings up to ``n``.  Inside the ``with``
     block :attr:`done` is the number of samples already in the file and :attr:`generator_state`
     the noise stream's state after them (None for a new file); the task calls :meth:`write` with
-    every batch, in order.  ``command``: how the user repeats the run (said on Ctrl-C)."""
+    every batch, in order; ``what`` names the output in refusals (e.g. ``--out``)."""
 
     def __init__(self, out, params, n: int, sampler: dict, run: dict, dtype: str = "float32",
                  overwrite: bool = False, resume: bool = False, what: str = "output"):
@@ -104,7 +103,7 @@ class SampleFile:
         if not self.resume:
             import torch
 
-            state = self._state(torch.Generator().get_state().numpy())   # (the stream's state has a fixed size)
+            state = self._state(torch.Generator().get_state().numpy(), 0, 0.0)   # (the stream's state: fixed size)
             self.writer = store.ConfigurationWriter.create(self.out, self.params, 1, self.sampler, self.run, False,
                                                            self.dtype, np.zeros(self.params.volume), state)
             return
@@ -131,12 +130,8 @@ class SampleFile:
     def __exit__(self, *exc):
         self._wall = self.wall_time
         try:
-            if self.writer is not None:
-                if self.writer.w.final is not None:   # nothing durable was written: leave no file
-                    self.writer.discard()
-                else:
-                    self.writer.close({"n_done": self.writer.n, "wall_time": self._wall, "acceptance": 1.0,
-                                       "eps": 0.0})
+            if self.writer is not None:      # (no file at all if nothing durable was written)
+                self.writer.end({"n_done": self.writer.n, "wall_time": self._wall, "acceptance": 1.0, "eps": 0.0})
         finally:
             self._lock.__exit__(*exc)
         return False
@@ -144,11 +139,11 @@ class SampleFile:
     @property
     def wall_time(self) -> float:
         """Seconds of work in the file (resumed runs included), frozen when the ``with`` block ends."""
-        return getattr(self, "_wall", None) or self.wall0 + time.perf_counter() - self.t0
+        return self._wall if self._wall is not None else self.wall0 + time.perf_counter() - self.t0
 
-    def _state(self, generator) -> dict:
+    def _state(self, generator, done: int, wall_time: float) -> dict:
         return {"rng": {}, "generator": np.asarray(generator, np.uint8), "eps": 0.0, "t_therm": 0,
-                "acc_sum": float(self.done), "wall_time": self.wall0}
+                "acc_sum": float(done), "wall_time": wall_time}
 
     # ----------------------------------------------------------------------------------------- writing
     def write(self, phi: np.ndarray, generator_state) -> None:
@@ -160,15 +155,11 @@ class SampleFile:
             raise ParameterError(f"{bad} of the configurations {self.done}..{self.done + len(phi) - 1} contain NaN or "
                                  f"inf; the file keeps the {self.done} before them")
         b = len(phi)
-        self.done += b
-        state = dict(self._state(np.asarray(generator_state, np.uint8)), wall_time=self.wall_time)
+        state = self._state(generator_state, self.done + b, self.wall_time)
         self.writer.append(phi[None], np.ones((1, b)), np.zeros((1, b)), state=state, state_phi=phi[-1:])
+        self.done += b
 
     def stopped(self, signal_name: str) -> None:
         """Say where a stopped run is and how to continue it (called between two batches)."""
         print(f"\n{signal_name}: stopped after {self.done} of {self.n} samples with everything saved in {self.out}; "
               "continue with the same command and --resume", file=sys.stderr)
-
-    @property
-    def path(self) -> Path:
-        return self.out
