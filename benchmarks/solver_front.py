@@ -168,6 +168,7 @@ def main(argv=None):
     settings = [(s, k, p) for s in (args.solvers or ODE_SOLVERS) for k in args.steps for p in args.powers]
     if not args.quick:
         settings.append(DEFAULT)
+    optimisations = []
     for spec in args.optimise:                # optimised grids, made here (pilot noise other than the test's)
         from phi4si.model.schedule import optimise_grid
 
@@ -177,6 +178,8 @@ def main(argv=None):
         print(f"optimised grid {solver} x {steps} in {time.perf_counter() - t0:.0f} s: held-out mse "
               f"{r['held_out']['mse']:.3g} vs {r['held_out']['mse_start']:.3g} (power {r['start_power']:g})", flush=True)
         settings.append((solver, int(steps), tuple(r["grid"])))
+        optimisations.append({"solver": solver, "steps": int(steps), "seconds": time.perf_counter() - t0,
+                              **{k: r[k] for k in ("grid", "start_power", "pilot", "held_out")}})
     for f in args.path_files:                # optimised grids (phi4si optimize-path): solver, steps, grid
         from phi4si.model.schedule import read_path_file
 
@@ -203,7 +206,7 @@ def main(argv=None):
                  "model_shape": list(model.shape), "params": params.to_dict(), "n": args.n, "batch": args.batch,
                  "seed": args.seed, "reference": {"solver": "rk4", "steps": args.ref_steps, **ref_cost,
                                                   "observables": ref_obs},
-                 "tolerance_sigma": args.tolerance, "rows": rows, **summary})
+                 "tolerance_sigma": args.tolerance, "rows": rows, "optimisations": optimisations, **summary})
     print(f"wrote {path}")
 
 

@@ -134,3 +134,20 @@ def test_sample_neural_takes_an_rk_grid_and_refuses_a_multistep_one(tiny, tmp_pa
                "--out", ab)[0] == 0
     rc, _, err = cli(*args, "--path", ab, "--out", tmp_path / "m.h5")
     assert rc == 1 and "Runge-Kutta" in err, err
+
+
+def test_optimize_path_refusals_leave_files_alone(tiny, tmp_path, cli):
+    old = tmp_path / "old.json"
+    old.write_text("keep")
+    base = ["optimize-path", "--model", tiny, "--steps", "2", "--pilot", "8", "--ref-steps", "8"]
+    for extra, status, phrase in ((["--task", "inpaint"], 1, "needs the mask"),
+                                  (["--task", "sequential"], 1, "needs an order"),
+                                  (["--order", "raster", "--block", "2"], 1, "order applies to task 'sequential' only"),
+                                  (["--solver", "rk5"], 2, "invalid choice"),
+                                  (["--steps", "0"], 1, "steps must be >= 1"),
+                                  (["--pilot", "1"], 1, "pilot must be >= 2")):
+        rc, _, err = cli(*base, *extra, "--overwrite", "--out", old)      # a failed --overwrite keeps the file
+        assert rc == status and phrase in err, (extra, err)
+    rc, _, err = cli(*base, "--out", old)
+    assert rc == 1 and "exists" in err, err
+    assert old.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]
