@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags, block_size,
+from .options import (DTYPES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags, add_z2_flag, block_size,
                       check_out, command_line, device, finite_float, flag_terms, given, integer, integer_at_least,
                       load_model, positive_float, posterior_start)
 from .training import check_train_flags, run_training
@@ -21,9 +21,9 @@ from .training import check_train_flags, run_training
 __all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "cmd_sample_neural"]
 
 # the library keywords of the task commands' flags, for refusals said in flag terms
-TASK_KEYWORDS = ("n", "steps", "sde", "seed", "batch_size", "order", "block", "levels")
+TASK_KEYWORDS = ("n", "steps", "sde", "seed", "batch_size", "order", "block", "levels", "z2")
 NEURAL_KEYWORDS = ("n", "chains", "steps", "solver", "divergence", "probes", "period", "batch_size", "max_batch",
-                   "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method")
+                   "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method", "z2")
 
 
 def add_parsers(sub):
@@ -133,6 +133,7 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--batch-size", type=integer, default=256, help="configurations per flow batch (default 256)")
     nm.add_argument("--max-batch", type=integer, default=512,
                     help="network batch of the divergence's copies (default 512)")
+    add_z2_flag(nm)
     nm.add_argument("--dtype", choices=DTYPES, default="float32", help="storage dtype")
     nm.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
     nm.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
@@ -230,8 +231,18 @@ def _task_settings(args):
         rec.update(order=args.order, block=None if c2f else args.block,
                    levels=(3 if args.levels is None else args.levels) if c2f else None, steps_per="block")
     solve = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
-                 grid_power=args.grid_power, progress=not args.no_progress)
+                 grid_power=args.grid_power, progress=not args.no_progress, z2=args.z2)
     return solve, rec
+
+
+def _z2_record(args, model, post, keywords=TASK_KEYWORDS) -> dict:
+    """What the output records of --z2: the mode asked for and what it resolved to for this model
+    and task ('sign', 'none', or 'odd' for an exactly odd network); a refusal is said in flag terms."""
+    from ..model.z2 import network_odd, use_sign
+
+    with flag_terms(*keywords):
+        sign = use_sign(model, args.z2, 0.0 if post is None else post.h)
+    return {"z2": args.z2, "z2_applied": "sign" if sign else ("odd" if network_odd(model) else "none")}
 
 
 def _with_path(args, solve, rec, task, shape):
@@ -268,7 +279,8 @@ def cmd_generate(args, argv):
     from ..model.generate import generate, sequential
 
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
-               **rec, **_model_record(model, args.model), **_posterior_record(post, model)}
+               **rec, **_model_record(model, args.model), **_posterior_record(post, model),
+               **_z2_record(args, model, post)}
     run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv)}
     with _sample_file(args, params, args.n, sampler, run, args.dtype) as f:
         _run_task(args, sequential if args.order else generate, model, args.n, shape=shape, **solve, posterior=post,
@@ -363,7 +375,8 @@ def cmd_inpaint(args, argv):
     _warn_couplings(model, attrs)
     _with_path(args, solve, rec, "sequential" if args.order else "inpaint", shape)
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
-               **rec, **_model_record(model, args.model), **_posterior_record(post, model), "mask": args.mask,
+               **rec, **_model_record(model, args.model), **_posterior_record(post, model),
+               **_z2_record(args, model, post), "mask": args.mask,
                "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
                "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
                "data_selection": "first n configurations, chain-major"}
@@ -441,10 +454,11 @@ def cmd_sample_neural(args, argv):
     if args.path is not None:
         flow = _neural_path(args)
     with _neural_terms():
-        fs = FlowSettings(**flow, divergence=args.divergence, float64=args.float64,
-                          batch_size=args.batch_size, max_batch=args.max_batch, **given(args, "probes", "period"))
+        fs = FlowSettings(**flow, divergence=args.divergence, float64=args.float64, batch_size=args.batch_size,
+                          max_batch=args.max_batch, z2=args.z2, **given(args, "probes", "period"))
     out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
     model = load_model(args.model, args.device)
+    _z2_record(args, model, proposal, NEURAL_KEYWORDS)     # a refused --z2 before anything runs
     set_threads(args.threads)
     with _neural_terms():
         summary = sample_neural(model, args.method, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs,

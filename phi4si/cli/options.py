@@ -111,9 +111,18 @@ MEASURES = ("generation", "multitask", "curriculum")     # phi4si.interpolant.me
 PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
 ORDERS = ("raster", "reverse", "random", "coarse_to_fine")   # phi4si.model.generate.sequential
 DTYPES = ("float32", "float64")
+Z2_MODES = ("auto", "sign", "none")                      # phi4si.model.z2.Z2_MODES
 
 
 # ------------------------------------------------------------------------------------------------ flag groups
+def add_z2_flag(p):
+    """``--z2``: the random global sign of a one-pass model of a Z2-symmetric prior (phi4si.model.z2)."""
+    p.add_argument("--z2", choices=Z2_MODES, default="auto",
+                   help="Z2 symmetry by a random global sign per sample: auto (default: for a one-pass model, "
+                        "trained with --no-odd, of an h = 0 prior, without a field h), sign (insist) or none "
+                        "(the network's own law; the bits of runs made before this flag)")
+
+
 def add_task_flags(p, what):
     """Flags shared by ``generate``, ``inpaint`` and ``posterior``: integration, batching, output."""
     p.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
@@ -135,6 +144,7 @@ def add_task_flags(p, what):
                    help="levels of --order coarse_to_fine (default 3)")
     p.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
     p.add_argument("--batch-size", type=integer, default=512, help="configurations per batch (default 512)")
+    add_z2_flag(p)
     p.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

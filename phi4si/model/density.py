@@ -15,7 +15,10 @@ Settings shared by all (:class:`FlowSettings`): ``steps`` per path segment and `
 ('euler', 'heun', 'rk4') of the augmented ODE, ``divergence`` ('exact' or 'hutchinson' with
 ``probes`` draws) or 'colored' (the default: Rademacher probes split by a colouring of period
 ``period``, see :mod:`phi4si.interpolant.likelihood`), ``float64`` (integrate in double precision), ``batch_size`` configurations per call
-and ``max_batch`` (copies of a batch evaluated together by the divergence).  ``exact`` costs about
+and ``max_batch`` (copies of a batch evaluated together by the divergence), ``z2`` (the random global
+sign of a one-pass model of a symmetric prior, :mod:`~phi4si.model.z2`: :func:`sample` and
+:func:`log_prob` then give the symmetrised log q_sym(phi) = log((q(phi) + q(-phi)) / 2), at the
+cost of a second flow; the block updates keep the network's own conditional, a valid proposal).  ``exact`` costs about
 one network pass per moving site and step stage, ``colored`` ``probes`` x ``period``^d passes and
 ``hutchinson`` ``probes`` passes; both estimators add noise to log q (its standard error is returned
 as ``log_q_error`` when ``probes`` >= 2).
@@ -68,10 +71,12 @@ class FlowSettings:
     batch_size: int = 256
     max_batch: int = 512
     grid_power: float = 1.0
+    z2: str = "auto"
 
     def __post_init__(self):
         from ..interpolant.integrate import SOLVERS
         from ..interpolant.likelihood import DIVERGENCES
+        from .z2 import Z2_MODES
 
         if int(self.steps) < 1:
             raise ParameterError(f"steps must be >= 1, got {self.steps}")
@@ -83,6 +88,8 @@ class FlowSettings:
             raise ParameterError(f"probes must be >= 1, got {self.probes}")
         if int(self.period) < 1:
             raise ParameterError(f"period must be >= 1, got {self.period}")
+        if self.z2 not in Z2_MODES:
+            raise ParameterError(f"unknown z2 mode {self.z2!r} (choose from {Z2_MODES})")
         for name in ("batch_size", "max_batch"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -166,6 +173,7 @@ def sample(model, n: int, fs: FlowSettings = FlowSettings(), shape=None, seed: i
         raise ParameterError(f"n must be >= 1, got {n}")
     shape = model.check_shape(model.shape if shape is None else shape)
     m = _model(model, fs)
+    sign = _sign(model, fs, posterior)
     drift, path, mean = _generation(m, shape, posterior)
     g_noise, g_probe = _gens(seed)
     parts, done = [], 0
@@ -174,7 +182,15 @@ def sample(model, n: int, fs: FlowSettings = FlowSettings(), shape=None, seed: i
         b = min(fs.batch_size, n - done)
         z = torch.randn((b, 1, *shape), generator=g_noise).to(device=m.device, dtype=m.dtype)
         x0 = z if posterior is None else path.lift(z, mean)
-        parts.append(_to_phys(m, _flow(m, path, x0, fs, "forward", g_probe, drift, mean)))
+        phi, lq, err = _to_phys(m, _flow(m, path, x0, fs, "forward", g_probe, drift, mean))
+        if sign:                # s * phi has the density (q(phi) + q(-phi)) / 2, whatever s
+            from .z2 import log_q, signs
+
+            s = signs(b, g_noise).numpy().reshape(-1, *([1] * len(shape)))
+            lq_m, err_m = _reverse(m, -phi, fs, g_probe, drift, path, mean)
+            lq, err = log_q(lq, lq_m, err, err_m)
+            phi = s * phi
+        parts.append((phi, lq, err))
         done += b
         _tick(bar, b)
     _close(bar)
@@ -197,17 +213,37 @@ def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progr
     ``posterior``, the density of the posterior proposals of :func:`sample`."""
     phi, shape = _as_phi(model, phi)
     m = _model(model, fs)
+    sign = _sign(model, fs, posterior)
     _, g_probe = _gens(seed)
     drift, path, mean = _generation(m, shape, posterior)
     parts = []
     bar = progress_bar(progress, len(phi), "log q")
     for lo in range(0, len(phi), fs.batch_size):
-        x = m.to_normalised(torch.from_numpy(phi[lo:lo + fs.batch_size])).unsqueeze(1).to(m.device, m.dtype)
-        parts.append(_to_phys(m, _flow(m, path, x, fs, "reverse", g_probe, drift, mean)))
-        _tick(bar, len(x))
+        batch = phi[lo:lo + fs.batch_size]
+        lq, err = _reverse(m, batch, fs, g_probe, drift, path, mean)
+        if sign:
+            from .z2 import log_q
+
+            lq_m, err_m = _reverse(m, -batch, fs, g_probe, drift, path, mean)
+            lq, err = log_q(lq, lq_m, err, err_m)
+        parts.append((batch, lq, err))
+        _tick(bar, len(batch))
     _close(bar)
     p = _cat(parts)
     return p.log_q, p.log_q_error
+
+
+def _sign(model, fs, posterior) -> bool:
+    from .z2 import use_sign
+
+    return use_sign(model, fs.z2, 0.0 if posterior is None else posterior.h)
+
+
+def _reverse(m, phi, fs, g_probe, drift, path, mean):
+    """(log q, its standard error) of configurations ``phi`` (physical units) by the reverse flow."""
+    x = m.to_normalised(torch.from_numpy(np.ascontiguousarray(phi))).unsqueeze(1).to(m.device, m.dtype)
+    _, lq, err = _to_phys(m, _flow(m, path, x, fs, "reverse", g_probe, drift, mean))
+    return lq, err
 
 
 def _masks(unknown, phi, shape):

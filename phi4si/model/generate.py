@@ -15,8 +15,8 @@
 Every task returns its configurations, or, with ``output=`` (an open
 :class:`~phi4si.model.output.SampleFile`), writes them batch by batch into that file (resumable,
 memory for one batch) and returns None.  Every task takes its integration settings as keywords (``steps``, ``solver``, ``sde``, ``seed``,
-``batch_size``, ``grid_power``, ``progress``: one :class:`~phi4si.model.solve.SolveSettings`, validated
-before any work) and an optional ``posterior`` (:class:`~phi4si.model.posterior.Posterior`); the same
+``batch_size``, ``grid_power``, ``progress``, ``z2``: one :class:`~phi4si.model.solve.SolveSettings`,
+validated before any work; ``z2`` is the random global sign of :mod:`~phi4si.model.z2`) and an optional ``posterior`` (:class:`~phi4si.model.posterior.Posterior`); the same
 seed and settings give the same samples on the same backend.
 
 >>> from phi4si.interpolant.oracle import free_field_oracle
@@ -53,7 +53,7 @@ def _count(n) -> int:
 
 def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", sde: float | None = None,
              seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
-             posterior: Posterior | None = None, output=None) -> np.ndarray | None:
+             posterior: Posterior | None = None, output=None, z2: str = "auto") -> np.ndarray | None:
     """n configurations (physical units, shape (n, *shape)) from noise; ``shape`` defaults to the
     training lattice (any compatible shape works: train small, generate large).  With ``posterior``
     (a :class:`~phi4si.model.posterior.Posterior`), samples of the posterior under its field h and
@@ -77,14 +77,14 @@ def generate(model, n: int, shape=None, steps: int = 50, solver: str = "heun", s
 
     shape = model.check_shape(model.shape if shape is None else shape)
     n = _count(n)
-    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
+    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress, z2)
     return run_task(model, n, shape, lambda z, i, b: z, GenerationPath(shape), settings, posterior, site_average=True,
                     output=output)
 
 
 def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: float | None = None, seed: int = 0,
             batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
-            posterior: Posterior | None = None, output=None) -> np.ndarray | None:
+            posterior: Posterior | None = None, output=None, z2: str = "auto") -> np.ndarray | None:
     """Complete each configuration of ``data`` (n, *shape) on the ``unknown`` sites (bool mask of
     the lattice shape); observed sites are returned exactly as given.  With ``posterior``, the
     completion follows the posterior's conditional law (posterior inpainting).
@@ -112,7 +112,7 @@ def inpaint(model, data, unknown, steps: int = 50, solver: str = "heun", sde: fl
     if not np.isfinite(data).all():
         raise ParameterError("the configurations to inpaint contain NaN or inf")
     n = _count(len(data))
-    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
+    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress, z2)
     path = InpaintPath(unknown)
     xd = model.to_normalised(torch.from_numpy(data)).unsqueeze(1)
 
@@ -127,7 +127,7 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int | N
                steps: int = 20, solver: str = "heun", sde: float | None = None, seed: int = 0,
                order_seed: int | None = None, data=None, observed=None, batch_size: int = 512,
                grid_power: float = 1.0, progress: bool = False, posterior: Posterior | None = None,
-               output=None) -> np.ndarray | None:
+               output=None, z2: str = "auto") -> np.ndarray | None:
     """Blockwise generation in ``order`` ('raster', 'reverse', 'random': blocks of size ``block``, B or
     (B, C), required; 'coarse_to_fine': nested sublattices, ``levels`` of them, default 3), ``steps``
     per block; the setting the order does not use is refused.  With ``data``/``observed`` the observed
@@ -150,7 +150,7 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int | N
 
     shape = model.check_shape(np.shape(data)[1:] if data is not None else (model.shape if shape is None else shape))
     count = _count(n if data is None else len(data))
-    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress)
+    settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress, z2)
     if order not in ("raster", "reverse", "random", "coarse_to_fine"):
         raise ParameterError(f"unknown order {order!r} (choose 'raster', 'reverse', 'random' or 'coarse_to_fine')")
     if order == "coarse_to_fine":
@@ -187,7 +187,7 @@ def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | 
                      pilot: int = 256, rounds: int = 2, **kwargs) -> np.ndarray:
     """n configurations (physical units) from the posterior exp(h sum phi + k sum phi^2) p(phi) with a
     prior model: :func:`generate` with ``posterior=Posterior(h, k, a0, start, pilot, rounds)``;
-    ``kwargs`` go to it (shape, steps, solver, sde, seed, batch_size, grid_power, progress).
+    ``kwargs`` go to it (shape, steps, solver, sde, seed, batch_size, grid_power, progress, z2).
 
     >>> from phi4si.interpolant.oracle import free_field_oracle
     >>> from phi4si.lattice import Phi4Params

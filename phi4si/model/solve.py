@@ -49,7 +49,9 @@ class SolveSettings:
     :mod:`~phi4si.interpolant.integrate`) on the time grid 1 - (1 - u)^``grid_power`` (or the explicit
     grid ``grid_power`` = (u_0 = 0, ..., u_steps = 1), e.g. an optimised one), or with ``sde`` (a diffusion eps >= 0, or a callable eps(s)) the SDE
     by Euler-Maruyama; ``seed`` of the one noise stream; ``batch_size`` states per solve;
-    ``progress``: a progress bar.  Validated on construction (:class:`~phi4si.errors.ParameterError`).
+    ``progress``: a progress bar; ``z2``: the random global sign of a one-pass model of a symmetric
+    prior (:mod:`~phi4si.model.z2`: 'auto', 'sign' or 'none').  Validated on construction
+    (:class:`~phi4si.errors.ParameterError`).
 
     >>> SolveSettings(steps=20, solver="rk4").record()["solver"]
     'rk4'
@@ -66,9 +68,11 @@ class SolveSettings:
     batch_size: int = 512
     grid_power: float = 1.0
     progress: bool = False
+    z2: str = "auto"
 
     def __post_init__(self):
         from ..interpolant.integrate import ODE_SOLVERS
+        from .z2 import Z2_MODES
 
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
@@ -81,6 +85,8 @@ class SolveSettings:
             raise ParameterError(f"sde diffusion must be a finite number >= 0, got {self.sde}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or int(self.seed) < 0:
             raise ParameterError(f"seed must be an integer >= 0, got {self.seed}")
+        if self.z2 not in Z2_MODES:
+            raise ParameterError(f"unknown z2 mode {self.z2!r} (choose from {Z2_MODES})")
         from ..interpolant.paths import check_grid
 
         object.__setattr__(self, "grid_power", check_grid(self.grid_power, self.steps))
@@ -108,19 +114,28 @@ def solve(drift, path, x_start: torch.Tensor, settings: SolveSettings, generator
 
 
 def solve_iter(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
-               bar=None, done: int = 0):
+               bar=None, done: int = 0, sign: bool = False):
     """Yield ``(offset, batch)`` for the samples ``done``..``n - 1``, ``settings.batch_size`` at a time:
     normalised batches (b, C, *shape) on the model's device (C = model.channels).
     ``make_start(noise, offset, size)`` turns standard normal noise of a batch into its start states;
     ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per sample); every batch's
-    noise comes from ``generator``, in order (a resumed run passes the state after sample ``done``)."""
+    noise comes from ``generator``, in order (a resumed run passes the state after sample ``done``).
+    ``sign``: each sample gets a random global sign s after its noise (same generator), and is
+    ``s * Flow(s * start)`` (:mod:`~phi4si.model.z2`)."""
+    from .z2 import flip, signs
+
     dev, dt, C = model.device, model.dtype, getattr(model, "channels", 1)
     while done < n:
         b = min(settings.batch_size, n - done)
         noise = torch.randn((b, C, *shape), generator=generator)
+        s = signs(b, generator) if sign else None
         x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
         p = path(done, b) if callable(path) else path
+        if sign:
+            x_start = flip(x_start, s)
         x = solve(drift, p, x_start, settings, generator)
+        if sign:
+            x = flip(x, s)
         if bar is not None:
             bar.update(b)
         yield done, x
@@ -177,10 +192,13 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
     ``output`` (a :class:`~phi4si.model.output.SampleFile`, opened): every batch goes to the file as
     it is done, with the noise stream's state, and nothing is returned; the run starts after the
     file's ``done`` samples (a resume), and Ctrl-C or SIGTERM stop it between two batches
-    (:class:`KeyboardInterrupt` once the file says how to continue)."""
+    (:class:`KeyboardInterrupt` once the file says how to continue).  ``settings.z2`` resolves with
+    the posterior's field (:func:`~phi4si.model.z2.use_sign`; the pilot runs never flip)."""
     from ..interrupts import graceful_stop, said
     from .posterior import drift_and_path, pilot_start
+    from .z2 import use_sign
 
+    sign = use_sign(model, settings.z2, 0.0 if posterior is None else posterior.h)
     drift, run_path = drift_and_path(model, path, posterior)
     done = 0 if output is None else output.done
     bar = progress_bar(settings.progress, n, "generate", initial=done)
@@ -198,7 +216,7 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
             gen = torch.Generator().manual_seed(int(settings.seed))
             if output is not None and output.generator_state is not None:
                 gen.set_state(torch.from_numpy(np.asarray(output.generator_state, dtype=np.uint8)))
-            batches = solve_iter(model, drift, int(n), shape, start, run_path, settings, gen, bar, done)
+            batches = solve_iter(model, drift, int(n), shape, start, run_path, settings, gen, bar, done, sign)
             if output is None:
                 x = model.to_physical(torch.cat([x for _, x in batches]).double()).cpu().numpy()[:, 0]
                 if finish is not None:

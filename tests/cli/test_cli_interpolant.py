@@ -356,6 +356,9 @@ GEN_BAD = [
     (["--n", "2", "--order", "snake", "--block", "2"], r"--order: invalid choice"),
     (["--n", "2", "--device", "tpu"], r"--device: must be cpu, cuda"),
     (["--n", "2", "--dtype", "float16"], r"--dtype: invalid choice"),
+    (["--n", "2", "--z2", "flip"], r"--z2: invalid choice"),
+    (["--n", "2", "--z2", "sign"], r"^phi4si generate: error: --z2 sign: this network is exactly Z2-odd already"),
+    (["--n", "2", "--z2", "sign", "--h", "0.1"], r"--z2 sign needs a Z2-symmetric task, but the field h = 0.1"),
 ]
 
 
@@ -612,6 +615,42 @@ def test_sample_neural_refuses(cli, model, victim, args, match):
     before = _digest(victim)
     rc, _, err = cli("sample-neural", "--model", model, "--out", victim, "--overwrite", *args, "--no-progress")
     assert rc != 0 and match in err
+    assert _digest(victim) == before
+
+
+@pytest.fixture(scope="module")
+def one_pass(ens, tmp_path_factory) -> Path:
+    """A tiny one-pass model (--no-odd) of the symmetric free field."""
+    from phi4si.cli import main
+
+    out = tmp_path_factory.mktemp("cli_one_pass") / "one.pt"
+    assert main(["train", "--data", str(ens), "--out", str(out), "--steps", "3", "--no-odd", *TRAIN]) == 0
+    return out
+
+
+def test_z2_records_and_modes(cli, model, one_pass, tmp_path):
+    """--z2 auto resolves per model (odd network: 'odd', one-pass: 'sign'), --z2 none gives the
+    network's own samples, and the output says both the mode and what it did."""
+    runs = {}
+    for name, m, z2 in (("odd", model, "auto"), ("one", one_pass, "auto"), ("none", one_pass, "none"),
+                        ("sign", one_pass, "sign")):
+        out = tmp_path / f"{name}.h5"
+        rc, _, err = cli("generate", "--model", m, "--n", "8", "--out", out, "--z2", z2, *Q)
+        assert rc == 0, err
+        runs[name] = _samples(out)
+    assert (runs["odd"][1]["sampler"]["z2"], runs["odd"][1]["sampler"]["z2_applied"]) == ("auto", "odd")
+    assert runs["one"][1]["sampler"]["z2_applied"] == "sign" and runs["none"][1]["sampler"]["z2_applied"] == "none"
+    assert np.array_equal(runs["one"][0], runs["sign"][0]) and not np.array_equal(runs["one"][0], runs["none"][0])
+    out = tmp_path / "w.h5"
+    rc, _, err = cli("sample-neural", "--model", one_pass, "--method", "reweight", "--n", "4", "--out", out, *NQ)
+    assert rc == 0, err
+    assert _samples(out)[1]["sampler"]["flow"]["z2"] == "auto"
+
+
+def test_sample_neural_refuses_z2_sign_with_an_odd_network(cli, model, victim):
+    before = _digest(victim)
+    _refused(cli("sample-neural", "--model", model, "--method", "imh", "--n", "2", "--out", victim, "--overwrite",
+                 "--z2", "sign", *NQ), r"--z2 sign: this network is exactly Z2-odd already", code=1)
     assert _digest(victim) == before
 
 
