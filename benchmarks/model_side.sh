@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Issue 14 at L = 16 (m2 = -4, lam = 4.572): today's default model (medium U-Net, exactly Z2-odd,
+# 3586 steps: what the 55-minute run of papers/negrel2025/phi4_generation.sh made) against one-pass
+# models (--no-odd, symmetrised by the random global sign at generation) trained for 18 minutes and
+# for 6000 steps; then generation speed and bias against a long HMC ensemble, and the cost of exact-
+# sampling proposals, every ratio measured in one run (benchmarks/README.md, "The model side at L = 16").
+# At L = 8 (m2 = -4, lam = 8) the same comparison with small U-Nets trained for 4 minutes each
+# (one thread; odd = today's default, and one-pass).
+#   bash benchmarks/model_side.sh [l16|l8|all] [WORKDIR]
+# The data and models go to WORKDIR (default ./model_side_work, not committed). The two long
+# trainings ran side by side with one thread each (about 45 minutes); the 18-minute one alone with
+# two threads (its limit is wall-clock time, so it needs an otherwise idle machine).
+set -euo pipefail
+WHAT=${1:-all}
+W=${2:-model_side_work}
+cd "$(dirname "$0")/.."
+mkdir -p "$W"
+export OMP_WAIT_POLICY=PASSIVE
+if [[ $WHAT == l16 || $WHAT == all ]]; then
+HMC="--shape 16 16 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-traj 20000 --n-therm 1000 --dtype float32 --no-progress"
+[ -f "$W/l16_train.h5" ] || phi4si sample-mcmc $HMC --every 10 --seed 11 --out "$W/l16_train.h5"
+[ -f "$W/l16_ref.h5" ] || phi4si sample-mcmc $HMC --every 20 --seed 12 --out "$W/l16_ref.h5"
+TRAIN="--data $W/l16_train.h5 --model medium --batch-size 128 --seed 0 --no-progress"
+[ -f "$W/l16_even18.pt" ] || phi4si train $TRAIN --out "$W/l16_even18.pt" --minutes 18 --no-odd --threads 2
+[ -f "$W/l16_base.pt" ] || phi4si train $TRAIN --out "$W/l16_base.pt" --steps 3586 --threads 1 &
+[ -f "$W/l16_onepass6k.pt" ] || phi4si train $TRAIN --out "$W/l16_onepass6k.pt" --steps 6000 --no-odd --threads 1 &
+wait
+python benchmarks/generation_speed.py --ref "$W/l16_ref.h5" --model base="$W/l16_base.pt" \
+    --model one="$W/l16_onepass6k.pt" --model one18="$W/l16_even18.pt" \
+    --run base:heun:20 --run base:heun:50 --run base:ab3:6:opt \
+    --run one:heun:20 --run one:heun:50 --run one:ab3:16 --run one:ab3:6:opt --run one:ab3:4:opt \
+    --run one:heun:20:z2=none --run one18:heun:20 --run one18:ab3:6:opt \
+    --n 2000 --out generation_speed_l16.json
+python benchmarks/proposal_cost.py --model base="$W/l16_base.pt" --model one="$W/l16_onepass6k.pt" \
+    --run base:rk4:10 --run base:rk4:3:opt --run one:rk4:10:z2=none --run one:rk4:3:opt:z2=none \
+    --run one:rk4:3:opt --n 256 --out proposal_cost_l16.json
+fi
+
+if [[ $WHAT == l8 || $WHAT == all ]]; then
+[ -f "$W/hmc_l8.h5" ] || python -c "
+from phi4si import Phi4Params, sample_mcmc
+sample_mcmc(Phi4Params((8, 8), m2=-4.0, lam=8.0), '$W/hmc_l8.h5', chains=4, n_traj=4000, n_therm=500, every=4, seed=1,
+            progress=False)"
+[ -f "$W/l8_ref.h5" ] || phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 8 --sampler hmc --chains 64 --n-traj 10000 \
+    --n-therm 500 --every 10 --seed 2 --out "$W/l8_ref.h5" --dtype float32 --no-progress
+for ODD in True False; do
+  [ -f "$W/small_l8_odd$ODD.pt" ] || python -c "
+from phi4si import TrainConfig, train
+train('$W/hmc_l8.h5', '$W/small_l8_odd$ODD.pt', TrainConfig(minutes=4, steps=None, model='small', threads=1, seed=2,
+      odd=$ODD), progress=False)"
+done
+python benchmarks/generation_speed.py --ref "$W/l8_ref.h5" --model base="$W/small_l8_oddTrue.pt" \
+    --model one="$W/small_l8_oddFalse.pt" --run base:heun:20 --run base:ab3:6:opt --run one:heun:20 \
+    --run one:ab3:16 --run one:ab3:6:opt --run one:ab3:4:opt --n 2000 --out generation_speed_l8.json
+fi
