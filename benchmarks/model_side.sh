@@ -27,7 +27,7 @@ TRAIN="--data $W/l16_train.h5 --model medium --batch-size 128 --seed 0 --no-prog
 wait
 python benchmarks/generation_speed.py --ref "$W/l16_ref.h5" --model base="$W/l16_base.pt" \
     --model one="$W/l16_onepass6k.pt" --model one18="$W/l16_even18.pt" \
-    --run base:heun:20 --run base:heun:50 --run base:ab3:6:opt \
+    --run base:heun:20 --run base:ab3:6:opt \
     --run one:heun:20 --run one:heun:50 --run one:ab3:16 --run one:ab3:6:opt --run one:ab3:4:opt \
     --run one:heun:20:z2=none --run one18:heun:20 --run one18:ab3:6:opt \
     --n 2000 --out generation_speed_l16.json

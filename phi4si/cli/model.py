@@ -222,8 +222,10 @@ def _task_settings(args):
     if args.sde is not None and args.sde > 0 and args.solver is not None:
         raise ParameterError("--solver applies to the ODE; with --sde > 0 the SDE is integrated by Euler-Maruyama "
                              "(leave --solver out)")
-    steps = args.steps if args.steps is not None else (20 if args.order else 50)
-    solver = args.solver or "heun"
+    from ..model.generate import DEFAULT_SOLVER, DEFAULT_STEPS
+
+    steps = args.steps if args.steps is not None else (20 if args.order else 50 if args.sde else DEFAULT_STEPS)
+    solver = args.solver or ("heun" if args.order else DEFAULT_SOLVER)
     rec = {"solver": "euler-maruyama" if args.sde else solver, "steps": steps, "sde": args.sde,
            "grid_power": args.grid_power, "batch_size": args.batch_size, "device": args.device}
     if args.order:

@@ -128,8 +128,9 @@ def add_task_flags(p, what):
     p.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
     p.add_argument("--out", required=True, help="output HDF5 ensemble file")
     p.add_argument("--steps", type=integer, default=None,
-                   help="integration steps (default 50; with --order: steps per block, default 20)")
-    p.add_argument("--solver", choices=ODE_SOLVERS, default=None, help="ODE solver (default heun)")
+                   help="integration steps (default 16; with --sde 50; with --order: steps per block, default 20)")
+    p.add_argument("--solver", choices=ODE_SOLVERS, default=None,
+                   help="ODE solver (default ab3; with --order heun; before this default: heun with 50 steps)")
     p.add_argument("--sde", type=finite_float, default=None, metavar="EPS",
                    help="integrate the SDE with diffusion EPS >= 0 (Euler-Maruyama) instead of the ODE")
     p.add_argument("--grid-power", type=positive_float, default=1.0, metavar="P",

@@ -76,7 +76,7 @@ def test_settings_accept_the_edges():
 
 def test_settings_record():
     rec = SolveSettings(steps=7, solver="rk4", seed=3, batch_size=9, grid_power=2.0, progress=True).record()
-    assert rec == {"steps": 7, "solver": "rk4", "sde": None, "seed": 3, "batch_size": 9, "grid_power": 2.0}
+    assert rec == {"steps": 7, "solver": "rk4", "sde": None, "seed": 3, "batch_size": 9, "grid_power": 2.0, "z2": "auto"}
     # an SDE is integrated by Euler-Maruyama whatever the solver; sde = 0 is the ODE
     assert SolveSettings(solver="rk4", sde=0.5).record()["solver"] == "euler-maruyama"
     assert SolveSettings(solver="rk4", sde=0.5).record()["sde"] == 0.5
