@@ -40,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, save  # noqa: E402
+from solver_front import NFE  # noqa: E402
 
 OBSERVABLES = ("abs_m", "chi", "binder", "xi2", "s")
 
@@ -77,15 +78,26 @@ def grid_of(run, model, seed):
     return tuple(doc["grid"]), {"optimised": True, "grid": list(doc["grid"]), "path_file": str(Path(g).resolve())}
 
 
-class NFE:
-    """Counts the network's batched forward calls."""
+def setup(ap, args):
+    """Threads, device check, machine info, the models of ``--model LABEL=PATH``, the runs and the
+    baseline's spec (shared with proposal_cost.py)."""
+    from phi4si.model import load_model
 
-    def __init__(self, net):
-        self.calls = 0
-        self.handle = net.register_forward_hook(self._hook)
-
-    def _hook(self, *_):
-        self.calls += 1
+    torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device")
+    info = machine_info()
+    info["device"] = {"type": args.device,
+                      "name": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None}
+    models, paths = {}, {}
+    for spec in args.model:
+        label, _, path = spec.partition("=")
+        models[label], paths[label] = load_model(path, args.device), str(Path(path).resolve())
+    runs = [parse_run(s, models) for s in args.run]
+    base_spec = args.baseline or runs[0]["spec"]
+    if base_spec not in [r["spec"] for r in runs]:
+        raise SystemExit(f"--baseline {base_spec!r} is not one of the --run specs")
+    return info, models, paths, runs, base_spec
 
 
 def orbits(shape):
@@ -153,22 +165,7 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:i")
     ap.add_argument("--out", required=True, help="file name under benchmarks/results/")
     args = ap.parse_args(argv)
-    from phi4si.model import load_model
-
-    torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error("--device cuda: torch sees no CUDA device")
-    info = machine_info()
-    info["device"] = {"type": args.device,
-                      "name": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None}
-    models, paths = {}, {}
-    for spec in args.model:
-        label, _, path = spec.partition("=")
-        models[label], paths[label] = load_model(path, args.device), str(Path(path).resolve())
-    runs = [parse_run(s, models) for s in args.run]
-    base_spec = args.baseline or runs[0]["spec"]
-    if base_spec not in [r["spec"] for r in runs]:
-        raise SystemExit(f"--baseline {base_spec!r} is not one of the --run specs")
+    info, models, paths, runs, base_spec = setup(ap, args)
     shape = next(iter(models.values())).shape
     params = next(iter(models.values())).target_params()
     orbit, labels = orbits(shape)

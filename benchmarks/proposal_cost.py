@@ -30,11 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, save  # noqa: E402
-from generation_speed import grid_of, parse_run  # noqa: E402
+from _common import save  # noqa: E402
+from generation_speed import grid_of, setup  # noqa: E402
 
 
 class Evaluations:
@@ -72,22 +71,10 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     from phi4si.lattice import action
-    from phi4si.model import load_model
     from phi4si.model.density import FlowSettings, sample
     from phi4si.model.z2 import use_sign
 
-    torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error("--device cuda: torch sees no CUDA device")
-    info = machine_info()
-    info["device"] = {"type": args.device,
-                      "name": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None}
-    models, paths = {}, {}
-    for spec in args.model:
-        label, _, path = spec.partition("=")
-        models[label], paths[label] = load_model(path, args.device), str(Path(path).resolve())
-    runs = [parse_run(s, models) for s in args.run]
-    base_spec = args.baseline or runs[0]["spec"]
+    info, models, paths, runs, base_spec = setup(ap, args)
     rows = []
     for run in runs:
         model = models[run["label"]]
