@@ -1,5 +1,6 @@
 """``python -m phi4si`` and the ``phi4si`` program: :func:`entry`."""
 
+import os
 import sys
 
 
@@ -21,6 +22,16 @@ def entry() -> int:
         status = 130
     for s in (signal.SIGINT, signal.SIGTERM):   # the work is over: a late signal only ends the exit
         signal.signal(s, signal.SIG_IGN)
+    if status == 130:
+        # Interrupted: a KeyboardInterrupt raised inside an import (e.g. torch's, during the start-up)
+        # can leave the interpreter marked "unhandled KeyboardInterrupt", and its exit then kills the
+        # process by SIGINT (status -2) after our one line.  Everything is written and closed by now.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
     return status
 
 

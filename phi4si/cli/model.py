@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags, add_z2_flag, block_size,
-                      check_out, command_line, device, finite_float, flag_terms, given, integer, integer_at_least,
+from .options import (DTYPES, GENERATE_DEFAULTS, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags,
+                      add_z2_flag, block_size, check_out, command_line, device, finite_float, flag_terms, given, integer, integer_at_least,
                       load_model, positive_float, posterior_start)
 from .training import check_train_flags, run_training
 
@@ -222,10 +222,9 @@ def _task_settings(args):
     if args.sde is not None and args.sde > 0 and args.solver is not None:
         raise ParameterError("--solver applies to the ODE; with --sde > 0 the SDE is integrated by Euler-Maruyama "
                              "(leave --solver out)")
-    from ..model.generate import DEFAULT_SOLVER, DEFAULT_STEPS
-
-    steps = args.steps if args.steps is not None else (20 if args.order else 50 if args.sde else DEFAULT_STEPS)
-    solver = args.solver or ("heun" if args.order else DEFAULT_SOLVER)
+    solver_default, steps_default = GENERATE_DEFAULTS
+    steps = args.steps if args.steps is not None else (20 if args.order else 50 if args.sde else steps_default)
+    solver = args.solver or ("heun" if args.order else solver_default)
     rec = {"solver": "euler-maruyama" if args.sde else solver, "steps": steps, "sde": args.sde,
            "grid_power": args.grid_power, "batch_size": args.batch_size, "device": args.device}
     if args.order:

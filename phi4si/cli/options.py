@@ -112,6 +112,7 @@ PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.dr
 ORDERS = ("raster", "reverse", "random", "coarse_to_fine")   # phi4si.model.generate.sequential
 DTYPES = ("float32", "float64")
 Z2_MODES = ("auto", "sign", "none")                      # phi4si.model.z2.Z2_MODES
+GENERATE_DEFAULTS = ("ab3", 16)     # phi4si.model.generate.DEFAULT_SOLVER, DEFAULT_STEPS (no torch import here)
 
 
 # ------------------------------------------------------------------------------------------------ flag groups

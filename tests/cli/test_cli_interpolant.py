@@ -98,6 +98,10 @@ def test_solver_and_choice_names_match_the_library():
 
     assert options.SOLVERS == SOLVERS and options.PARAMETRISATIONS == PARAMETRISATIONS
     assert options.MODEL_PRESETS == tuple(_PRESETS)
+    from phi4si.model.generate import DEFAULT_SOLVER, DEFAULT_STEPS
+    from phi4si.model.z2 import Z2_MODES
+
+    assert options.GENERATE_DEFAULTS == (DEFAULT_SOLVER, DEFAULT_STEPS) and options.Z2_MODES == Z2_MODES
     for name in options.MEASURES:
         preset_measure(name)
 
