@@ -173,6 +173,7 @@ def main(argv=None):
     print(f"HMC reference {args.ref}: {ref_n} configurations, "
           + ", ".join(f"{k} {v:.5g}({e:.2g})" for k, (v, e) in ref_obs.items()), flush=True)
     from phi4si.analysis.observables import analyze_configs
+    from phi4si.model.z2 import applied
 
     rows = []
     for run in runs:
@@ -191,7 +192,7 @@ def main(argv=None):
         G, Gerr, _ = spectrum(phi, orbit, len(labels))
         zG = (G - ref_G) / np.hypot(Gerr, ref_Gerr)
         row = {**run, "grid": grid_rec, "model": paths[run["label"]],
-               "z2_applied": "sign" if _sign(model, run["z2"]) else ("odd" if model.net.config.odd else "none"),
+               "z2_applied": applied(model, run["z2"]),
                **cost, "observables": obs,
                "G": {"gen": G.tolist(), "gen_err": Gerr.tolist(), "max_abs_z": float(np.abs(zG).max()),
                      "max_rel_dev": float(np.abs(G / ref_G - 1).max()), "z": zG.tolist()}}
@@ -227,12 +228,6 @@ def main(argv=None):
                            "momentum_orbits": labels.tolist(), "ref_G": ref_G.tolist(), "ref_G_err": ref_Gerr.tolist(),
                            "models": paths, "rows": rows, "command": " ".join(sys.argv)})
     print(f"wrote {path}")
-
-
-def _sign(model, z2):
-    from phi4si.model.z2 import use_sign
-
-    return use_sign(model, z2)
 
 
 if __name__ == "__main__":

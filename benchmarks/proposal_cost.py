@@ -72,7 +72,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from phi4si.lattice import action
     from phi4si.model.density import FlowSettings, sample
-    from phi4si.model.z2 import use_sign
+    from phi4si.model.z2 import applied
 
     info, models, paths, runs, base_spec = setup(ap, args)
     rows = []
@@ -91,7 +91,7 @@ def main(argv=None):
         log_w = -action(prop.phi, params) - prop.log_q
         ess, ess_err = ess_fraction(log_w)
         row = {**run, "grid": grid_rec, "model": paths[run["label"]],
-               "z2_applied": "sign" if use_sign(model, run["z2"]) else ("odd" if model.net.config.odd else "none"),
+               "z2_applied": applied(model, run["z2"]),
                "seconds": wall, "s_per_proposal": wall / args.n, "nfe_per_proposal": counter.samples / args.n,
                "ess_fraction": ess, "ess_fraction_err": ess_err, "log_w_std": float(np.std(log_w)),
                "log_q_noise_mean": float(np.mean(prop.log_q_error))}

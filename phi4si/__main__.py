@@ -1,6 +1,5 @@
 """``python -m phi4si`` and the ``phi4si`` program: :func:`entry`."""
 
-import os
 import sys
 
 
@@ -26,12 +25,9 @@ def entry() -> int:
         # Interrupted: a KeyboardInterrupt raised inside an import (e.g. torch's, during the start-up)
         # can leave the interpreter marked "unhandled KeyboardInterrupt", and its exit then kills the
         # process by SIGINT (status -2) after our one line.  Everything is written and closed by now.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(status)
+        from phi4si.resources import exit_now
+
+        exit_now(status)
     return status
 
 

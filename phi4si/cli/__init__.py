@@ -168,12 +168,9 @@ def _end_if_damaged(status: int) -> None:
     store = sys.modules.get("phi4si.store")
     if not _PROGRAM or store is None or not store.damaged():
         return
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(status)
+    from ..resources import exit_now
+
+    exit_now(status)
 
 
 def _run(argv) -> int:

@@ -239,11 +239,10 @@ def _task_settings(args):
 def _z2_record(args, model, post, keywords=TASK_KEYWORDS) -> dict:
     """What the output records of --z2: the mode asked for and what it resolved to for this model
     and task ('sign', 'none', or 'odd' for an exactly odd network); a refusal is said in flag terms."""
-    from ..model.z2 import network_odd, use_sign
+    from ..model.z2 import applied
 
     with flag_terms(*keywords):
-        sign = use_sign(model, args.z2, 0.0 if post is None else post.h)
-    return {"z2": args.z2, "z2_applied": "sign" if sign else ("odd" if network_odd(model) else "none")}
+        return {"z2": args.z2, "z2_applied": applied(model, args.z2, 0.0 if post is None else post.h)}
 
 
 def _with_path(args, solve, rec, task, shape):

@@ -52,6 +52,7 @@ import torch
 
 from ..errors import ParameterError
 from .solve import progress_bar
+from .z2 import log_q, signs, use_sign
 
 __all__ = ["FlowSettings", "Proposal", "sample", "log_prob", "propose_block", "conditional_log_prob"]
 
@@ -76,7 +77,7 @@ class FlowSettings:
     def __post_init__(self):
         from ..interpolant.integrate import SOLVERS
         from ..interpolant.likelihood import DIVERGENCES
-        from .z2 import Z2_MODES
+        from .z2 import check_mode
 
         if int(self.steps) < 1:
             raise ParameterError(f"steps must be >= 1, got {self.steps}")
@@ -88,8 +89,7 @@ class FlowSettings:
             raise ParameterError(f"probes must be >= 1, got {self.probes}")
         if int(self.period) < 1:
             raise ParameterError(f"period must be >= 1, got {self.period}")
-        if self.z2 not in Z2_MODES:
-            raise ParameterError(f"unknown z2 mode {self.z2!r} (choose from {Z2_MODES})")
+        check_mode(self.z2)
         for name in ("batch_size", "max_batch"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -184,8 +184,6 @@ def sample(model, n: int, fs: FlowSettings = FlowSettings(), shape=None, seed: i
         x0 = z if posterior is None else path.lift(z, mean)
         phi, lq, err = _to_phys(m, _flow(m, path, x0, fs, "forward", g_probe, drift, mean))
         if sign:                # s * phi has the density (q(phi) + q(-phi)) / 2, whatever s
-            from .z2 import log_q, signs
-
             s = signs(b, g_noise).numpy().reshape(-1, *([1] * len(shape)))
             lq_m, err_m = _reverse(m, -phi, fs, g_probe, drift, path, mean)
             lq, err = log_q(lq, lq_m, err, err_m)
@@ -222,8 +220,6 @@ def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progr
         batch = phi[lo:lo + fs.batch_size]
         lq, err = _reverse(m, batch, fs, g_probe, drift, path, mean)
         if sign:
-            from .z2 import log_q
-
             lq_m, err_m = _reverse(m, -batch, fs, g_probe, drift, path, mean)
             lq, err = log_q(lq, lq_m, err, err_m)
         parts.append((batch, lq, err))
@@ -234,8 +230,6 @@ def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progr
 
 
 def _sign(model, fs, posterior) -> bool:
-    from .z2 import use_sign
-
     return use_sign(model, fs.z2, 0.0 if posterior is None else posterior.h)
 
 

@@ -72,7 +72,7 @@ class SolveSettings:
 
     def __post_init__(self):
         from ..interpolant.integrate import ODE_SOLVERS
-        from .z2 import Z2_MODES
+        from .z2 import check_mode
 
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
@@ -85,8 +85,7 @@ class SolveSettings:
             raise ParameterError(f"sde diffusion must be a finite number >= 0, got {self.sde}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or int(self.seed) < 0:
             raise ParameterError(f"seed must be an integer >= 0, got {self.seed}")
-        if self.z2 not in Z2_MODES:
-            raise ParameterError(f"unknown z2 mode {self.z2!r} (choose from {Z2_MODES})")
+        check_mode(self.z2)
         from ..interpolant.paths import check_grid
 
         object.__setattr__(self, "grid_power", check_grid(self.grid_power, self.steps))

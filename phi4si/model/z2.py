@@ -51,10 +51,24 @@ import torch
 
 from ..errors import ParameterError
 
-__all__ = ["Z2_MODES", "prior_symmetric", "network_odd", "use_sign", "flip", "signs", "log_q"]
+__all__ = ["Z2_MODES", "check_mode", "prior_symmetric", "network_odd", "use_sign", "applied", "flip", "signs",
+           "log_q"]
 
 #: Values of ``z2=`` / ``--z2``.
 Z2_MODES = ("auto", "sign", "none")
+
+
+def check_mode(mode) -> str:
+    """``mode`` if it is one of :data:`Z2_MODES`, else ``ParameterError``.
+
+    >>> check_mode("flip")
+    Traceback (most recent call last):
+    ...
+    phi4si.errors.ParameterError: unknown z2 mode 'flip' (choose from ('auto', 'sign', 'none'))
+    """
+    if mode not in Z2_MODES:
+        raise ParameterError(f"unknown z2 mode {mode!r} (choose from {Z2_MODES})")
+    return mode
 
 
 def prior_symmetric(model) -> bool:
@@ -89,9 +103,7 @@ def use_sign(model, mode: str = "auto", h: float = 0.0) -> bool:
     ...
     phi4si.errors.ParameterError: z2='sign' needs a Z2-symmetric task, but the field h = 0.1 breaks the symmetry (use z2='auto' or 'none')
     """
-    if mode not in Z2_MODES:
-        raise ParameterError(f"unknown z2 mode {mode!r} (choose from {Z2_MODES})")
-    if mode == "none":
+    if check_mode(mode) == "none":
         return False
     odd = network_odd(model)
     if mode == "auto":
@@ -106,6 +118,20 @@ def use_sign(model, mode: str = "auto", h: float = 0.0) -> bool:
         raise ParameterError("z2='sign': this network is exactly Z2-odd already (trained with --odd); "
                              "a random sign adds nothing (use z2='auto' or 'none')")
     return True
+
+
+def applied(model, mode: str = "auto", h: float = 0.0) -> str:
+    """What makes the samples of ``model`` symmetric under ``mode`` (what an output records):
+    'sign' (the random global sign), 'odd' (an exactly odd network) or 'none'.
+
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> from phi4si.lattice import Phi4Params
+    >>> from phi4si.model import DriftModel
+    >>> m = DriftModel(free_field_oracle((4,), 1.0), Phi4Params((4,), m2=1.0, lam=0.0))
+    >>> applied(m), applied(m, "sign")
+    ('none', 'sign')
+    """
+    return "sign" if use_sign(model, mode, h) else ("odd" if network_odd(model) else "none")
 
 
 def signs(n: int, generator: torch.Generator) -> torch.Tensor:
