@@ -45,16 +45,25 @@ from solver_front import NFE  # noqa: E402
 OBSERVABLES = ("abs_m", "chi", "binder", "xi2", "s")
 
 
-def parse_run(spec: str, models: dict) -> dict:
+RUN_OPTIONS = {"z2": "auto"}          # trailing NAME=VALUE fields of a --run and their defaults
+
+
+def parse_run(spec: str, models: dict, options: dict = RUN_OPTIONS) -> dict:
+    """LABEL:SOLVER:STEPS[:GRID][:NAME=VALUE...] as a dict; the NAME=VALUE fields are those of
+    ``options`` (name -> default; proposal_cost.py adds its own)."""
     parts = spec.split(":")
-    z2 = "auto"
-    if parts and parts[-1].startswith("z2="):
-        z2 = parts.pop()[3:]
+    opts = dict(options)
+    while parts and "=" in parts[-1]:
+        name, _, value = parts.pop().partition("=")
+        if name not in options:
+            raise SystemExit(f"--run {spec!r}: unknown field {name!r} (choose from {sorted(options)})")
+        opts[name] = value
     if len(parts) not in (3, 4) or parts[0] not in models:
-        raise SystemExit(f"--run {spec!r}: expected LABEL:SOLVER:STEPS[:GRID][:z2=MODE] with LABEL one of "
+        fields = "".join(f"[:{k}=...]" for k in options)
+        raise SystemExit(f"--run {spec!r}: expected LABEL:SOLVER:STEPS[:GRID]{fields} with LABEL one of "
                          f"{sorted(models)}")
     grid = parts[3] if len(parts) == 4 else "1"
-    return {"spec": spec, "label": parts[0], "solver": parts[1], "steps": int(parts[2]), "grid": grid, "z2": z2}
+    return {"spec": spec, "label": parts[0], "solver": parts[1], "steps": int(parts[2]), "grid": grid, **opts}
 
 
 def grid_of(run, model, seed):
@@ -78,9 +87,9 @@ def grid_of(run, model, seed):
     return tuple(doc["grid"]), {"optimised": True, "grid": list(doc["grid"]), "path_file": str(Path(g).resolve())}
 
 
-def setup(ap, args):
-    """Threads, device check, machine info, the models of ``--model LABEL=PATH``, the runs and the
-    baseline's spec (shared with proposal_cost.py)."""
+def setup(ap, args, options: dict = RUN_OPTIONS):
+    """Threads, device check, machine info, the models of ``--model LABEL=PATH``, the runs (with the
+    NAME=VALUE fields of ``options``) and the baseline's spec (shared with proposal_cost.py)."""
     from phi4si.model import load_model
 
     torch.set_num_threads(args.threads)
@@ -93,7 +102,7 @@ def setup(ap, args):
     for spec in args.model:
         label, _, path = spec.partition("=")
         models[label], paths[label] = load_model(path, args.device), str(Path(path).resolve())
-    runs = [parse_run(s, models) for s in args.run]
+    runs = [parse_run(s, models, options) for s in args.run]
     base_spec = args.baseline or runs[0]["spec"]
     if base_spec not in [r["spec"] for r in runs]:
         raise SystemExit(f"--baseline {base_spec!r} is not one of the --run specs")

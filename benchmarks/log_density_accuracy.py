@@ -6,11 +6,13 @@ On ``--n`` generated configurations (same noise for every setting) the reference
 standard deviation and the mean of the difference in log q (a constant shift cancels in
 self-normalised weights, the spread does not) and timed in the same process:
 
-* ODE discretisation with the exact trace: RK4 5, Heun 10, Heun 20;
+* ODE discretisation with the exact trace: RK4 5, Heun 10, Heun 20; RK4 5 with the divergence at
+  2 Gauss points per step (``quadrature="gauss2"``, :mod:`phi4si.interpolant.likelihood`);
 * divergence estimators with RK4 ``--ref-steps``: colored (period 2, 3, 4; 1 and 2 draws) and plain
   Hutchinson (1, 4, 16 probes) (left out with ``--ode-only``);
 * ``--optimise SOLVER:STEPS ...``: those settings on a time grid optimised for the model's generation
-  (:func:`phi4si.model.schedule.optimise_grid`, 64 pilot samples of other noise), exact trace.
+  (:func:`phi4si.model.schedule.optimise_grid`, 64 pilot samples of other noise), exact trace, with
+  the stage quadrature and with gauss2.
 
 The spread of the importance log-weights log w = -S - log q on the same samples is printed for
 scale.  Writes results/log_density_accuracy_LABEL.json.
@@ -71,14 +73,16 @@ def main(argv=None):
     rows = [{"setting": f"rk4 {args.ref_steps}, exact (reference)", "seconds": t_ref}]
     settings = [("rk4 5, exact", dict(steps=5, method="rk4")),
                 ("heun 10, exact", dict(steps=10, method="heun")),
-                ("heun 20, exact", dict(steps=20, method="heun"))]
+                ("heun 20, exact", dict(steps=20, method="heun")),
+                ("rk4 5, exact, gauss2", dict(steps=5, method="rk4", quadrature="gauss2"))]
     for spec in args.optimise:
         from phi4si.model.schedule import optimise_grid
 
         solver, steps = spec.split(":")
         g = optimise_grid(model, int(steps), solver, pilot=64, seed=args.seed + 100, ref_steps=64)
-        settings.append((f"{solver} {steps} optimised grid, exact",
-                         dict(steps=int(steps), method=solver, grid_power=tuple(g["grid"]))))
+        for q in ("stages", "gauss2"):
+            settings.append((f"{solver} {steps} optimised grid, exact" + ("" if q == "stages" else f", {q}"),
+                             dict(steps=int(steps), method=solver, grid_power=tuple(g["grid"]), quadrature=q)))
     for per, R in () if args.ode_only else ((2, 1), (3, 1), (4, 1), (4, 2)):
         settings.append((f"rk4 {args.ref_steps}, colored period {per} x {R}",
                          dict(steps=args.ref_steps, method="rk4", divergence_method="colored", period=per, probes=R)))

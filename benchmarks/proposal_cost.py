@@ -2,11 +2,12 @@
 """Seconds per exact-sampling proposal (a configuration with its log q) at the same ESS/N, for
 several models and log-density settings measured in one run (issue 14, "cheaper log q").
 
-Each ``--run LABEL:SOLVER:STEPS[:GRID][:z2=MODE]`` draws ``--n`` proposals of the model
-``--model LABEL=PATH`` with :func:`phi4si.model.density.sample` (colored divergence, period 4, one
-probe: the defaults of ``sample-neural``; GRID ``1``, ``pP`` or ``opt``: a generation grid optimised
-here on 64 pilot samples of other noise; MODE: the random global sign of :mod:`phi4si.model.z2`,
-default auto) and reports
+Each ``--run LABEL:SOLVER:STEPS[:GRID][:z2=MODE][:q=QUADRATURE][:period=P]`` draws ``--n``
+proposals of the model ``--model LABEL=PATH`` with :func:`phi4si.model.density.sample` (colored
+divergence with one probe, the default of ``sample-neural``; GRID ``1``, ``pP`` or ``opt``: a
+generation grid optimised here on 64 pilot samples of other noise; MODE: the random global sign of
+:mod:`phi4si.model.z2`, default auto; QUADRATURE of the divergence integral, default stages (see
+:mod:`phi4si.interpolant.likelihood`); P the colouring period, default 4) and reports
 
 * seconds per proposal (wall time, ``--threads`` torch threads, after a warm-up), network
   evaluations per proposal (configurations through the network: probes and stages included);
@@ -16,7 +17,7 @@ default auto) and reports
   ``same_ess`` (ESS/N at least the baseline's minus twice the error of the difference).
 
     python benchmarks/proposal_cost.py --model base=l16.pt --model new=l16_one_pass.pt \\
-        --run base:rk4:10 --run new:rk4:3:opt:z2=none --run new:rk4:3:opt --out proposal_cost_l16.json
+        --run base:rk4:10 --run new:rk4:3:opt:z2=none --run new:rk4:3:opt:q=gauss2 --out proposal_cost_l16.json
 
 Writes ``benchmarks/results/<--out>`` and prints the table.
 """
@@ -33,7 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
-from generation_speed import grid_of, setup  # noqa: E402
+from generation_speed import RUN_OPTIONS, grid_of, setup  # noqa: E402
+
+OPTIONS = {**RUN_OPTIONS, "q": "stages", "period": "4"}
 
 
 class Evaluations:
@@ -61,7 +64,8 @@ def ess_fraction(log_w, boot: int = 400, seed: int = 0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, metavar="LABEL=PATH")
-    ap.add_argument("--run", action="append", required=True, metavar="LABEL:SOLVER:STEPS[:GRID][:z2=MODE]")
+    ap.add_argument("--run", action="append", required=True,
+                    metavar="LABEL:SOLVER:STEPS[:GRID][:z2=MODE][:q=QUADRATURE][:period=P]")
     ap.add_argument("--baseline", default=None)
     ap.add_argument("--n", type=int, default=384)
     ap.add_argument("--batch", type=int, default=128)
@@ -74,14 +78,14 @@ def main(argv=None):
     from phi4si.model.density import FlowSettings, sample
     from phi4si.model.z2 import applied
 
-    info, models, paths, runs, base_spec = setup(ap, args)
+    info, models, paths, runs, base_spec = setup(ap, args, OPTIONS)
     rows = []
     for run in runs:
         model = models[run["label"]]
         params = model.target_params()
         grid, grid_rec = grid_of(run, model, args.seed)
         fs = FlowSettings(steps=run["steps"], solver=run["solver"], grid_power=grid, batch_size=args.batch,
-                          z2=run["z2"])
+                          z2=run["z2"], quadrature=run["q"], period=int(run["period"]))
         sample(model, 4, FlowSettings(steps=1, solver=run["solver"], batch_size=4, z2=run["z2"]), seed=1)   # warm-up
         counter = Evaluations(model.net)
         t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, GENERATE_DEFAULTS, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags,
+from .options import (DTYPES, GENERATE_DEFAULTS, QUADRATURES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags,
                       add_z2_flag, block_size, check_out, command_line, device, finite_float, flag_terms, given, integer, integer_at_least,
                       load_model, positive_float, posterior_start)
 from .training import check_train_flags, run_training
@@ -23,7 +23,8 @@ __all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_poste
 # the library keywords of the task commands' flags, for refusals said in flag terms
 TASK_KEYWORDS = ("n", "steps", "sde", "seed", "batch_size", "order", "block", "levels", "z2")
 NEURAL_KEYWORDS = ("n", "chains", "steps", "solver", "divergence", "probes", "period", "batch_size", "max_batch",
-                   "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method", "z2")
+                   "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method", "z2",
+                   "quadrature")
 
 
 def add_parsers(sub):
@@ -92,8 +93,10 @@ def _add_sample_neural_parser(sub):
                                "of N steps through model proposals; block/hybrid: CHAINS chains of N sweeps, each "
                                "sweep regenerating --updates random blocks by inpainting (hybrid adds --hmc-traj "
                                "HMC trajectories). The target is exp(-S) with the training data's m2, lam plus the "
-                               "rewards --h, --k. log q comes from the ODE with its divergence: exact (autograd, "
-                               "~one network pass per moving site) or hutchinson (--probes)")
+                               "rewards --h, --k. log q comes from the ODE with its divergence: colored (the "
+                               "default: --probes x --period^d network passes per evaluation), exact (autograd, ~one "
+                               "pass per moving site) or hutchinson (--probes passes); --quadrature says where along "
+                               "each step it is evaluated")
     nm.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
     nm.add_argument("--method", required=True, choices=("reweight", "imh", "block", "hybrid"))
     nm.add_argument("--n", type=integer, required=True,
@@ -118,6 +121,10 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--probes", type=integer, default=None,
                     help="probe draws per step (colored, hutchinson; default 1; >= 2 gives an error estimate)")
     nm.add_argument("--period", type=integer, default=None, help="colouring period of --divergence colored (default 4)")
+    nm.add_argument("--quadrature", choices=QUADRATURES, default=None,
+                    help="where the divergence is taken: at every solver stage (stages, the default) or at 2 "
+                         "(gauss2) or 1 (gauss1) Gauss points per step on the trajectory's Hermite interpolant "
+                         "(the same configurations; gauss2 has RK4's order at half its divergence evaluations)")
     nm.add_argument("--path", default=None, metavar="FILE",
                     help="an optimised time grid for the flow (phi4si optimize-path --task generate with an RK "
                          "solver); its solver and steps replace --solver and --steps")
@@ -455,7 +462,8 @@ def cmd_sample_neural(args, argv):
         flow = _neural_path(args)
     with _neural_terms():
         fs = FlowSettings(**flow, divergence=args.divergence, float64=args.float64, batch_size=args.batch_size,
-                          max_batch=args.max_batch, z2=args.z2, **given(args, "probes", "period"))
+                          max_batch=args.max_batch, z2=args.z2,
+                          **given(args, "probes", "period", "quadrature"))
     out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
     model = load_model(args.model, args.device)
     _z2_record(args, model, proposal, NEURAL_KEYWORDS)     # a refused --z2 before anything runs

@@ -29,7 +29,7 @@ from pathlib import Path
 
 __all__ = ["finite_float", "positive_float", "integer", "integer_at_least", "device", "block_size",
            "posterior_start", "SOLVERS", "ODE_SOLVERS", "MODEL_PRESETS", "MEASURES", "PARAMETRISATIONS", "ORDERS",
-           "DTYPES",
+           "DTYPES", "QUADRATURES",
            "add_task_flags", "add_train_flags", "add_posterior_flags", "add_trained_model_flags", "command_line",
            "task_record", "check_out", "load_model", "prepare_run", "given", "flag_terms", "reword"]
 
@@ -112,6 +112,7 @@ PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.dr
 ORDERS = ("raster", "reverse", "random", "coarse_to_fine")   # phi4si.model.generate.sequential
 DTYPES = ("float32", "float64")
 Z2_MODES = ("auto", "sign", "none")                      # phi4si.model.z2.Z2_MODES
+QUADRATURES = ("stages", "gauss1", "gauss2")             # phi4si.interpolant.likelihood.QUADRATURES
 GENERATE_DEFAULTS = ("ab3", 16)     # phi4si.model.generate.DEFAULT_SOLVER, DEFAULT_STEPS (no torch import here)
 
 

@@ -63,7 +63,7 @@ from ..errors import ParameterError
 from .drifts import Drift
 from .paths import Path, time_grid
 
-__all__ = ["SOLVERS", "MULTISTEP", "ODE_SOLVERS", "rk_step", "solve", "solve_sde", "velocity"]
+__all__ = ["SOLVERS", "MULTISTEP", "ODE_SOLVERS", "rk_step", "solve", "solve_sde", "step_ends", "velocity"]
 
 SOLVERS = ("euler", "heun", "rk4")                # Runge-Kutta: also for augmented ODEs (rk_step)
 MULTISTEP = ("ab2", "ab3", "ddim", "ddim2")       # one drift evaluation per step
@@ -97,6 +97,18 @@ def _finish(x, x_start, pinned, grid_s, callback, k, n):
     return x
 
 
+def step_ends(sa: float, sb: float) -> tuple:
+    """The times just inside a step's two ends (1e-9 of the step in from each), where a kink of the
+    path at sa or sb takes this step's derivative.
+
+    >>> step_ends(0.0, 1.0)
+    (1e-09, 0.999999999)
+    """
+    lo, hi = min(sa, sb), max(sa, sb)
+    return (min(max(sa, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo)),
+            min(max(sb, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo)))
+
+
 def rk_step(f: Callable, sa: float, sb: float, x: torch.Tensor, method: str):
     """One explicit Runge-Kutta step of dX/ds = v from s = sa to sb (sb < sa integrates backwards).
 
@@ -106,9 +118,7 @@ def rk_step(f: Callable, sa: float, sb: float, x: torch.Tensor, method: str):
     derivative.  Returns ``(x_new, aux_increment)`` (the increment is None when ``aux`` is).
     """
     h = sb - sa
-    lo, hi = min(sa, sb), max(sa, sb)
-    start = min(max(sa, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo))
-    end = min(max(sb, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo))
+    start, end = step_ends(sa, sb)
 
     def comb(c, *terms):                       # c * (sum of weight * aux) in the tableau's order
         if terms[0][1] is None:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._version import __version__
-from .density import FlowSettings, conditional_log_prob, propose_block, sample
+from .density import LEGACY_FLOW, FlowSettings, conditional_log_prob, propose_block, sample
 from ..errors import ParameterError, ResumeError
 from ..interrupts import graceful_stop, said
 from ..resources import torch_threads_kept
@@ -301,7 +301,10 @@ def _resume(out, n, C, params, sampler, run, dtype, t0) -> _Run:
 
     store.repair(out)
     attrs, state_phi, state = store.read_state(out)
-    check_resume(out, attrs["sampler"], sampler, keys=[k for k in sampler if k != "model"], label="sampler setting ")
+    old = dict(attrs["sampler"])
+    if isinstance(old.get("flow"), dict):
+        old["flow"] = {**LEGACY_FLOW, **old["flow"]}
+    check_resume(out, old, sampler, keys=[k for k in sampler if k != "model"], label="sampler setting ")
     if attrs["params"] != params.to_dict():
         raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
     if state["n_done"] > n:

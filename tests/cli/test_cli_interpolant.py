@@ -102,6 +102,9 @@ def test_solver_and_choice_names_match_the_library():
     from phi4si.model.z2 import Z2_MODES
 
     assert options.GENERATE_DEFAULTS == (DEFAULT_SOLVER, DEFAULT_STEPS) and options.Z2_MODES == Z2_MODES
+    from phi4si.interpolant.likelihood import QUADRATURES
+
+    assert options.QUADRATURES == QUADRATURES
     for name in options.MEASURES:
         preset_measure(name)
 
@@ -586,9 +589,13 @@ def test_sample_neural_methods(cli, model, tmp_path, method, extra):
 def test_sample_neural_exact_divergence_float64(cli, model, tmp_path):
     out = tmp_path / "w.h5"
     rc, _, err = cli("sample-neural", "--model", model, "--method", "reweight", "--n", "3", "--out", out,
-                     "--divergence", "exact", "--float64", "--solver", "heun", *NQ)
+                     "--divergence", "exact", "--float64", "--solver", "heun", "--quadrature", "gauss2", *NQ)
     assert rc == 0, err
-    assert _samples(out)[1]["sampler"]["flow"]["divergence"] == "exact"
+    flow = _samples(out)[1]["sampler"]["flow"]
+    assert flow["divergence"] == "exact" and flow["quadrature"] == "gauss2"
+    rc, _, err = cli("sample-neural", "--model", model, "--method", "reweight", "--n", "3", "--out",
+                     tmp_path / "q.h5", "--quadrature", "simpson", *NQ)
+    assert rc == 2 and "invalid choice: 'simpson'" in err and not (tmp_path / "q.h5").exists()
 
 
 @pytest.mark.parametrize("args,match", [

@@ -145,8 +145,90 @@ def test_forward_and_reverse_agree(ff):
     assert np.allclose(rev.log_q.numpy(), _gauss_logpdf(fwd.x.numpy(), C), atol=1e-4)
 
 
+# ---------------------------------------------------------------- quadrature of the divergence integral
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    """A two-component Gaussian mixture: a drift nonlinear in x, so the divergence varies along the
+    trajectory (for a Gaussian it depends on s only), with its exact log-density."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    from phi4si.interpolant.oracle import MixtureOracle
+
+    C = free_field_covariance(SHAPE, M2)
+    w, means, covs = [0.3, 0.7], [np.full(V, 1.2), np.full(V, -0.8)], [C, 0.5 * C]
+    mix = MixtureOracle(w, means, covs, SHAPE)
+
+    def logpdf(x):
+        x = np.asarray(x).reshape(len(x), -1)
+        return logsumexp([np.log(wk) + multivariate_normal(mk, ck).logpdf(x) for wk, mk, ck in zip(w, means, covs)],
+                         axis=0)
+
+    return mix, logpdf
+
+
+@pytest.mark.parametrize("quadrature,order", [("stages", 4), ("gauss2", 4), ("gauss1", 2)])
+def test_quadrature_converges_at_its_order_on_a_nonlinear_drift(mixture, quadrature, order):
+    mix, logpdf = mixture
+    z = _noise(6, 7)
+    errs = []
+    for steps in (16, 32):
+        r = flow_log_density(mix, GenerationPath(SHAPE), z, steps=steps, method="rk4", quadrature=quadrature)
+        errs.append(np.abs(r.log_q.numpy() - logpdf(r.x.numpy())).max())
+    assert order - 0.5 < np.log2(errs[0] / errs[1]) < order + 1.0
+    if order == 4:
+        assert errs[1] < 1e-4
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_quadrature_keeps_the_configurations_and_the_probes(mixture, direction):
+    mix, _ = mixture
+    x0 = _noise(4, 8)
+    runs = {q: flow_log_density(mix, GenerationPath(SHAPE), x0, steps=5, method="rk4", direction=direction,
+                                divergence_method="hutchinson", probes=2, generator=torch.Generator().manual_seed(1),
+                                quadrature=q) for q in ("stages", "gauss2", "gauss1")}
+    assert torch.equal(runs["stages"].x, runs["gauss2"].x) and torch.equal(runs["stages"].x, runs["gauss1"].x)
+    for q in ("gauss2", "gauss1"):           # another log q (its accuracy: the convergence test above)
+        assert not torch.equal(runs[q].log_q, runs["stages"].log_q)
+        assert bool(torch.isfinite(runs[q].div_error).all() and (runs[q].div_error > 0).all())
+
+
+def test_gauss_quadrature_forward_and_reverse_agree(mixture):
+    mix, logpdf = mixture
+    fwd = flow_log_density(mix, GenerationPath(SHAPE), _noise(5, 9), steps=20, method="rk4", quadrature="gauss2")
+    rev = flow_log_density(mix, GenerationPath(SHAPE), fwd.x, steps=20, method="rk4", direction="reverse",
+                           quadrature="gauss2")
+    assert np.allclose(rev.log_q.numpy(), fwd.log_q.numpy(), atol=1e-3)
+    assert np.allclose(rev.log_q.numpy(), logpdf(fwd.x.numpy()), atol=1e-3)
+
+
+def test_gauss_quadrature_counts_half_the_divergence_evaluations(mixture):
+    mix, _ = mixture
+    calls = {"n": 0}
+
+    class Counted:
+        family = mix.family
+
+        def b(self, x, a):
+            calls["n"] += x.shape[0]
+            return mix.b(x, a)
+
+    out = {}
+    for q in ("stages", "gauss2"):
+        calls["n"] = 0
+        flow_log_density(Counted(), GenerationPath(SHAPE), _noise(2, 3), steps=3, method="rk4",
+                         divergence_method="colored", period=2, generator=torch.Generator().manual_seed(0),
+                         quadrature=q)
+        out[q] = calls["n"] // 2                    # network passes per configuration
+    # colored, period 2 in 2-d: 4 probes; stages 3 x 4 x (1 + 4); gauss2 3 x (4 + 1 + 2 x (1 + 4))
+    assert out == {"stages": 60, "gauss2": 45}
+
+
+@pytest.mark.parametrize("quadrature", ["stages", "gauss2"])
 @pytest.mark.parametrize("kind", ["block", "random", "batched"])
-def test_conditional_log_q_is_the_gaussian_conditional(ff, kind):
+def test_conditional_log_q_is_the_gaussian_conditional(ff, kind, quadrature):
     orc, C = ff
     rng = np.random.default_rng(3)
     n = 4
@@ -159,8 +241,8 @@ def test_conditional_log_q_is_the_gaussian_conditional(ff, kind):
         masks = random_blocks(SHAPE, 2, n, rng)
     data = orc.sample(n, torch.Generator().manual_seed(4)).reshape(n, 1, *SHAPE)
     path = InpaintPath(torch.from_numpy(masks), batched=True)
-    rev = flow_log_density(orc, path, data, steps=20, method="rk4", direction="reverse")
-    fwd = flow_log_density(orc, path, path.start(rev.x, data), steps=20, method="rk4")
+    rev = flow_log_density(orc, path, data, steps=20, method="rk4", direction="reverse", quadrature=quadrature)
+    fwd = flow_log_density(orc, path, path.start(rev.x, data), steps=20, method="rk4", quadrature=quadrature)
     for i in range(n):
         u = masks[i].ravel()
         mu, Cu = gaussian_conditional(np.zeros(V), C, ~u, data[i].numpy().ravel()[~u])
@@ -199,6 +281,8 @@ def test_log_density_path_checks(ff):
         flow_log_density(orc, GenerationPath(SHAPE), _noise(1), direction="up")
     with pytest.raises(ValueError, match="does not match"):
         flow_log_density(orc, GenerationPath((4, 5)), _noise(1))
+    with pytest.raises(ParameterError, match=r"unknown quadrature 'simpson' \(choose from \('stages', 'gauss1', "):
+        flow_log_density(orc, GenerationPath(SHAPE), _noise(1), quadrature="simpson")
 
 
 def test_sequential_path_log_q_is_exact(ff):
@@ -374,6 +458,30 @@ def test_sample_neural_resume_gives_the_same_bits(tmp_path, method):
         sample_neural(model, method, tmp_path / "none.h5", 6, fs=fs, seed=4, resume=True, **kw)
 
 
+def test_a_file_written_before_the_newer_flow_settings_resumes(tmp_path):
+    """A file whose flow record lacks ``z2`` and ``quadrature`` (written before they existed) resumes
+    with the settings that reproduce it, and refuses the others by name."""
+    import json
+
+    import h5py
+
+    from phi4si.errors import ResumeError
+
+    model, _ = _model(m2_model=1.2)
+    fs = FlowSettings(steps=3, batch_size=4, z2="none")
+    out = tmp_path / "old.h5"
+    sample_neural(model, "reweight", out, 4, fs=fs, seed=4)
+    with h5py.File(out, "r+") as f:
+        sampler = json.loads(f.attrs["sampler"])
+        for key in ("z2", "quadrature"):
+            del sampler["flow"][key]
+        f.attrs["sampler"] = json.dumps(sampler)
+    with pytest.raises(ResumeError, match="flow was .*'quadrature': 'stages'.*, now .*'quadrature': 'gauss2'"):
+        sample_neural(model, "reweight", out, 8, fs=FlowSettings(steps=3, batch_size=4, z2="none",
+                                                                quadrature="gauss2"), seed=4, resume=True)
+    assert sample_neural(model, "reweight", out, 8, fs=fs, seed=4, resume=True)["n_done"] == 8
+
+
 def test_bad_settings_and_inputs_are_refused(tmp_path):
     from phi4si.interpolant.rewards import Reward
     from phi4si.errors import CheckpointError
@@ -461,6 +569,7 @@ def test_sample_neural_method_settings_default_when_not_given(tmp_path):
     (dict(divergence="hutchinson", period=8), "period applies to divergence colored only"),
     (dict(batch_size=0), "batch_size must be >= 1, got 0"),
     (dict(max_batch=0), "max_batch must be >= 1, got 0"),
+    (dict(quadrature="gauss3"), r"unknown quadrature 'gauss3' \(choose from \('stages', 'gauss1', 'gauss2'\)\)"),
 ])
 def test_flow_settings_refuse_what_the_divergence_does_not_use(kw, match):
     with pytest.raises(ParameterError, match=match):
