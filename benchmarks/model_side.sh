@@ -7,6 +7,8 @@
 # At L = 8 (m2 = -4, lam = 8) the same comparison with small U-Nets trained for 4 minutes each
 # (one thread; odd = today's default, and one-pass).
 #   bash benchmarks/model_side.sh [l16|l8|all] [WORKDIR]
+# GENERATION=0 or PROPOSALS=0 leaves out the L = 16 generation or proposal benchmark (the models and
+# data are made whenever they are missing).
 # The data and models go to WORKDIR (default ./model_side_work, not committed). The two long
 # trainings ran side by side with one thread each (about 45 minutes); the 18-minute one alone with
 # two threads (its limit is wall-clock time, so it needs an otherwise idle machine).
@@ -21,19 +23,23 @@ HMC="--shape 16 16 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-traj 20000 
 [ -f "$W/l16_train.h5" ] || phi4si sample-mcmc $HMC --every 10 --seed 11 --out "$W/l16_train.h5"
 [ -f "$W/l16_ref.h5" ] || phi4si sample-mcmc $HMC --every 20 --seed 12 --out "$W/l16_ref.h5"
 TRAIN="--data $W/l16_train.h5 --model medium --batch-size 128 --seed 0 --no-progress"
-[ -f "$W/l16_even18.pt" ] || phi4si train $TRAIN --out "$W/l16_even18.pt" --minutes 18 --no-odd --threads 2
+[[ ${GENERATION:-1} == 0 || -f "$W/l16_even18.pt" ]] || phi4si train $TRAIN --out "$W/l16_even18.pt" --minutes 18 --no-odd --threads 2
 [ -f "$W/l16_base.pt" ] || phi4si train $TRAIN --out "$W/l16_base.pt" --steps 3586 --threads 1 &
 [ -f "$W/l16_onepass6k.pt" ] || phi4si train $TRAIN --out "$W/l16_onepass6k.pt" --steps 6000 --no-odd --threads 1 &
 wait
+if [[ ${GENERATION:-1} == 1 ]]; then
 python benchmarks/generation_speed.py --ref "$W/l16_ref.h5" --model base="$W/l16_base.pt" \
     --model one="$W/l16_onepass6k.pt" --model one18="$W/l16_even18.pt" \
     --run base:heun:20 --run base:ab3:6:opt \
     --run one:heun:20 --run one:heun:50 --run one:ab3:16 --run one:ab3:6:opt --run one:ab3:4:opt \
     --run one:heun:20:z2=none --run one18:heun:20 --run one18:ab3:6:opt \
     --n 2000 --out generation_speed_l16.json
+fi
+if [[ ${PROPOSALS:-1} == 1 ]]; then
 python benchmarks/proposal_cost.py --model base="$W/l16_base.pt" --model one="$W/l16_onepass6k.pt" \
-    --run base:rk4:10 --run base:rk4:3:opt --run one:rk4:10:z2=none --run one:rk4:3:opt:z2=none \
-    --run one:rk4:3:opt --n 256 --out proposal_cost_l16.json
+    --run base:rk4:10 --run base:rk4:10:q=gauss2 --run base:rk4:3:opt:q=gauss2 \
+    --run one:rk4:3:opt --run one:rk4:3:opt:q=gauss2 --n 256 --out proposal_cost_l16.json
+fi
 fi
 
 if [[ $WHAT == l8 || $WHAT == all ]]; then
@@ -52,4 +58,7 @@ done
 python benchmarks/generation_speed.py --ref "$W/l8_ref.h5" --model base="$W/small_l8_oddTrue.pt" \
     --model one="$W/small_l8_oddFalse.pt" --run base:heun:20 --run base:ab3:6:opt --run one:heun:20 \
     --run one:ab3:16 --run one:ab3:6:opt --run one:ab3:4:opt --n 2000 --out generation_speed_l8.json
+python benchmarks/proposal_cost.py --model base="$W/small_l8_oddTrue.pt" --model one="$W/small_l8_oddFalse.pt" \
+    --run base:rk4:10 --run base:rk4:10:q=gauss2 --run base:rk4:3:opt:q=gauss2 --run one:rk4:3:opt \
+    --run one:rk4:3:opt:q=gauss2 --n 512 --out proposal_cost_l8.json
 fi

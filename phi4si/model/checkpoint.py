@@ -111,8 +111,9 @@ class TrainedModel:
 
 
 def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype=torch.float32) -> TrainedModel:
-    """Load a checkpoint written by :func:`phi4si.model.train.train` (EMA weights by default, in
-    ``dtype`` on ``device``); raises :class:`~phi4si.errors.CheckpointError` for a missing, foreign or
+    """Load a checkpoint written by :func:`phi4si.model.train.train`, or a shipped model by name
+    (:mod:`phi4si.model.shipped`: ``load_model("l16")``), with the EMA weights by default, in
+    ``dtype`` on ``device``; raises :class:`~phi4si.errors.CheckpointError` for a missing, foreign or
     damaged file.  The model's drift works in normalised coordinates x = (phi - mean) / scale
     (``to_physical``/``to_normalised`` convert); an example is in the module docstring.
 
@@ -123,9 +124,12 @@ def load_model(path, device: str | torch.device = "cpu", ema: bool = True, dtype
     """
     from ..interpolant.operators import family_from_dict
     from ..nn.unet import LatticeUNet, UNetConfig
+    from .shipped import resolve
 
-    path = Path(path)
+    path = resolve(path)
     ck = read_checkpoint(path)
+    if not ema and ck.get("weights_only"):
+        raise CheckpointError(f"{path}: a weights-only checkpoint holds the EMA weights only (load it with ema=True)")
     try:
         net = LatticeUNet(UNetConfig.from_dict(ck["model_config"]))
         net.load_state_dict(ck["ema_state"] if ema and ck.get("ema_state") is not None else ck["model_state"])

@@ -224,6 +224,9 @@ class _Trainer:
         ck = read_checkpoint(out, check_format=False)
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
+        if ck.get("weights_only"):
+            raise ResumeError(f"cannot resume {out}: a weights-only checkpoint (phi4si.model.shipped.export_weights) "
+                              "has no optimiser state or random streams; resume the training checkpoint it came from")
         now = asdict(cfg)
         check_resume(out, dict(ck["train_config"]), now, label="setting ",
                      keys=[k for k in now if k not in ("steps", "minutes", "device", "threads", "checkpoint_every",

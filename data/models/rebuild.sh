@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Rebuilds the shipped models of data/models/ and their entries in manifest.json (phi4si.model.shipped):
+# HMC training and reference ensembles (independent seeds), the training (bounded by steps, one torch
+# thread: the same bits again on the same kind of machine), the weights-only export, and the quality
+# against the reference ensemble at generate's defaults (benchmarks/generation_speed.py, 2000
+# configurations; its result file goes to benchmarks/results/shipped_NAME.json).
+#   bash data/models/rebuild.sh [l8|l16|all] [WORKDIR]
+# WORKDIR (default ./rebuild_work, not committed) keeps the ensembles and training checkpoints; what
+# is there already is reused. Wall time on 2 cores: l8 about 15 minutes, l16 about 60.
+set -euo pipefail
+WHAT=${1:-all}
+W=${2:-rebuild_work}
+cd "$(dirname "$0")/../.."
+mkdir -p "$W"
+export OMP_WAIT_POLICY=PASSIVE
+
+# NAME L M2 LAM NETWORK STEPS TRAIN_SEED HMC_SEED_TRAIN HMC_SEED_REF
+build() {
+  local name=$1 L=$2 m2=$3 lam=$4 net=$5 steps=$6 seed=$7 s_train=$8 s_ref=$9
+  local hmc="--shape $L $L --m2 $m2 --lam $lam --sampler hmc --chains 64 --n-traj 20000 --n-therm 1000 --dtype float32 --no-progress"
+  [ -f "$W/${name}_train.h5" ] || phi4si sample-mcmc $hmc --every 10 --seed "$s_train" --out "$W/${name}_train.h5"
+  [ -f "$W/${name}_ref.h5" ] || phi4si sample-mcmc $hmc --every 20 --seed "$s_ref" --out "$W/${name}_ref.h5"
+  local train="phi4si train --data $W/${name}_train.h5 --model $net --batch-size 128 --seed $seed --steps $steps --no-odd --threads 1 --no-progress --out $W/${name}_train.pt"
+  [ -f "$W/${name}_train.pt" ] || $train
+  python -m phi4si.model.shipped export "$W/${name}_train.pt" "$name"
+  python benchmarks/generation_speed.py --ref "$W/${name}_ref.h5" --model "$name=data/models/$name.pt" \
+      --run "$name:ab3:16" --n 2000 --out "shipped_$name.json"
+  python -m phi4si.model.shipped entry "$name" --quality "benchmarks/results/shipped_$name.json" "{
+      \"command\": \"$train\",
+      \"data\": \"phi4si sample-mcmc $hmc --every 10 --seed $s_train (reference: --every 20 --seed $s_ref)\",
+      \"seed\": $seed, \"rebuild\": \"bash data/models/rebuild.sh $name\"}"
+}
+
+if [[ $WHAT == l8 || $WHAT == all ]]; then build l8 8 -4 8 small 4000 2 21 22; fi
+if [[ $WHAT == l16 || $WHAT == all ]]; then build l16 16 -4 4.572 medium 6000 0 11 12; fi
