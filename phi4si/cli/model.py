@@ -40,7 +40,7 @@ def _add_train_parser(sub):
                               "--out bit-exactly (CPU, --steps): repeat the original command with --resume added "
                               "(--steps/--minutes, --device, --threads may change)")
     t.add_argument("--data", required=True, help="training ensemble (HDF5 file of sample-mcmc)")
-    add_train_flags(t)
+    add_train_flags(t, init=True)
     t.set_defaults(func=cmd_train)
 
 
@@ -208,8 +208,15 @@ def _output_params(model, shape, post=None):
 
 
 # ------------------------------------------------------------------------------------------------ generate, inpaint
+def _model_file(model_arg) -> str:
+    """The model file a --model argument names (a path, or a shipped model's file), absolute."""
+    from ..model.shipped import resolve
+
+    return str(Path(resolve(model_arg)).resolve())
+
+
 def _model_record(model, path) -> dict:
-    return {"model": str(Path(path).resolve()), "model_step": model.meta.get("step"),
+    return {"model": _model_file(path), "model_step": model.meta.get("step"),
             "model_version": model.meta.get("version"), "param": model.param,
             "family": getattr(model.family, "to_dict", lambda: None)(), "model_shape": list(model.shape),
             "model_params": model.lattice.get("params")}
@@ -472,7 +479,7 @@ def cmd_sample_neural(args, argv):
         summary = sample_neural(model, args.method, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs,
                                 seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,
                                 resume=args.resume, progress=not args.no_progress,
-                                model_path=str(Path(args.model).resolve()), command=command_line(argv),
+                                model_path=_model_file(args.model), command=command_line(argv),
                                 **given(args, "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm"))
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
              if k != "method" and v is not None]

@@ -156,8 +156,9 @@ def add_task_flags(p, what):
     p.add_argument("--no-progress", action="store_true")
 
 
-def add_train_flags(t, model="small", measure="multitask", measures=MEASURES):
-    """Flags of every training command (phi4 ``train``, ``image train``, ``maze train``)."""
+def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, init=False):
+    """Flags of every training command (phi4 ``train``, ``image train``, ``maze train``); ``init``
+    adds ``--init`` (fine-tune a trained model; ``--model`` then defaults to the init model's preset)."""
     t.add_argument("--out", required=True, help="model checkpoint to write (.pt)")
     t.add_argument("--steps", type=integer, default=None, help="optimisation steps")
     t.add_argument("--minutes", type=finite_float, default=None, help="wall-clock limit in minutes")
@@ -165,7 +166,13 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES):
     t.add_argument("--batch-size", type=integer, default=128, help="batch size (default 128; split over DDP ranks)")
     t.add_argument("--lr", type=finite_float, default=2e-3, help="peak learning rate (default 2e-3)")
     t.add_argument("--warmup", type=integer, default=100, help="linear warm-up steps (default 100)")
-    t.add_argument("--model", choices=MODEL_PRESETS, default=model, help=f"U-Net preset (default {model})")
+    if init:
+        t.add_argument("--init", default=None, metavar="MODEL",
+                       help="fine-tune this model (a checkpoint or a shipped name) on --data, e.g. on a larger "
+                            "lattice: its network, Z2 oddness and normalisation are kept; optimiser and schedules "
+                            "start afresh")
+    t.add_argument("--model", choices=MODEL_PRESETS, default=None if init else model,
+                   help=f"U-Net preset (default {model}" + ("; with --init: the init model's)" if init else ")"))
     t.add_argument("--net", action="append", default=None, metavar="KEY=VALUE",
                    help="override a U-Net field of the preset (repeatable), e.g. --net norm=group "
                         "--net linear_head=false --net channel_mult=1,2,2 (fields: phi4si.nn.UNetConfig)")

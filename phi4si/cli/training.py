@@ -27,6 +27,14 @@ def check_train_flags(args):
         raise ParameterError("--out is the --data file")
 
 
+def _init_config(init) -> dict:
+    """The training settings recorded in the checkpoint (or shipped model) that --init names."""
+    from ..model.checkpoint import read_checkpoint
+    from ..model.shipped import resolve
+
+    return dict(read_checkpoint(resolve(init)).get("train_config") or {})
+
+
 def run_training(data, args, argv):
     """Build the TrainConfig from the training flags (validated by the trainer), train on ``data``
     (a file or a TrainingData) and say what was written."""
@@ -41,11 +49,17 @@ def run_training(data, args, argv):
             steps, minutes = old.get("steps"), old.get("minutes")
             if steps is None and minutes is None:
                 steps = 2000
+    init = getattr(args, "init", None)
+    model, overrides = args.model, _net_overrides(args.net)
+    if init is not None and model is None:          # a fine-tune keeps the init model's network
+        tc = _init_config(init)
+        model = tc.get("model")
+        overrides = overrides if args.net else dict(tc.get("model_overrides") or {})
     cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                      ema=args.ema, param=args.param, measure=args.measure, model=args.model, odd=args.odd,
+                      ema=args.ema, param=args.param, measure=args.measure, model=model or "small", odd=args.odd,
                       augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
                       checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
-                      model_overrides=_net_overrides(args.net))
+                      model_overrides=overrides, init=init)
     res = train(data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                 log_path=args.log, command=command_line(argv))
     last = res["history"][-1] if res["history"] else {}

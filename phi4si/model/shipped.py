@@ -36,7 +36,7 @@ __all__ = ["MODELS_DIR", "shipped", "resolve", "export_weights", "manifest_entry
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 # what a weights-only checkpoint keeps of a training checkpoint (the rest only serves train --resume)
 KEPT = ("format", "version", "model_config", "ema_state", "family", "param", "measure", "normalisation",
-        "lattice", "data", "train_config", "step", "wall_time", "history")
+        "lattice", "data", "train_config", "step", "wall_time", "history", "init")
 
 
 def _manifest_path() -> Path:

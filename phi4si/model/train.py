@@ -54,6 +54,12 @@ class TrainConfig:
     name and ``model_overrides`` replaces fields of it; ``odd=None`` means "exactly Z2-odd when the
     data have h = 0" (only for b and eta0/eta1 of a symmetric prior).  ``measure`` is a preset
     name of :func:`~phi4si.interpolant.measures.preset_measure` or a measure dict.
+
+    ``init`` fine-tunes a trained model (a checkpoint, or a shipped name of :mod:`phi4si.model.shipped`)
+    on ``data``, e.g. on a larger lattice ("train small, fine-tune large"): the network (its U-Net
+    configuration and EMA weights), its Z2 oddness and its normalisation (mean, scale) are the init
+    model's, so ``model``, ``model_overrides``, ``family``, ``param`` and ``odd`` must agree with it
+    (``odd=None`` takes it); the optimiser, the schedules and the EMA start afresh.
     """
 
     steps: int | None = 2000
@@ -80,6 +86,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: str = "auto"            # "auto" (bf16 on CUDA), "bf16", "none"
     threads: int | None = None
+    init: str | None = None      # fine-tune: start from this model's EMA weights (a checkpoint or a shipped name)
 
     def validate(self, shape=None, channels: int = 1):
         """Check every setting; with the data's lattice ``shape`` (and field ``channels``) also refuse a
@@ -105,6 +112,8 @@ class TrainConfig:
             raise ParameterError(f"ema must be in [0, 1), got {self.ema}")
         if self.param not in PARAMETRISATIONS:
             raise ParameterError(f"param must be one of {PARAMETRISATIONS}, got {self.param!r}")
+        if self.init is not None and not (isinstance(self.init, str) and self.init):
+            raise ParameterError(f"init must be a model checkpoint or a shipped model's name, got {self.init!r}")
         if self.amp not in ("auto", "bf16", "none"):
             raise ParameterError(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
         if self.device.split(":")[0] not in ("cpu", "cuda"):
@@ -164,20 +173,57 @@ def _rng_state(gens: dict) -> dict:
     return {k: g.get_state() for k, g in gens.items()}
 
 
-def _build(cfg: TrainConfig, data, device):
-    """(shape, family, measure, odd, U-Net config) of a run, checked against the data."""
+def read_init(cfg: TrainConfig, data) -> dict | None:
+    """The checkpoint a fine-tune (``cfg.init``) starts from, checked against ``cfg`` and the data's
+    dimension and channels; the data take its normalisation.  None without ``init``."""
+    from .checkpoint import read_checkpoint
+    from .shipped import resolve, sha256
+
+    if cfg.init is None:
+        return None
+    path = resolve(cfg.init)
+    ck = read_checkpoint(path)
+    tc, mc = ck.get("train_config") or {}, ck["model_config"]
+    for key, mine, theirs in (("model", cfg.model, tc.get("model")),
+                              ("model_overrides", dict(cfg.model_overrides), dict(tc.get("model_overrides") or {})),
+                              ("family", cfg.family, tc.get("family")), ("param", cfg.param, ck.get("param"))):
+        if mine != theirs:
+            raise ParameterError(f"init {cfg.init}: a fine-tune keeps the init model's network; its {key} is "
+                                 f"{theirs!r}, not {mine!r}")
+    if cfg.odd is not None and bool(cfg.odd) != bool(mc.get("odd")):
+        raise ParameterError(f"init {cfg.init}: the init model is {'' if mc.get('odd') else 'not '}exactly Z2-odd; "
+                             f"odd={cfg.odd} contradicts it (leave odd out)")
+    if int(mc.get("dim", len(data.shape))) != len(data.shape) or int(mc.get("in_channels", 1)) != data.channels:
+        raise ParameterError(f"init {cfg.init}: a {mc.get('dim')}-d model of {mc.get('in_channels', 1)} channel(s) "
+                             f"cannot be fine-tuned on {len(data.shape)}-d data of {data.channels} channel(s)")
+    norm = ck["normalisation"]
+    data.mean, data.scale = float(norm["mean"]), float(norm["scale"])
+    ck["init_record"] = {"init": cfg.init, "file": str(Path(path).resolve()), "sha256": sha256(path),
+                         "step": ck.get("step"), "lattice": ck.get("lattice")}
+    return ck
+
+
+def _build(cfg: TrainConfig, data, device, init: dict | None = None):
+    """(shape, family, measure, odd, U-Net config) of a run, checked against the data (and, for a
+    fine-tune, taken from the ``init`` checkpoint)."""
     from ..interpolant.measures import measure_from_dict, preset_measure
     from ..interpolant.operators import family_from_dict
-    from ..nn.unet import preset
+    from ..nn.unet import UNetConfig, preset
 
     shape = data.shape
     fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
     measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
-    odd = data.symmetric if cfg.odd is None else bool(cfg.odd)
+    if init is not None:
+        odd = bool(init["model_config"].get("odd"))
+    else:
+        odd = data.symmetric if cfg.odd is None else bool(cfg.odd)
     if odd and not data.symmetric:
         raise ParameterError("odd=True needs a Z2-symmetric prior (h = 0 data)")
-    mcfg = preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
-                                                 "in_channels": data.channels})
+    if init is not None:
+        mcfg = UNetConfig.from_dict(init["model_config"])
+    else:
+        mcfg = preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
+                                                     "in_channels": data.channels})
     if len(shape) not in (1, 2):
         raise ParameterError(f"the lattice U-Net supports d = 1 or 2; the data are {len(shape)}-d {shape}")
     if any(L % mcfg.size_multiple for L in shape):
@@ -190,13 +236,18 @@ class _Trainer:
     """The state of one training run (network, EMA copy, optimiser, random streams, counters) and
     its steps; :func:`train` drives it.  Rank 0 of a DDP run writes the checkpoint and the log."""
 
-    def __init__(self, data, out: Path, cfg: TrainConfig, rank: int, world: int, device, command: str):
+    def __init__(self, data, out: Path, cfg: TrainConfig, rank: int, world: int, device, command: str,
+                 init: dict | None = None):
         from ..nn.unet import LatticeUNet
 
         self.data, self.out, self.cfg, self.rank, self.world, self.device = data, out, cfg, rank, world, device
-        self.shape, self.fam, self.measure, self.odd, self.mcfg = _build(cfg, data, device)
+        self.shape, self.fam, self.measure, self.odd, self.mcfg = _build(cfg, data, device, init)
         torch.manual_seed(cfg.seed)
         self.net = LatticeUNet(self.mcfg).to(device)
+        self.init_record = None
+        if init is not None:                 # a fine-tune starts from the init model's EMA weights
+            self.net.load_state_dict(init["ema_state"])
+            self.init_record = init["init_record"]
         self.ema = copy.deepcopy(self.net).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -288,7 +339,7 @@ class _Trainer:
               "measure": self.measure.to_dict(), "normalisation": {"mean": self.data.mean, "scale": self.data.scale},
               "lattice": self.lattice, "data": self.data_meta, "train_config": asdict(self.cfg), "step": self.step,
               "wall_time": self.wall, "rng": _rng_state(self.gens), "history": self.history,
-              "command": self.command, "world_size": self.world, "final": final}
+              "command": self.command, "world_size": self.world, "final": final, "init": self.init_record}
         import io
 
         buf = io.BytesIO()        # serialised in memory first: a failed write is a plain OSError (torch's
@@ -396,8 +447,9 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
 
     data = data if isinstance(data, TrainingData) else EnsembleData(data, val_fraction=cfg.val_fraction)
     cfg.validate(shape=data.shape, channels=data.channels)     # the memory of a step on the data's lattice
+    init = read_init(cfg, data)                                  # a fine-tune: the network it starts from
     with lock_output(out) if rank == 0 else contextlib.nullcontext():   # rank 0 is the one writer
-        tr = _Trainer(data, out, cfg, rank, world, device, command)
+        tr = _Trainer(data, out, cfg, rank, world, device, command, init)
         if resume:
             tr.resume()
         tr.wrap_ddp()

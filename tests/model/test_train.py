@@ -286,3 +286,88 @@ def test_log_into_a_directory_is_refused_before_work(ens, tmp_path):
     with pytest.raises(ParameterError, match="is a directory"):
         train(ens, tmp_path / "m.pt", TrainConfig(steps=2, model="tiny"), progress=False, log_path=tmp_path)
     assert not (tmp_path / "m.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------------ fine-tune
+@pytest.fixture(scope="module")
+def ens8(tmp_path_factory) -> Path:
+    """An 8x8 ensemble of the same theory: the lattice a 4x4 model is fine-tuned on."""
+    path = tmp_path_factory.mktemp("train8") / "free8x8.h5"
+    sample_mcmc(Phi4Params((8, 8), m2=1.0, lam=0.0), path, chains=2, n_traj=60, n_therm=10, seed=4, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small4(ens, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("init") / "m4.pt"
+    train(ens, out, tiny(steps=10, odd=False), progress=False)
+    return out
+
+
+def test_fine_tune_starts_from_the_init_weights_and_records_them(ens8, small4, tmp_path):
+    from phi4si.model.shipped import sha256
+
+    out = tmp_path / "f8.pt"
+    res = train(ens8, out, tiny(steps=1, init=str(small4), lr=1e-12, warmup=0), progress=False)
+    init, ck = torch.load(small4, weights_only=False), torch.load(out, weights_only=False)
+    assert res["shape"] == (8, 8) and res["normalisation"] == init["normalisation"]
+    assert ck["model_config"] == init["model_config"] and ck["lattice"]["shape"] == [8, 8]
+    assert ck["init"]["sha256"] == sha256(small4) and ck["init"]["lattice"]["shape"] == [4, 4]
+    for k, v in init["ema_state"].items():            # one step at lr 1e-12: still the init's EMA weights
+        assert torch.allclose(ck["model_state"][k].float(), v.float(), atol=1e-6), k
+    fresh = torch.load(_fresh(ens8, tmp_path), weights_only=False)
+    assert not all(torch.allclose(fresh["model_state"][k].float(), v.float(), atol=1e-3)
+                   for k, v in init["ema_state"].items() if v.dtype.is_floating_point)
+
+
+def _fresh(data, tmp_path):
+    out = tmp_path / "fresh.pt"
+    train(data, out, tiny(steps=1, lr=1e-12, warmup=0, odd=False), progress=False)
+    return out
+
+
+def test_fine_tune_resumes_bit_exactly(ens8, small4, tmp_path):
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    cfg = tiny(steps=6, init=str(small4))
+    train(ens8, a, cfg, progress=False)
+    train(ens8, b, cfg, progress=False, max_steps_this_call=3)
+    train(ens8, b, cfg, progress=False, resume=True)
+    ca, cb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert _states_equal(ca["model_state"], cb["model_state"]) and _states_equal(ca["ema_state"], cb["ema_state"])
+    with pytest.raises(ResumeError, match="init was"):
+        train(ens8, b, tiny(steps=8), progress=False, resume=True)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(model="small"), r"its model is 'tiny', not 'small'"),
+    (dict(model_overrides={"norm": "group"}), r"its model_overrides is \{\}"),
+    (dict(param="eta1"), r"its param is 'b', not 'eta1'"),
+    (dict(odd=True), r"the init model is not exactly Z2-odd; odd=True contradicts it"),
+    (dict(init="no-such-model"), r"no-such-model: no such model file, and no shipped model"),
+    (dict(init=""), r"init must be a model checkpoint or a shipped model's name"),
+])
+def test_fine_tune_refusals_write_nothing(ens8, small4, tmp_path, kw, match):
+    out = tmp_path / "f.pt"
+    with pytest.raises((ParameterError, CheckpointError), match=match):
+        train(ens8, out, tiny(steps=2, **{"init": str(small4), **kw}), progress=False)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_fine_tune_refuses_another_dimension(small4, tmp_path):
+    path = tmp_path / "d1.h5"
+    sample_mcmc(Phi4Params((8,), m2=1.0, lam=0.0), path, chains=2, n_traj=60, n_therm=10, seed=4, progress=False)
+    with pytest.raises(ParameterError, match="a 2-d model of 1 channel.* cannot be fine-tuned on 1-d data"):
+        train(path, tmp_path / "f.pt", tiny(steps=2, init=str(small4)), progress=False)
+    assert not (tmp_path / "f.pt").exists()
+
+
+def test_train_init_on_the_command_line_takes_the_init_network(cli, ens8, small4, tmp_path):
+    out = tmp_path / "f.pt"
+    rc, _, err = cli("train", "--data", ens8, "--init", small4, "--steps", "2", "--batch-size", "8", "--out", out,
+                     "--no-progress", "--threads", "1")
+    assert rc == 0, err
+    ck = torch.load(out, weights_only=False)
+    assert ck["train_config"]["model"] == "tiny" and ck["train_config"]["init"] == str(small4)
+    rc, _, err = cli("train", "--data", ens8, "--init", small4, "--model", "small", "--steps", "2", "--out",
+                     tmp_path / "g.pt", "--no-progress")
+    assert rc != 0 and "its model is 'tiny', not 'small'" in err and not (tmp_path / "g.pt").exists()
