@@ -185,6 +185,8 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, in
                    help="EMA decay of the weights used for inference, in [0, 1) (default 0.999)")
     t.add_argument("--seed", type=integer, default=0)
     t.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
+    t.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
+                   help="bfloat16 autocast of the network: auto (default: on CUDA only), bf16 (also on CPU) or none")
     t.add_argument("--val-every", type=integer, default=250, help="validation interval in steps (default 250)")
     t.add_argument("--checkpoint-every", type=integer, default=500, help="checkpoint interval in steps (default 500)")
     t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")

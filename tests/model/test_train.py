@@ -364,10 +364,26 @@ def test_fine_tune_refuses_another_dimension(small4, tmp_path):
 def test_train_init_on_the_command_line_takes_the_init_network(cli, ens8, small4, tmp_path):
     out = tmp_path / "f.pt"
     rc, _, err = cli("train", "--data", ens8, "--init", small4, "--steps", "2", "--batch-size", "8", "--out", out,
-                     "--no-progress", "--threads", "1")
+                     "--no-progress", "--threads", "1", "--amp", "bf16")
     assert rc == 0, err
     ck = torch.load(out, weights_only=False)
     assert ck["train_config"]["model"] == "tiny" and ck["train_config"]["init"] == str(small4)
+    assert ck["train_config"]["amp"] == "bf16"
     rc, _, err = cli("train", "--data", ens8, "--init", small4, "--model", "small", "--steps", "2", "--out",
                      tmp_path / "g.pt", "--no-progress")
     assert rc != 0 and "its model is 'tiny', not 'small'" in err and not (tmp_path / "g.pt").exists()
+
+
+def test_bf16_autocast_on_cpu_trains_close_to_float32_and_resumes_bit_exactly(ens, tmp_path):
+    a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    f32 = train(ens, a, tiny(), progress=False)
+    bf = train(ens, b, tiny(amp="bf16"), progress=False)
+    ca, cb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert cb["train_config"]["amp"] == "bf16" and not _states_equal(ca["model_state"], cb["model_state"])
+    va, vb = f32["history"][-1]["val"], bf["history"][-1]["val"]
+    assert all(abs(vb[k] - va[k]) < 0.1 * va[k] for k in va), (va, vb)
+    train(ens, c, tiny(amp="bf16"), progress=False, max_steps_this_call=20)
+    train(ens, c, tiny(amp="bf16"), progress=False, resume=True)
+    assert _states_equal(cb["model_state"], torch.load(c, weights_only=False)["model_state"])
+    with pytest.raises(ResumeError, match="amp was 'bf16', now 'auto'"):
+        train(ens, c, tiny(steps=50), progress=False, resume=True)
