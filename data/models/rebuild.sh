@@ -31,5 +31,5 @@ build() {
       \"seed\": $seed, \"rebuild\": \"bash data/models/rebuild.sh $name\"}"
 }
 
-if [[ $WHAT == l8 || $WHAT == all ]]; then build l8 8 -4 8 small 4000 2 21 22; fi
+if [[ $WHAT == l8 || $WHAT == all ]]; then build l8 8 -4 8 small 3000 2 21 22; fi
 if [[ $WHAT == l16 || $WHAT == all ]]; then build l16 16 -4 4.572 medium 6000 0 11 12; fi
