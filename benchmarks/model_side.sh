@@ -6,7 +6,8 @@
 # sampling proposals, every ratio measured in one run (benchmarks/README.md, "The model side at L = 16").
 # At L = 8 (m2 = -4, lam = 8) the same comparison with small U-Nets trained for 3000 steps each (one
 # thread; odd = today's default, and one-pass: the shipped model l8).
-#   bash benchmarks/model_side.sh [l16|l8|all] [WORKDIR]
+#   bash benchmarks/model_side.sh [l16|l8|all|train16] [WORKDIR]
+# train16 (after l16): the training target with bfloat16 autocast on the CPU (18 minutes, idle machine).
 # GENERATION=0 or PROPOSALS=0 leaves out the L = 16 generation or proposal benchmark (the models and
 # data are made whenever they are missing).
 # The data and models go to WORKDIR (default ./model_side_work, not committed). The two long
@@ -40,6 +41,16 @@ python benchmarks/proposal_cost.py --model base="$W/l16_base.pt" --model one="$W
     --run base:rk4:10 --run base:rk4:10:q=gauss2 --run base:rk4:3:opt:q=gauss2 \
     --run one:rk4:3:opt --run one:rk4:3:opt:q=gauss2 --n 256 --out proposal_cost_l16.json
 fi
+fi
+
+if [[ $WHAT == train16 ]]; then
+# the training target at L = 16: one-pass + bfloat16 autocast on the CPU, 18 minutes with both cores on
+# an otherwise idle machine (--minutes: wall-clock), against the base model from the same data
+[ -f "$W/l16_bf18.pt" ] || phi4si train --data "$W/l16_train.h5" --model medium --batch-size 128 --seed 0 \
+    --no-progress --out "$W/l16_bf18.pt" --minutes 18 --no-odd --threads 2 --amp bf16
+python benchmarks/generation_speed.py --ref "$W/l16_ref.h5" --model base="$W/l16_base.pt" \
+    --model bf18="$W/l16_bf18.pt" --run base:heun:20 --run bf18:heun:20 --run bf18:ab3:16 --run bf18:ab3:6:opt \
+    --n 2000 --out training_l16.json
 fi
 
 if [[ $WHAT == l8 || $WHAT == all ]]; then

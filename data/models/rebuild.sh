@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped models of data/models/ and their entries in manifest.json (phi4si.model.shipped):
+# Rebuilds the shipped models of data/models/ and their entries in manifest.json (phi4si.model.shipped, phi4si.model.export):
 # HMC training and reference ensembles (independent seeds), the training (bounded by steps, one torch
 # thread: the same bits again on the same kind of machine), the weights-only export, and the quality
 # against the reference ensemble at generate's defaults (benchmarks/generation_speed.py, 2000
@@ -22,10 +22,10 @@ build() {
   [ -f "$W/${name}_ref.h5" ] || phi4si sample-mcmc $hmc --every 20 --seed "$s_ref" --out "$W/${name}_ref.h5"
   local train="phi4si train --data $W/${name}_train.h5 --model $net --batch-size 128 --seed $seed --steps $steps --no-odd --threads 1 --no-progress --out $W/${name}_train.pt"
   [ -f "$W/${name}_train.pt" ] || $train
-  python -m phi4si.model.shipped export "$W/${name}_train.pt" "$name"
+  python -m phi4si.model.export export "$W/${name}_train.pt" "$name"
   python benchmarks/generation_speed.py --ref "$W/${name}_ref.h5" --model "$name=data/models/$name.pt" \
       --run "$name:ab3:16" --n 2000 --out "shipped_$name.json"
-  python -m phi4si.model.shipped entry "$name" --quality "benchmarks/results/shipped_$name.json" "{
+  python -m phi4si.model.export entry "$name" --quality "benchmarks/results/shipped_$name.json" "{
       \"command\": \"$train\",
       \"data\": \"phi4si sample-mcmc $hmc --every 10 --seed $s_train (reference: --every 20 --seed $s_ref)\",
       \"seed\": $seed, \"rebuild\": \"bash data/models/rebuild.sh $name\"}"

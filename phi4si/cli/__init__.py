@@ -9,6 +9,7 @@
     phi4si inpaint --model MODEL.pt --data ENS.h5 --mask SPEC --out FILE.h5   complete masked sites
     phi4si sample-neural --model MODEL.pt --method imh|block|hybrid|reweight [--h H --k K] --n N --out FILE.h5
                                                   exact sampling with the model (weights or Metropolis)
+    phi4si models [--json]                        the shipped trained models (--model NAME works everywhere)
     phi4si image train|generate|inpaint|edit|evaluate ...   images (see phi4si.cli.images)
     phi4si maze dataset|train|plan|evaluate ...              maze planning (see phi4si.cli.maze)
 
@@ -51,12 +52,12 @@ import sys
 
 from .._version import __version__
 from ..errors import Phi4siError
-from . import demo, images, maze, mcmc, model, schedule
+from . import demo, images, maze, mcmc, model, schedule, shipped
 
 __all__ = ["main", "build_parser", "parse_args"]
 
 # the order of the subcommands in ``phi4si --help``
-FAMILIES = (mcmc, model, schedule, images, maze, demo)
+FAMILIES = (mcmc, model, shipped, schedule, images, maze, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ from ..io import atomic_write, check_resume, lock_output, prepare_output
 from ..seeds import torch_generator
 from .device import close_distributed, init_distributed, set_threads
 from .checkpoint import CHECKPOINT_FORMAT
+from .finetune import read_init
 
 __all__ = ["TrainConfig", "train"]
 
@@ -53,13 +54,8 @@ class TrainConfig:
     the steps when given, else the elapsed fraction of ``minutes``).  ``model`` is a U-Net preset
     name and ``model_overrides`` replaces fields of it; ``odd=None`` means "exactly Z2-odd when the
     data have h = 0" (only for b and eta0/eta1 of a symmetric prior).  ``measure`` is a preset
-    name of :func:`~phi4si.interpolant.measures.preset_measure` or a measure dict.
-
-    ``init`` fine-tunes a trained model (a checkpoint, or a shipped name of :mod:`phi4si.model.shipped`)
-    on ``data``, e.g. on a larger lattice ("train small, fine-tune large"): the network (its U-Net
-    configuration and EMA weights), its Z2 oddness and its normalisation (mean, scale) are the init
-    model's, so ``model``, ``model_overrides``, ``family``, ``param`` and ``odd`` must agree with it
-    (``odd=None`` takes it); the optimiser, the schedules and the EMA start afresh.
+    name of :func:`~phi4si.interpolant.measures.preset_measure` or a measure dict.  ``init``
+    fine-tunes a trained model (what it keeps and checks: :mod:`phi4si.model.finetune`).
     """
 
     steps: int | None = 2000
@@ -112,8 +108,6 @@ class TrainConfig:
             raise ParameterError(f"ema must be in [0, 1), got {self.ema}")
         if self.param not in PARAMETRISATIONS:
             raise ParameterError(f"param must be one of {PARAMETRISATIONS}, got {self.param!r}")
-        if self.init is not None and not (isinstance(self.init, str) and self.init):
-            raise ParameterError(f"init must be a model checkpoint or a shipped model's name, got {self.init!r}")
         if self.amp not in ("auto", "bf16", "none"):
             raise ParameterError(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
         if self.device.split(":")[0] not in ("cpu", "cuda"):
@@ -173,36 +167,6 @@ def _rng_state(gens: dict) -> dict:
     return {k: g.get_state() for k, g in gens.items()}
 
 
-def read_init(cfg: TrainConfig, data) -> dict | None:
-    """The checkpoint a fine-tune (``cfg.init``) starts from, checked against ``cfg`` and the data's
-    dimension and channels; the data take its normalisation.  None without ``init``."""
-    from .checkpoint import read_checkpoint
-    from .shipped import resolve, sha256
-
-    if cfg.init is None:
-        return None
-    path = resolve(cfg.init)
-    ck = read_checkpoint(path)
-    tc, mc = ck.get("train_config") or {}, ck["model_config"]
-    for key, mine, theirs in (("model", cfg.model, tc.get("model")),
-                              ("model_overrides", dict(cfg.model_overrides), dict(tc.get("model_overrides") or {})),
-                              ("family", cfg.family, tc.get("family")), ("param", cfg.param, ck.get("param"))):
-        if mine != theirs:
-            raise ParameterError(f"init {cfg.init}: a fine-tune keeps the init model's network; its {key} is "
-                                 f"{theirs!r}, not {mine!r}")
-    if cfg.odd is not None and bool(cfg.odd) != bool(mc.get("odd")):
-        raise ParameterError(f"init {cfg.init}: the init model is {'' if mc.get('odd') else 'not '}exactly Z2-odd; "
-                             f"odd={cfg.odd} contradicts it (leave odd out)")
-    if int(mc.get("dim", len(data.shape))) != len(data.shape) or int(mc.get("in_channels", 1)) != data.channels:
-        raise ParameterError(f"init {cfg.init}: a {mc.get('dim')}-d model of {mc.get('in_channels', 1)} channel(s) "
-                             f"cannot be fine-tuned on {len(data.shape)}-d data of {data.channels} channel(s)")
-    norm = ck["normalisation"]
-    data.mean, data.scale = float(norm["mean"]), float(norm["scale"])
-    ck["init_record"] = {"init": cfg.init, "file": str(Path(path).resolve()), "sha256": sha256(path),
-                         "step": ck.get("step"), "lattice": ck.get("lattice")}
-    return ck
-
-
 def _build(cfg: TrainConfig, data, device, init: dict | None = None):
     """(shape, family, measure, odd, U-Net config) of a run, checked against the data (and, for a
     fine-tune, taken from the ``init`` checkpoint)."""
@@ -213,17 +177,12 @@ def _build(cfg: TrainConfig, data, device, init: dict | None = None):
     shape = data.shape
     fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
     measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
-    if init is not None:
-        odd = bool(init["model_config"].get("odd"))
-    else:
-        odd = data.symmetric if cfg.odd is None else bool(cfg.odd)
+    odd = bool(init["model_config"].get("odd")) if init else data.symmetric if cfg.odd is None else bool(cfg.odd)
     if odd and not data.symmetric:
         raise ParameterError("odd=True needs a Z2-symmetric prior (h = 0 data)")
-    if init is not None:
-        mcfg = UNetConfig.from_dict(init["model_config"])
-    else:
-        mcfg = preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
-                                                     "in_channels": data.channels})
+    mcfg = UNetConfig.from_dict(init["model_config"]) if init else \
+        preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
+                                             "in_channels": data.channels})
     if len(shape) not in (1, 2):
         raise ParameterError(f"the lattice U-Net supports d = 1 or 2; the data are {len(shape)}-d {shape}")
     if any(L % mcfg.size_multiple for L in shape):
@@ -236,18 +195,16 @@ class _Trainer:
     """The state of one training run (network, EMA copy, optimiser, random streams, counters) and
     its steps; :func:`train` drives it.  Rank 0 of a DDP run writes the checkpoint and the log."""
 
-    def __init__(self, data, out: Path, cfg: TrainConfig, rank: int, world: int, device, command: str,
-                 init: dict | None = None):
+    def __init__(self, data, out: Path, cfg: TrainConfig, rank: int, world: int, device, command: str, init=None):
         from ..nn.unet import LatticeUNet
 
         self.data, self.out, self.cfg, self.rank, self.world, self.device = data, out, cfg, rank, world, device
         self.shape, self.fam, self.measure, self.odd, self.mcfg = _build(cfg, data, device, init)
         torch.manual_seed(cfg.seed)
         self.net = LatticeUNet(self.mcfg).to(device)
-        self.init_record = None
         if init is not None:                 # a fine-tune starts from the init model's EMA weights
             self.net.load_state_dict(init["ema_state"])
-            self.init_record = init["init_record"]
+        self.init_record = init["init_record"] if init is not None else None
         self.ema = copy.deepcopy(self.net).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -261,9 +218,7 @@ class _Trainer:
         self.lattice = {"shape": list(self.shape), "params": data.params, "d": len(self.shape)}
         self.data_meta = {"path": data.source, "n_chains": data.n_chains, "n_cfg": data.n_cfg,
                           "n_train": data.n_train, "n_val": data.n_val, "sampler": data.attrs.get("sampler", "")}
-        # bf16 autocast: on CUDA by default; on CPU when asked (AVX512-BF16/AMX CPUs run the U-Net's
-        # convolutions ~1.5x faster; benchmarks/README.md, "Training")
-        use_amp = cfg.amp == "bf16" or (device.type == "cuda" and cfg.amp == "auto")
+        use_amp = cfg.amp == "bf16" or (device.type == "cuda" and cfg.amp == "auto")   # bf16 on CPU when asked
         self.amp_ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext())
         self.local_batch = max(1, cfg.batch_size // world)
         self.model = self.net
@@ -278,7 +233,7 @@ class _Trainer:
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
         if ck.get("weights_only"):
-            raise ResumeError(f"cannot resume {out}: a weights-only checkpoint (phi4si.model.shipped.export_weights) "
+            raise ResumeError(f"cannot resume {out}: a weights-only checkpoint (phi4si.model.export.export_weights) "
                               "has no optimiser state or random streams; resume the training checkpoint it came from")
         now = asdict(cfg)
         check_resume(out, dict(ck["train_config"]), now, label="setting ",

@@ -12,7 +12,7 @@ import pytest
 
 from phi4si import Phi4Params, TrainConfig, generate, load_model, sample_mcmc, train
 from phi4si.errors import CheckpointError, ResumeError
-from phi4si.model import shipped
+from phi4si.model import export, shipped
 
 MODELS = sorted(shipped.shipped())
 
@@ -48,7 +48,7 @@ def trained(tmp_path_factory):
 
 def test_export_keeps_the_drift_bit_for_bit_and_refuses_a_resume(trained):
     d, ens = trained
-    small = shipped.export_weights(d / "m.pt", d / "w.pt")
+    small = export.export_weights(d / "m.pt", d / "w.pt")
     assert small.stat().st_size < (d / "m.pt").stat().st_size
     a, b = load_model(d / "m.pt"), load_model(small)
     assert np.array_equal(generate(a, 3, seed=1), generate(b, 3, seed=1))
@@ -66,9 +66,9 @@ def test_a_bad_name_or_a_damaged_shipped_file_is_refused(trained, tmp_path, monk
         load_model("no/such.pt")                 # a path is never taken for a name
     models = tmp_path / "models"
     models.mkdir()
-    shipped.export_weights(d / "m.pt", models / "t4.pt")
+    export.export_weights(d / "m.pt", models / "t4.pt")
     monkeypatch.setattr(shipped, "MODELS_DIR", models)
-    entry = shipped.manifest_entry(models / "t4.pt", command="test")
+    entry = export.manifest_entry(models / "t4.pt", command="test")
     (models / "manifest.json").write_text(json.dumps({"models": {"t4": entry}}))
     assert load_model("t4").shape == (4, 4)
     raw = bytearray((models / "t4.pt").read_bytes())
@@ -85,9 +85,9 @@ def test_the_command_line_takes_a_shipped_name(cli, trained, tmp_path, monkeypat
     d, _ = trained
     models = tmp_path / "models"
     models.mkdir()
-    shutil.copy(shipped.export_weights(d / "m.pt", tmp_path / "x.pt"), models / "t4.pt")
+    shutil.copy(export.export_weights(d / "m.pt", tmp_path / "x.pt"), models / "t4.pt")
     monkeypatch.setattr(shipped, "MODELS_DIR", models)
-    (models / "manifest.json").write_text(json.dumps({"models": {"t4": shipped.manifest_entry(models / "t4.pt")}}))
+    (models / "manifest.json").write_text(json.dumps({"models": {"t4": export.manifest_entry(models / "t4.pt")}}))
     out = tmp_path / "g.h5"
     rc, _, err = cli("generate", "--model", "t4", "--n", "2", "--out", out, "--no-progress")
     assert rc == 0, err
@@ -95,3 +95,23 @@ def test_the_command_line_takes_a_shipped_name(cli, trained, tmp_path, monkeypat
     rc, _, err = cli("generate", "--model", "t5", "--n", "2", "--out", tmp_path / "h.h5", "--no-progress")
     assert rc != 0 and "t5: no such model file, and no shipped model of that name (shipped: t4)" in err
     assert not (tmp_path / "h.h5").exists()
+
+
+def test_phi4si_models_lists_the_manifest(cli, trained, tmp_path, monkeypatch):
+    d, _ = trained
+    models = tmp_path / "models"
+    models.mkdir()
+    export.export_weights(d / "m.pt", models / "t4.pt")
+    monkeypatch.setattr(shipped, "MODELS_DIR", models)
+    q = {"observables": {"abs_m": {"gen": 1.0, "gen_err": 0.1, "ref": 1.1, "ref_err": 0.01, "rel_dev": -0.09,
+                                   "z": -1.0}}, "G_p": {"max_abs_z": 2.5, "max_rel_dev": 0.1}}
+    (models / "manifest.json").write_text(json.dumps({"models": {"t4": export.manifest_entry(models / "t4.pt",
+                                                                                            quality=q)}}))
+    rc, out, err = cli("models")
+    assert rc == 0, err
+    assert "t4" in out and "4x4" in out and "abs_m -9.0% (-1.0)" in out and "G(p) max|z| 2.5" in out
+    rc, out, _ = cli("models", "--json")
+    assert rc == 0 and json.loads(out)["t4"]["shape"] == [4, 4]
+    monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "none")
+    rc, out, _ = cli("models")
+    assert rc == 0 and "no shipped models" in out
