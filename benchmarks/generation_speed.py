@@ -66,14 +66,15 @@ def parse_run(spec: str, models: dict, options: dict = RUN_OPTIONS) -> dict:
     return {"spec": spec, "label": parts[0], "solver": parts[1], "steps": int(parts[2]), "grid": grid, **opts}
 
 
-def grid_of(run, model, seed):
-    """(grid_power argument, record) of a run's GRID field."""
+def grid_of(run, model, seed, shape=None):
+    """(grid_power argument, record) of a run's GRID field (optimised on the lattice ``shape``,
+    default the model's)."""
     g = run["grid"]
     if g == "opt":
         from phi4si.model.schedule import optimise_grid
 
         t0 = time.perf_counter()
-        r = optimise_grid(model, run["steps"], run["solver"], pilot=64, seed=seed + 100, ref_steps=64)
+        r = optimise_grid(model, run["steps"], run["solver"], shape=shape, pilot=64, seed=seed + 100, ref_steps=64)
         return tuple(r["grid"]), {"optimised": True, "grid": list(r["grid"]), "seconds": time.perf_counter() - t0,
                                   "held_out": r["held_out"], "start_power": r["start_power"]}
     if g.startswith("p") or g.replace(".", "", 1).isdigit():
@@ -81,7 +82,7 @@ def grid_of(run, model, seed):
         return p, {"optimised": False, "power": p}
     from phi4si.model.schedule import read_path_file
 
-    doc = read_path_file(g, task="generate", shape=model.shape)
+    doc = read_path_file(g, task="generate", shape=model.shape if shape is None else tuple(shape))
     if (doc["solver"], int(doc["steps"])) != (run["solver"], run["steps"]):
         raise SystemExit(f"{g} is a grid for {doc['solver']} x {doc['steps']}, not {run['solver']} x {run['steps']}")
     return tuple(doc["grid"]), {"optimised": True, "grid": list(doc["grid"]), "path_file": str(Path(g).resolve())}
@@ -149,13 +150,13 @@ def reference(path, orbit, n_orbits):
     return obs, G, Gerr, int(phi.shape[0] * phi.shape[1]), {k: r[k].get("tau_int") for k in OBSERVABLES}
 
 
-def generate_timed(model, n, solver, steps, grid, z2, seed, batch):
+def generate_timed(model, n, solver, steps, grid, z2, seed, batch, shape=None):
     from phi4si.model.generate import generate
 
-    generate(model, min(batch, 16), steps=1, solver=solver, seed=seed + 1, batch_size=batch, z2=z2)   # warm-up
+    generate(model, min(batch, 16), shape, steps=1, solver=solver, seed=seed + 1, batch_size=batch, z2=z2)  # warm-up
     counter = NFE(model.net)
     t0, c0 = time.perf_counter(), time.process_time()
-    phi = generate(model, n, steps=steps, solver=solver, seed=seed, batch_size=batch, grid_power=grid, z2=z2)
+    phi = generate(model, n, shape, steps=steps, solver=solver, seed=seed, batch_size=batch, grid_power=grid, z2=z2)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     counter.handle.remove()
     return phi, {"nfe": counter.calls / -(-n // batch), "seconds": wall, "cfg_per_s": n / wall, "cpu_s": cpu}
@@ -172,11 +173,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:i")
-    ap.add_argument("--out", required=True, help="file name under benchmarks/results/")
+    ap.add_argument("--shape", type=int, nargs="+", default=None,
+                    help="generate on this lattice (default the models'; train small, generate large)")
+    ap.add_argument("--out", required=True, help="file name under benchmarks/results/, or a path (with a /)")
     args = ap.parse_args(argv)
     info, models, paths, runs, base_spec = setup(ap, args)
-    shape = next(iter(models.values())).shape
-    params = next(iter(models.values())).target_params()
+    shape = tuple(args.shape) if args.shape else next(iter(models.values())).shape
+    params = next(iter(models.values())).target_params(shape=shape)
     orbit, labels = orbits(shape)
     ref_obs, ref_G, ref_Gerr, ref_n, ref_tau = reference(args.ref, orbit, len(labels))
     print(f"HMC reference {args.ref}: {ref_n} configurations, "
@@ -188,8 +191,9 @@ def main(argv=None):
     for run in runs:
         model = models[run["label"]]
         model.net.eval()
-        grid, grid_rec = grid_of(run, model, args.seed)
-        phi, cost = generate_timed(model, args.n, run["solver"], run["steps"], grid, run["z2"], args.seed, args.batch)
+        grid, grid_rec = grid_of(run, model, args.seed, shape)
+        phi, cost = generate_timed(model, args.n, run["solver"], run["steps"], grid, run["z2"], args.seed, args.batch,
+                                   shape)
         r = analyze_configs(phi, params)
         obs = {}
         for k in OBSERVABLES:
@@ -231,11 +235,12 @@ def main(argv=None):
               f"{'as small as the baseline' if row['passes'] else 'larger on ' + ', '.join(failed)}"
               f" (G(p) max|z| {float(za.max()):.2f} vs baseline {float(zb.max()):.2f})")
     info["loadavg_end"] = list(os.getloadavg())
-    path = save(args.out, {"benchmark": "generation_speed", "machine": info, "ref": str(Path(args.ref).resolve()),
+    path = save(Path(args.out).name, {"benchmark": "generation_speed", "shape": list(shape), "machine": info, "ref": str(Path(args.ref).resolve()),
                            "ref_n": ref_n, "ref_tau_int": ref_tau, "params": params.to_dict(), "n": args.n,
                            "batch": args.batch, "seed": args.seed, "threads": args.threads, "baseline": base_spec,
                            "momentum_orbits": labels.tolist(), "ref_G": ref_G.tolist(), "ref_G_err": ref_Gerr.tolist(),
-                           "models": paths, "rows": rows, "command": " ".join(sys.argv)})
+                           "models": paths, "rows": rows, "command": " ".join(sys.argv)},
+                out=args.out if "/" in args.out else None)
     print(f"wrote {path}")
 
 

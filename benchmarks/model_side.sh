@@ -24,9 +24,9 @@ HMC="--shape 16 16 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-traj 20000 
 [ -f "$W/l16_train.h5" ] || phi4si sample-mcmc $HMC --every 10 --seed 11 --out "$W/l16_train.h5"
 [ -f "$W/l16_ref.h5" ] || phi4si sample-mcmc $HMC --every 20 --seed 12 --out "$W/l16_ref.h5"
 TRAIN="--data $W/l16_train.h5 --model medium --batch-size 128 --seed 0 --no-progress"
-[[ ${GENERATION:-1} == 0 || -f "$W/l16_even18.pt" ]] || phi4si train $TRAIN --out "$W/l16_even18.pt" --minutes 18 --no-odd --threads 2
-[ -f "$W/l16_base.pt" ] || phi4si train $TRAIN --out "$W/l16_base.pt" --steps 3586 --threads 1 &
-[ -f "$W/l16_onepass6k.pt" ] || phi4si train $TRAIN --out "$W/l16_onepass6k.pt" --steps 6000 --no-odd --threads 1 &
+[[ ${GENERATION:-1} == 0 || -f "$W/l16_even18.pt" ]] || phi4si train $TRAIN --out "$W/l16_even18.pt" --minutes 18 --no-odd --amp none --threads 2
+[ -f "$W/l16_base.pt" ] || phi4si train $TRAIN --out "$W/l16_base.pt" --steps 3586 --odd --amp none --threads 1 &
+[ -f "$W/l16_onepass6k.pt" ] || phi4si train $TRAIN --out "$W/l16_onepass6k.pt" --steps 6000 --no-odd --amp none --threads 1 &
 wait
 if [[ ${GENERATION:-1} == 1 ]]; then
 python benchmarks/generation_speed.py --ref "$W/l16_ref.h5" --model base="$W/l16_base.pt" \
@@ -58,8 +58,8 @@ if [[ $WHAT == l8 || $WHAT == all ]]; then
 HMC8="--shape 8 8 --m2 -4 --lam 8 --sampler hmc --chains 64 --n-traj 20000 --n-therm 1000 --dtype float32 --no-progress"
 [ -f "$W/l8_train.h5" ] || phi4si sample-mcmc $HMC8 --every 10 --seed 21 --out "$W/l8_train.h5"
 [ -f "$W/l8_ref.h5" ] || phi4si sample-mcmc $HMC8 --every 20 --seed 22 --out "$W/l8_ref.h5"
-TRAIN8="--data $W/l8_train.h5 --model small --batch-size 128 --seed 2 --steps 3000 --threads 1 --no-progress"
-[ -f "$W/l8_base.pt" ] || phi4si train $TRAIN8 --out "$W/l8_base.pt" &
+TRAIN8="--data $W/l8_train.h5 --model small --batch-size 128 --seed 2 --steps 3000 --threads 1 --amp none --no-progress"
+[ -f "$W/l8_base.pt" ] || phi4si train $TRAIN8 --odd --out "$W/l8_base.pt" &
 [ -f "$W/l8_one.pt" ] || phi4si train $TRAIN8 --no-odd --out "$W/l8_one.pt" &
 wait
 python benchmarks/generation_speed.py --ref "$W/l8_ref.h5" --model base="$W/l8_base.pt" \

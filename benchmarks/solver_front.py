@@ -68,7 +68,8 @@ def trained_model(args):
             sample_mcmc(Phi4Params((args.L, args.L), m2=-4.0, lam=8.0), ens, chains=4, n_traj=4000, n_therm=500,
                         every=4, seed=1, progress=False)
         print(f"training a small model for {args.train_minutes:g} minutes -> {ck}", flush=True)
-        train(ens, ck, TrainConfig(minutes=args.train_minutes, steps=None, model="small", threads=1, seed=2),
+        train(ens, ck, TrainConfig(minutes=args.train_minutes, steps=None, model="small", threads=1, seed=2,
+                                       odd=True, amp="none"),
               progress=False)
     return load_model(ck), str(ck)
 

@@ -20,7 +20,7 @@ build() {
   local hmc="--shape $L $L --m2 $m2 --lam $lam --sampler hmc --chains 64 --n-traj 20000 --n-therm 1000 --dtype float32 --no-progress"
   [ -f "$W/${name}_train.h5" ] || phi4si sample-mcmc $hmc --every 10 --seed "$s_train" --out "$W/${name}_train.h5"
   [ -f "$W/${name}_ref.h5" ] || phi4si sample-mcmc $hmc --every 20 --seed "$s_ref" --out "$W/${name}_ref.h5"
-  local train="phi4si train --data $W/${name}_train.h5 --model $net --batch-size 128 --seed $seed --steps $steps --no-odd --threads 1 --no-progress --out $W/${name}_train.pt"
+  local train="phi4si train --data $W/${name}_train.h5 --model $net --batch-size 128 --seed $seed --steps $steps --no-odd --amp none --threads 1 --no-progress --out $W/${name}_train.pt"
   [ -f "$W/${name}_train.pt" ] || $train
   python -m phi4si.model.export export "$W/${name}_train.pt" "$name"
   python benchmarks/generation_speed.py --ref "$W/${name}_ref.h5" --model "$name=data/models/$name.pt" \

@@ -18,7 +18,7 @@ if [[ $WHAT == l8 || $WHAT == all ]]; then
   phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 8 --sampler hmc --chains 64 --n-traj 10000 --n-therm 500 --every 10 \
       --seed 2 --out "$W/l8_ref.h5" --dtype float32 --no-progress --overwrite
   phi4si train --data "$W/l8_train.h5" --out "$W/l8.pt" --minutes 10 --model small --threads 2 --seed 0 \
-      --no-progress --overwrite
+      --odd --amp none --no-progress --overwrite
   $EV --model "$W/l8.pt" --ref "$W/l8_ref.h5" --n 5000 --settings heun:10 heun:20 euler:40 \
       --out "$HERE/results/l8_eval.json"
   # the same model on the other tasks: sequential generation, inpainting of HMC configurations, SDE
@@ -27,7 +27,7 @@ if [[ $WHAT == l8 || $WHAT == all ]]; then
   # ablation: parametrisation at equal steps (1500)
   for P in b eta1; do
     phi4si train --data "$W/l8_train.h5" --out "$W/l8_${P}_1500.pt" --steps 1500 --model small --param $P \
-        --threads 2 --seed 0 --no-progress --overwrite
+        --threads 2 --seed 0 --odd --amp none --no-progress --overwrite
     $EV --model "$W/l8_${P}_1500.pt" --ref "$W/l8_ref.h5" --n 3000 --settings heun:10 heun:20 euler:40 \
         --out "$HERE/results/ablation_${P}_1500.json"
   done
@@ -41,7 +41,7 @@ if [[ $WHAT == l16 || $WHAT == all ]]; then
   phi4si sample-mcmc --shape 32 32 --m2 -4 --lam 4.572 --sampler hmc --chains 32 --n-traj 20000 --n-therm 2000 \
       --every 50 --seed 13 --out "$W/l32_ref.h5" --dtype float32 --no-progress --overwrite
   phi4si train --data "$W/l16_train.h5" --out "$W/l16.pt" --minutes 55 --model medium --batch-size 128 \
-      --threads 2 --seed 0 --no-progress --overwrite
+      --threads 2 --seed 0 --odd --amp none --no-progress --overwrite
   $EV --model "$W/l16.pt" --ref "$W/l16_ref.h5" --n 2000 --settings heun:10 heun:20 --out "$HERE/results/l16_eval.json"
   # train small, generate large
   $EV --model "$W/l16.pt" --ref "$W/l32_ref.h5" --shape 32 32 --n 1000 --settings heun:10 \

@@ -17,7 +17,7 @@ for A in b nolin groupnorm; do
   M="$W/l8_${A}_1500.pt"
   # l8_b_1500.pt is the parametrisation ablation's default model (phi4_generation.sh), same settings
   [[ -f $M ]] || phi4si train --data "$W/l8_train.h5" --out "$M" --steps 1500 --model small --param b --threads 2 \
-      --seed 0 --no-progress --overwrite ${NET[$A]}
+      --seed 0 --odd --amp none --no-progress --overwrite ${NET[$A]}
   python "$HERE/posterior_study.py" --model "$M" --prior "$W/l8_ref.h5" --hmc "$W/l8_{reward}.h5" --h 0.1 \
       --n 6000 --steps 20 --solver heun --name "arch_$A" --variants a0=0.9,start=pilot a0=0.99,start=noise \
       --out "$HERE/results/posterior_arch_$A.json"

@@ -32,7 +32,7 @@ if [[ $STAGE == hmc || $STAGE == all ]]; then
     phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-traj 10000 --n-therm 500 \
         --every 10 --seed 22 --out "$W/l8b_ref.h5" --dtype float32 --no-progress --overwrite
     phi4si train --data "$W/l8b_train.h5" --out "$W/l8b.pt" --minutes 10 --model small --threads 2 --seed 0 \
-        --no-progress --overwrite
+        --odd --amp none --no-progress --overwrite
   fi
   for P in l8 l8b l16; do
     want $P || continue

@@ -122,9 +122,10 @@ def _add_sample_neural_parser(sub):
                     help="probe draws per step (colored, hutchinson; default 1; >= 2 gives an error estimate)")
     nm.add_argument("--period", type=integer, default=None, help="colouring period of --divergence colored (default 4)")
     nm.add_argument("--quadrature", choices=QUADRATURES, default=None,
-                    help="where the divergence is taken: at every solver stage (stages, the default) or at 2 "
-                         "(gauss2) or 1 (gauss1) Gauss points per step on the trajectory's Hermite interpolant "
-                         "(the same configurations; gauss2 has RK4's order at half its divergence evaluations)")
+                    help="where the divergence is taken: at 2 (gauss2, the default) or 1 (gauss1) Gauss points per "
+                         "step on the trajectory's Hermite interpolant, or at every solver stage (stages, the default "
+                         "before 2026-12); the same configurations; gauss2 has RK4's order at half its divergence "
+                         "evaluations")
     nm.add_argument("--path", default=None, metavar="FILE",
                     help="an optimised time grid for the flow (phi4si optimize-path --task generate with an RK "
                          "solver); its solver and steps replace --solver and --steps")
@@ -457,6 +458,14 @@ def _neural_path(args) -> dict:
     return {"steps": int(doc["steps"]), "solver": doc["solver"], "grid_power": tuple(doc["grid"])}
 
 
+def _quadrature(args) -> str:
+    """--quadrature, else on --resume the file's own (an older file's: density.LEGACY_FLOW), else the default."""
+    from ..model.density import FlowSettings, recorded_flow
+
+    flow = recorded_flow(args.out) if args.resume and args.quadrature is None else None
+    return args.quadrature or (flow or {}).get("quadrature") or FlowSettings.quadrature
+
+
 def cmd_sample_neural(args, argv):
     from ..io import prepare_output
     from ..model.density import FlowSettings
@@ -470,7 +479,7 @@ def cmd_sample_neural(args, argv):
     with _neural_terms():
         fs = FlowSettings(**flow, divergence=args.divergence, float64=args.float64, batch_size=args.batch_size,
                           max_batch=args.max_batch, z2=args.z2,
-                          **given(args, "probes", "period", "quadrature"))
+                          **given(args, "probes", "period"), quadrature=_quadrature(args))
     out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
     model = load_model(args.model, args.device)
     _z2_record(args, model, proposal, NEURAL_KEYWORDS)     # a refused --z2 before anything runs

@@ -179,14 +179,16 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, in
     t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
     t.add_argument("--measure", choices=measures, default=measure, help=f"task measure (default {measure})")
     t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
-                   help="exactly Z2-odd network (default: when the data have h = 0)")
+                   help="exactly Z2-odd network, two trunk passes (default: one pass; a Z2-symmetric prior is "
+                        "then sampled with a random global sign, see --z2; before 2026-12: odd when h = 0)")
     t.add_argument("--no-augment", action="store_true", help="no lattice-symmetry augmentation")
     t.add_argument("--ema", type=finite_float, default=0.999, metavar="DECAY",
                    help="EMA decay of the weights used for inference, in [0, 1) (default 0.999)")
     t.add_argument("--seed", type=integer, default=0)
     t.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
     t.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
-                   help="bfloat16 autocast of the network: auto (default: on CUDA only), bf16 (also on CPU) or none")
+                   help="bfloat16 autocast of the network: auto (default: on CUDA and on CPUs with native bfloat16, "
+                        "AVX512-BF16 or AMX; before 2026-12 CUDA only), bf16 (always) or none (float32)")
     t.add_argument("--val-every", type=integer, default=250, help="validation interval in steps (default 250)")
     t.add_argument("--checkpoint-every", type=integer, default=500, help="checkpoint interval in steps (default 500)")
     t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")

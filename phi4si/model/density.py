@@ -15,8 +15,8 @@ Settings shared by all (:class:`FlowSettings`): ``steps`` per path segment and `
 ('euler', 'heun', 'rk4') of the augmented ODE, ``divergence`` ('exact' or 'hutchinson' with
 ``probes`` draws) or 'colored' (the default: Rademacher probes split by a colouring of period
 ``period``, see :mod:`phi4si.interpolant.likelihood`), ``quadrature`` of the divergence integral
-('stages': at every solver stage; 'gauss2' / 'gauss1': at 2 / 1 Gauss points per step on the
-trajectory's Hermite interpolant, the same configurations at about half the cost with RK4), ``float64`` (integrate in double precision), ``batch_size`` configurations per call
+('gauss2', the default / 'gauss1': at 2 / 1 Gauss points per step on the trajectory's Hermite
+interpolant; 'stages': at every solver stage, the same configurations at about twice the cost with RK4), ``float64`` (integrate in double precision), ``batch_size`` configurations per call
 and ``max_batch`` (copies of a batch evaluated together by the divergence), ``z2`` (the random global
 sign of a one-pass model of a symmetric prior, :mod:`~phi4si.model.z2`: :func:`sample` and
 :func:`log_prob` then give the symmetrised log q_sym(phi) = log((q(phi) + q(-phi)) / 2), at the
@@ -75,7 +75,7 @@ class FlowSettings:
     max_batch: int = 512
     grid_power: float = 1.0
     z2: str = "auto"
-    quadrature: str = "stages"
+    quadrature: str = "gauss2"          # before 2026-12: "stages" (LEGACY_FLOW)
 
     def __post_init__(self):
         from ..interpolant.integrate import SOLVERS
@@ -117,6 +117,20 @@ class FlowSettings:
 
 # what files written before a setting existed did: a resume reads their flow record with these filled in
 LEGACY_FLOW = {"z2": "none", "quadrature": "stages"}
+
+
+def recorded_flow(path) -> dict | None:
+    """The flow settings (``FlowSettings.to_dict()``) an exact-sampling output was written with, the
+    settings it lacks filled in from :data:`LEGACY_FLOW`; None for a missing or unreadable file or one
+    without a flow record (the resume that reads it then says why)."""
+    from ..store import open_verified, read_attrs
+
+    try:
+        with open_verified(path, strict=False) as f:
+            flow = read_attrs(f).get("sampler", {}).get("flow")
+    except Exception:
+        return None
+    return {**LEGACY_FLOW, **flow} if isinstance(flow, dict) else None
 
 
 @dataclass

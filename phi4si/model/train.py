@@ -9,7 +9,7 @@ Sites with a_x = 0 are known data: the velocity there is never used (da = 0 on t
 path), so they are left out of the loss, which removes the irreducible noise of x0 at those sites.
 
 The trainer: AdamW, linear warm-up then cosine decay, EMA weights (used for inference), gradient
-clipping, bf16 autocast on CUDA, lattice-symmetry augmentation of the data (translations,
+clipping, bf16 autocast where the hardware has it (:mod:`phi4si.model.defaults`), lattice-symmetry augmentation of the data (translations,
 reflections, rotations of square lattices, and the field flip when the prior is Z2 symmetric),
 validation loss per task family (each component of the measure, on a fixed held-out set),
 a tqdm progress bar, a JSON-lines log, checkpoints written atomically, bit-exact resume on CPU
@@ -41,6 +41,7 @@ from ..io import atomic_write, check_resume, lock_output, prepare_output
 from ..seeds import torch_generator
 from .device import close_distributed, init_distributed, set_threads
 from .checkpoint import CHECKPOINT_FORMAT
+from .defaults import legacy_config, resolve_defaults
 from .finetune import read_init
 
 __all__ = ["TrainConfig", "train"]
@@ -52,8 +53,8 @@ class TrainConfig:
 
     ``steps`` or ``minutes`` bound the run (both: whichever comes first; the schedules follow
     the steps when given, else the elapsed fraction of ``minutes``).  ``model`` is a U-Net preset
-    name and ``model_overrides`` replaces fields of it; ``odd=None`` means "exactly Z2-odd when the
-    data have h = 0" (only for b and eta0/eta1 of a symmetric prior).  ``measure`` is a preset
+    name and ``model_overrides`` replaces fields of it; ``odd`` (default: a one-pass network) and ``amp``
+    (default: bfloat16 where native) are resolved when the run starts (:mod:`phi4si.model.defaults`).  ``measure`` is a preset
     name of :func:`~phi4si.interpolant.measures.preset_measure` or a measure dict.  ``init``
     fine-tunes a trained model (what it keeps and checks: :mod:`phi4si.model.finetune`).
     """
@@ -80,7 +81,7 @@ class TrainConfig:
     val_size: int = 512
     checkpoint_every: int = 500
     device: str = "cpu"
-    amp: str = "auto"            # "auto" (bf16 on CUDA, none on CPU), "bf16" (also on CPU), "none"
+    amp: str = "auto"            # "auto" (bf16 where native: phi4si.model.defaults), "bf16", "none"
     threads: int | None = None
     init: str | None = None      # fine-tune: start from this model's EMA weights (a checkpoint or a shipped name)
 
@@ -118,33 +119,14 @@ class TrainConfig:
             raise ParameterError(f"warmup and seed must be >= 0, got {self.warmup}, {self.seed}")
         if not 0 <= self.val_fraction < 1:
             raise ParameterError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        self._check_memory(shape, channels)
-
-    def _check_memory(self, shape, channels):
-        from ..nn.budget import estimate_training_memory
+        from ..nn.budget import check_training_memory
         from ..nn.unet import preset
-        from ..resources import format_bytes, physical_memory
-
-        overrides = {**self.model_overrides, "in_channels": int(channels)}
-        if shape is not None:
-            overrides["dim"] = len(shape)
-        try:
-            mcfg = preset(self.model, **overrides)   # refuses a model whose weights alone cannot fit
+        try:        # preset refuses a model whose weights alone cannot fit
+            mcfg = preset(self.model, **{**self.model_overrides, "in_channels": int(channels),
+                                         **({"dim": len(shape)} if shape is not None else {})})
         except TypeError:                            # an unknown override: refused later, by the U-Net build
             return
-        sides = tuple(shape) if shape is not None else (mcfg.size_multiple,) * mcfg.dim
-        need = estimate_training_memory(mcfg, int(self.batch_size), sides)
-        if self.device.startswith("cuda"):
-            have, where = torch.cuda.get_device_properties(torch.device(self.device)).total_memory, self.device
-        else:
-            have, where = physical_memory(), "the machine"
-        if have is not None and need > have:
-            lattice = f"lattice {'x'.join(map(str, sides))}" + ("" if shape is not None else " (the smallest it admits)")
-            raise ParameterError(f"a training step with batch_size (--batch-size) {self.batch_size} of model "
-                                 f"{self.model!r} on the {lattice} needs about {format_bytes(need)} (activations of "
-                                 f"the batch, weights, gradients, AdamW and EMA) but {where} has "
-                                 f"{format_bytes(have)}; lower --batch-size (or the model: --model, --net)")
-
+        check_training_memory(mcfg, self.batch_size, self.device, shape, what=f"model {self.model!r}")
 
 # ------------------------------------------------------------------------------------------------
 def _lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -177,7 +159,7 @@ def _build(cfg: TrainConfig, data, device, init: dict | None = None):
     shape = data.shape
     fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
     measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
-    odd = bool(init["model_config"].get("odd")) if init else data.symmetric if cfg.odd is None else bool(cfg.odd)
+    odd = bool(cfg.odd)          # resolved by phi4si.model.defaults (init's oddness for a fine-tune)
     if odd and not data.symmetric:
         raise ParameterError("odd=True needs a Z2-symmetric prior (h = 0 data)")
     mcfg = UNetConfig.from_dict(init["model_config"]) if init else \
@@ -224,19 +206,12 @@ class _Trainer:
         self.model = self.net
         self.val = {}
 
-    def resume(self):
-        """Continue the checkpoint ``out``: same settings (except the run length, device and
-        intervals), same data; weights, optimiser, random streams and counters restored."""
+    def resume(self, ck: dict):
+        """Continue the checkpoint ``ck`` of ``out`` (:func:`_resumable`): same settings (except the run
+        length, device and intervals), same data; weights, optimiser, random streams and counters restored."""
         out, data, cfg = self.out, self.data, self.cfg
-        from .checkpoint import read_checkpoint   # one-line CheckpointError for unreadable files
-        ck = read_checkpoint(out, check_format=False)
-        if ck.get("format") != CHECKPOINT_FORMAT:
-            raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
-        if ck.get("weights_only"):
-            raise ResumeError(f"cannot resume {out}: a weights-only checkpoint (phi4si.model.export.export_weights) "
-                              "has no optimiser state or random streams; resume the training checkpoint it came from")
         now = asdict(cfg)
-        check_resume(out, dict(ck["train_config"]), now, label="setting ",
+        check_resume(out, legacy_config(ck["train_config"], ck["model_config"]), now, label="setting ",
                      keys=[k for k in now if k not in ("steps", "minutes", "device", "threads", "checkpoint_every",
                                                        "val_every")])
         if ck["lattice"]["params"] != data.params or list(ck["lattice"]["shape"]) != list(self.shape):
@@ -367,6 +342,18 @@ class _Trainer:
         return lr, float(loss.detach()), gnorm
 
 
+def _resumable(out: Path) -> dict:
+    """The training checkpoint ``out`` that a resume continues (refused: not phi4si's, weights-only)."""
+    from .checkpoint import read_checkpoint   # one-line CheckpointError for unreadable files
+    ck = read_checkpoint(out, check_format=False)
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise ResumeError(f"cannot resume {out}: not a phi4si model checkpoint")
+    if ck.get("weights_only"):
+        raise ResumeError(f"cannot resume {out}: a weights-only checkpoint (phi4si.model.export.export_weights) "
+                          "has no optimiser state or random streams; resume the training checkpoint it came from")
+    return ck
+
+
 def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
     """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.model.data.TrainingData` such as
@@ -406,9 +393,11 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
     cfg.validate(shape=data.shape, channels=data.channels)     # the memory of a step on the data's lattice
     init = read_init(cfg, data)                                  # a fine-tune: the network it starts from
     with lock_output(out) if rank == 0 else contextlib.nullcontext():   # rank 0 is the one writer
+        ck = _resumable(out) if resume else None
+        resolve_defaults(cfg, data, init, ck)                    # odd, amp: phi4si.model.defaults
         tr = _Trainer(data, out, cfg, rank, world, device, command, init)
         if resume:
-            tr.resume()
+            tr.resume(ck)
         tr.wrap_ddp()
         tr.make_validation_sets()
         _loop(tr, progress, log_path, max_steps_this_call, owned_group)

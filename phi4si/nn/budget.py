@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["conv_shapes", "estimate_parameters", "estimate_training_memory"]
+__all__ = ["conv_shapes", "estimate_parameters", "estimate_training_memory", "check_training_memory"]
 
 
 def conv_shapes(cfg) -> list[tuple[int, int, int, int]]:
@@ -67,3 +67,32 @@ def estimate_training_memory(cfg, batch: int, sides) -> int:
     V = math.prod(int(s) for s in sides)
     acts = sum(cout * max(1, V // (2**cfg.dim) ** level) for _, cout, _, level in conv_shapes(cfg))
     return 20 * estimate_parameters(cfg) + 4 * 4 * batch * (acts + 4 * cfg.in_channels * V)
+
+
+def check_training_memory(cfg, batch_size: int, device: str = "cpu", shape=None, what: str = "the model") -> None:
+    """Refuse (:class:`~phi4si.errors.ParameterError`, naming the flags to lower) a training step of
+    the U-Net ``cfg`` with ``batch_size`` on the lattice ``shape`` that needs more memory than
+    ``device`` has (the machine's physical memory for 'cpu').  Without ``shape`` the smallest lattice
+    the model admits (one side of ``size_multiple`` sites) is used: a lower bound, which still refuses
+    hopeless batch sizes.
+
+    >>> from phi4si.nn.unet import preset
+    >>> check_training_memory(preset("tiny"), 8, "cpu", (8, 8))      # fits: no error
+    """
+    from ..errors import ParameterError
+    from ..resources import format_bytes, physical_memory
+
+    sides = tuple(shape) if shape is not None else (cfg.size_multiple,) * cfg.dim
+    need = estimate_training_memory(cfg, int(batch_size), sides)
+    if str(device).startswith("cuda"):
+        import torch
+
+        have, where = torch.cuda.get_device_properties(torch.device(device)).total_memory, device
+    else:
+        have, where = physical_memory(), "the machine"
+    if have is not None and need > have:
+        lattice = f"lattice {'x'.join(map(str, sides))}" + ("" if shape is not None else " (the smallest it admits)")
+        raise ParameterError(f"a training step with batch_size (--batch-size) {batch_size} of {what} on the "
+                             f"{lattice} needs about {format_bytes(need)} (activations of the batch, weights, "
+                             f"gradients, AdamW and EMA) but {where} has {format_bytes(have)}; lower "
+                             "--batch-size (or the model: --model, --net)")

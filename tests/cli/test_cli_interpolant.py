@@ -37,11 +37,11 @@ def ens(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(ens, tmp_path_factory) -> Path:
-    """A tiny model trained by the command line (read-only)."""
+    """A tiny, exactly Z2-odd model trained by the command line (read-only)."""
     from phi4si.cli import main
 
     out = tmp_path_factory.mktemp("cli_model") / "tiny.pt"
-    assert main(["train", "--data", str(ens), "--out", str(out), "--steps", "30", *TRAIN]) == 0
+    assert main(["train", "--data", str(ens), "--out", str(out), "--steps", "30", *TRAIN, "--odd"]) == 0
     return out
 
 
@@ -685,6 +685,27 @@ def test_sample_neural_resume(cli, model, tmp_path):
     assert phi.shape[1] == 4 and len(attrs["run"]["resumed"]) == 1
     rc, _, err = cli(*base, "--n", "6", "--resume", "--overwrite")
     assert rc == 1 and "exclude" in err
+
+
+def test_sample_neural_resume_keeps_the_files_quadrature(cli, model, tmp_path):
+    """--resume without --quadrature continues with the file's own; a file written before the flag
+    existed (no quadrature in its record) was integrated at the stages, and resumes so."""
+    import json
+
+    import h5py
+
+    out = tmp_path / "old.h5"
+    base = ("sample-neural", "--model", model, "--method", "reweight", "--out", out, "--batch-size", "2", *NQ)
+    assert cli(*base, "--n", "2", "--quadrature", "stages")[0] == 0
+    with h5py.File(out, "r+") as f:
+        sampler = json.loads(f.attrs["sampler"])
+        del sampler["flow"]["quadrature"]
+        f.attrs["sampler"] = json.dumps(sampler)
+    rc, _, err = cli(*base, "--n", "4", "--resume")
+    assert rc == 0, err
+    assert _samples(out)[0].shape[1] == 4
+    rc, _, err = cli(*base, "--n", "6", "--resume", "--quadrature", "gauss2")
+    assert rc == 1 and "'quadrature': 'stages'" in err
 
 
 def test_sample_neural_resume_of_a_missing_file(cli, model, tmp_path):

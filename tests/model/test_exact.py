@@ -468,7 +468,7 @@ def test_a_file_written_before_the_newer_flow_settings_resumes(tmp_path):
     from phi4si.errors import ResumeError
 
     model, _ = _model(m2_model=1.2)
-    fs = FlowSettings(steps=3, batch_size=4, z2="none")
+    fs = FlowSettings(steps=3, batch_size=4, z2="none", quadrature="stages")
     out = tmp_path / "old.h5"
     sample_neural(model, "reweight", out, 4, fs=fs, seed=4)
     with h5py.File(out, "r+") as f:

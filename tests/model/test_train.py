@@ -26,6 +26,7 @@ from phi4si.errors import EnsembleFileError, OutputExistsError, ParameterError, 
 from phi4si.mcmc.run import sample_mcmc
 from phi4si.errors import CheckpointError, TrainingDivergedError
 from phi4si.model import CHECKPOINT_FORMAT, load_model
+from phi4si.model.defaults import native_bf16
 from phi4si.nn.unet import preset
 from phi4si.model.train import TrainConfig, train
 
@@ -60,15 +61,16 @@ def _states_equal(a: dict, b: dict) -> bool:
 def test_checkpoint_content(ens, tmp_path):
     out = tmp_path / "m.pt"
     res = train(ens, out, tiny(steps=20), progress=False, command="phi4si train --test")
-    assert res["step"] == 20 and res["odd"] is True   # h = 0: Z2-odd network by default
+    assert res["step"] == 20 and res["odd"] is False   # a one-pass network by default (phi4si.model.defaults)
     ck = torch.load(out, map_location="cpu", weights_only=False)
     assert ck["format"] == CHECKPOINT_FORMAT
     assert ck["version"] == __version__
     assert ck["lattice"] == {"shape": [4, 4], "params": PARAMS.to_dict(), "d": 2}
     assert ck["family"] == {"name": "hadamard"}
     assert ck["param"] == "b"
-    assert ck["model_config"] == preset("tiny", dim=2, odd=True).to_dict()
-    assert ck["train_config"] == asdict(tiny(steps=20))
+    assert ck["model_config"] == preset("tiny", dim=2, odd=False).to_dict()
+    # the defaults are recorded resolved
+    assert ck["train_config"] == asdict(tiny(steps=20, odd=False, amp="bf16" if native_bf16("cpu") else "none"))
     assert ck["step"] == 20 and ck["final"] is True and ck["world_size"] == 1
     assert ck["command"] == "phi4si train --test"
     assert ck["data"]["path"] == str(Path(ens).resolve())
@@ -376,7 +378,7 @@ def test_train_init_on_the_command_line_takes_the_init_network(cli, ens8, small4
 
 def test_bf16_autocast_on_cpu_trains_close_to_float32_and_resumes_bit_exactly(ens, tmp_path):
     a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
-    f32 = train(ens, a, tiny(), progress=False)
+    f32 = train(ens, a, tiny(amp="none"), progress=False)
     bf = train(ens, b, tiny(amp="bf16"), progress=False)
     ca, cb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
     assert cb["train_config"]["amp"] == "bf16" and not _states_equal(ca["model_state"], cb["model_state"])
@@ -385,5 +387,54 @@ def test_bf16_autocast_on_cpu_trains_close_to_float32_and_resumes_bit_exactly(en
     train(ens, c, tiny(amp="bf16"), progress=False, max_steps_this_call=20)
     train(ens, c, tiny(amp="bf16"), progress=False, resume=True)
     assert _states_equal(cb["model_state"], torch.load(c, weights_only=False)["model_state"])
-    with pytest.raises(ResumeError, match="amp was 'bf16', now 'auto'"):
-        train(ens, c, tiny(steps=50), progress=False, resume=True)
+    with pytest.raises(ResumeError, match="amp was 'bf16', now 'none'"):
+        train(ens, c, tiny(steps=50, amp="none"), progress=False, resume=True)
+
+
+# ------------------------------------------------------------------------------------------------ defaults
+def test_odd_on_request_and_explicit_defaults_resume(ens, tmp_path):
+    """odd=True still builds the exactly odd network; a run resumed with the defaults left out keeps
+    the checkpoint's resolved odd/amp, and an explicit contradiction is refused (file untouched)."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    train(ens, a, tiny(odd=True, amp="none"), progress=False)
+    assert torch.load(a, weights_only=False)["model_config"]["odd"] is True
+    train(ens, b, tiny(odd=True, amp="none"), progress=False, max_steps_this_call=20)
+    before = b.read_bytes()
+    with pytest.raises(ResumeError, match="setting odd was True, now False"):
+        train(ens, b, tiny(odd=False), resume=True, progress=False)
+    assert b.read_bytes() == before
+    train(ens, b, tiny(), resume=True, progress=False)            # odd=None, amp="auto": the checkpoint's
+    ca, cb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert _states_equal(ca["ema_state"], cb["ema_state"]) and cb["train_config"]["odd"] is True
+
+
+def test_a_checkpoint_made_under_the_old_defaults_resumes_bit_exactly(ens, tmp_path):
+    """Before 2026-12 a checkpoint recorded odd=None (odd when h = 0) and amp='auto' (float32 on CPU):
+    it resumes under those rules with the new defaults' command."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    train(ens, a, tiny(odd=True, amp="none"), progress=False)
+    train(ens, b, tiny(odd=True, amp="none"), progress=False, max_steps_this_call=20)
+    ck = torch.load(b, weights_only=False)
+    ck["train_config"].update(odd=None, amp="auto")               # as the old trainer wrote it
+    torch.save(ck, b)
+    train(ens, b, tiny(), resume=True, progress=False)
+    ca, cb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert _states_equal(ca["model_state"], cb["model_state"]) and _states_equal(ca["ema_state"], cb["ema_state"])
+    assert cb["train_config"]["odd"] is True and cb["train_config"]["amp"] == "none"
+
+
+def test_a_fine_tune_keeps_the_init_models_oddness(ens8, tmp_path):
+    odd4 = tmp_path / "odd4.pt"
+    train(ens8, odd4, tiny(steps=2, odd=True), progress=False)
+    train(ens8, tmp_path / "f.pt", tiny(steps=2, init=str(odd4)), progress=False)
+    ck = torch.load(tmp_path / "f.pt", weights_only=False)
+    assert ck["model_config"]["odd"] is True and ck["train_config"]["odd"] is True
+
+
+def test_legacy_config_reads_the_old_rules():
+    from phi4si.model.defaults import legacy_config
+
+    assert legacy_config({"odd": None, "amp": "auto", "device": "cpu"}, {"odd": True}) == \
+        {"odd": True, "amp": "none", "device": "cpu"}
+    assert legacy_config({"odd": None, "amp": "auto", "device": "cuda:0"}, {"odd": False})["amp"] == "bf16"
+    assert legacy_config({"odd": False, "amp": "bf16"}, {"odd": False}) == {"odd": False, "amp": "bf16"}
