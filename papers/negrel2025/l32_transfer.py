@@ -67,7 +67,7 @@ def xi2(path) -> tuple[float, float]:
     from phi4si.analysis.report import analyze_file
 
     r = analyze_file(path)
-    return float(r["xi_2"]["value"]), float(r["xi_2"]["error"])
+    return float(r["xi2"]["value"]), float(r["xi2"]["error"])
 
 
 def momenta(gen_file) -> dict:

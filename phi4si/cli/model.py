@@ -23,7 +23,7 @@ __all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_poste
 # the library keywords of the task commands' flags, for refusals said in flag terms
 TASK_KEYWORDS = ("n", "steps", "sde", "seed", "batch_size", "order", "block", "levels", "z2")
 NEURAL_KEYWORDS = ("n", "chains", "steps", "solver", "divergence", "probes", "period", "batch_size", "max_batch",
-                   "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method", "z2",
+                   "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method", "z2",
                    "quadrature")
 
 
@@ -132,6 +132,9 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--float64", action="store_true", help="integrate the flow in double precision")
     nm.add_argument("--block", type=block_size, default=None, metavar="B",
                     help="block size of block/hybrid updates (B or BxC; default 4)")
+    nm.add_argument("--window", type=block_size, default=None, metavar="W",
+                    help="run each block's conditional flow on a W (or WxV) window around it: exact for any "
+                         "window, the cost of the window at any volume (block, hybrid; default the whole lattice)")
     nm.add_argument("--updates", type=integer, default=None, help="block updates per sweep (default 1)")
     nm.add_argument("--hmc-traj", type=integer, default=None, help="HMC trajectories per hybrid sweep (default 1)")
     nm.add_argument("--hmc-eps", type=positive_float, default=None, help="HMC step size (default 0.1)")
@@ -489,7 +492,7 @@ def cmd_sample_neural(args, argv):
                                 seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,
                                 resume=args.resume, progress=not args.no_progress,
                                 model_path=_model_file(args.model), command=command_line(argv),
-                                **given(args, "block", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm"))
+                                **given(args, "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm"))
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
              if k != "method" and v is not None]
     print(f"wrote {out} ({args.method}: {', '.join(parts)})", file=sys.stderr)

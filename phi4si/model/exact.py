@@ -38,6 +38,7 @@ proposal (the proposal is the target, up to the ODE's discretisation):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -111,23 +112,42 @@ def random_blocks(shape, block, n: int, rng: np.random.Generator) -> np.ndarray:
     shape = tuple(shape)
     b = _block_size(block, shape)
     masks = np.zeros((n, *shape), dtype=bool)
-    offs = np.stack([rng.integers(0, L, n) for L in shape], 1)
+    offs = _offsets(shape, n, rng)
     for i in range(n):
         masks[(i,) + np.ix_(*[(np.arange(bs) + o) % L for bs, o, L in zip(b, offs[i], shape)])] = True
     return masks
 
 
+def _offsets(shape, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n uniformly random periodic block offsets (n, d)."""
+    return np.stack([rng.integers(0, L, n) for L in shape], 1)
+
+
 def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator,
-                 fs: FlowSettings = FlowSettings()):
-    """One neural block Metropolis-Hastings update of every chain in ``phi`` (C, *shape).
+                 fs: FlowSettings = FlowSettings(), window=None):
+    """One neural block Metropolis-Hastings update of every chain in ``phi`` (C, *shape); with
+    ``window`` (sides W, or one per axis) the conditional flow runs on a window around each block
+    (:mod:`phi4si.model.window`: exact for any window, the cost of the window at any volume).
 
     Returns ``(phi_new, accepted, log_alpha)``; ``phi`` is not modified.
     """
+    from .window import cut, paste, window_indices, window_size
+
     phi = np.asarray(phi, dtype=np.float64)
-    masks = random_blocks(phi.shape[1:], block, len(phi), rng)
-    seed = int(rng.integers(0, 2**62))
-    prop = propose_block(model, phi, masks, fs, seed=seed)
-    lq_old, _ = conditional_log_prob(model, phi, masks, fs, seed=stream_seed(seed, "block_reverse"))
+    shape, b = phi.shape[1:], _block_size(block, phi.shape[1:])
+    w = window_size(window, b, shape)
+    if w is None:
+        masks = random_blocks(shape, block, len(phi), rng)
+        seed = int(rng.integers(0, 2**62))
+        prop = propose_block(model, phi, masks, fs, seed=seed)
+        lq_old, _ = conditional_log_prob(model, phi, masks, fs, seed=stream_seed(seed, "block_reverse"))
+    else:
+        rows, mask = window_indices(shape, b, _offsets(shape, len(phi), rng), w)
+        seed = int(rng.integers(0, 2**62))
+        win = cut(phi, rows)
+        prop = propose_block(model, win, mask, fs, seed=seed)
+        lq_old, _ = conditional_log_prob(model, win, mask, fs, seed=stream_seed(seed, "block_reverse"))
+        prop = dataclasses.replace(prop, phi=paste(phi, prop.phi, rows, mask))
     log_alpha = (log_target(prop.phi, params) - prop.log_q) - (log_target(phi, params) - lq_old)
     acc = np.log(rng.random(len(phi))) < log_alpha
     new = np.where(acc.reshape(-1, *([1] * (phi.ndim - 1))), prop.phi, phi)
@@ -137,7 +157,7 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
 # settings only some methods use: {name: (methods, default)}; given to another method they are refused
 METHOD_SETTINGS = {"block": (("block", "hybrid"), 4), "updates": (("block", "hybrid"), 1),
                    "n_therm": (("block", "hybrid"), 0), "hmc_traj": (("hybrid",), 1),
-                   "hmc_eps": (("hybrid",), 0.1), "hmc_steps": (("hybrid",), 10)}
+                   "hmc_eps": (("hybrid",), 0.1), "hmc_steps": (("hybrid",), 10), "window": (("block", "hybrid"), None)}
 # the smallest value of each integer setting
 _AT_LEAST = {"n": 1, "chains": 1, "seed": 0, "updates": 1, "n_therm": 0, "hmc_traj": 1, "hmc_steps": 1}
 
@@ -165,7 +185,7 @@ def _check(method, n, chains, seed, dtype, posterior, method_settings: dict) -> 
     for name, (methods, default) in METHOD_SETTINGS.items():
         if method in methods:
             v = default if method_settings[name] is None else method_settings[name]
-            s[name] = v if name in ("block", "hmc_eps") else _integer(name, v)
+            s[name] = v if name in ("block", "hmc_eps", "window") else _integer(name, v)
     if "hmc_eps" in s and not (np.isfinite(s["hmc_eps"]) and s["hmc_eps"] > 0):
         raise ParameterError(f"hmc_eps must be a finite number > 0, got {s['hmc_eps']}")
     if dtype not in ("float32", "float64"):
@@ -185,7 +205,7 @@ def _check(method, n, chains, seed, dtype, posterior, method_settings: dict) -> 
 def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float = 0.0, chains: int = 1,
                   fs: FlowSettings = FlowSettings(), block=None, updates: int | None = None,
                   hmc_traj: int | None = None, hmc_eps: float | None = None, hmc_steps: int | None = None,
-                  n_therm: int | None = None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
+                  n_therm: int | None = None, window=None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
                   resume: bool = False, progress: bool = False, model_path: str | None = None, flush_every: int = 10,
                   command: str | None = None, posterior=None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
@@ -197,6 +217,8 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
 
     Settings of some methods only (None: the default in brackets; given to another method, refused):
     ``block`` (4; B or (B, C)), ``updates`` (1) block updates per sweep and ``n_therm`` (0) for
+    block and hybrid; ``window`` (None: the whole lattice; W or (W, V): the conditional flow of each
+    block on a window of these sides around it, :mod:`phi4si.model.window`, exact for any window) for
     block and hybrid; ``hmc_traj`` (1), ``hmc_eps`` (0.1) and ``hmc_steps`` (10) for hybrid.
 
     ``posterior``: None (the prior model) or a :class:`~phi4si.model.posterior.Posterior` for reweight and
@@ -210,11 +232,16 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     it to ``n`` with the samples an uninterrupted run gives, bit for bit.
     """
     s = _check(method, n, chains, seed, dtype, posterior, dict(block=block, updates=updates, n_therm=n_therm,
-                                                               hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps))
+                                                               hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps,
+                                                               window=window))
     out = prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
     params = model.target_params(h=h, k=k)
     if "block" in s:
+        from .window import window_size
+
         s["block"] = list(_block_size(s["block"], params.shape))
+        w = window_size(s["window"], s["block"], params.shape)
+        s["window"] = None if w is None else list(w)
     if posterior is not None:
         from .generate import resolve_start
 
@@ -252,7 +279,7 @@ def _sampler_record(model, method, fs, s, h, k, model_path, posterior) -> dict:
                "model_step": model.meta.get("step"), "reward": {"h": float(h), "k": float(k)},
                "chains": s["chains"]}
     if method in ("block", "hybrid"):
-        sampler.update(block=s["block"], updates=s["updates"], n_therm=s["n_therm"])
+        sampler.update(block=s["block"], updates=s["updates"], n_therm=s["n_therm"], window=s["window"])
     if method == "hybrid":
         sampler.update(hmc_traj=s["hmc_traj"], hmc_eps=float(s["hmc_eps"]), hmc_steps=s["hmc_steps"])
     if posterior is not None:
@@ -329,7 +356,7 @@ def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_eve
     try:
         if method in ("block", "hybrid") and r.writer.n == 0 and not r.counts.get("thermalised"):
             for _ in range(s["n_therm"]):
-                r.cur = _sweep(model, r.cur, params, s["block"], s["updates"], hmc, s.get("hmc_traj"),
+                r.cur = _sweep(model, r.cur, params, (s["block"], s["window"]), s["updates"], hmc, s.get("hmc_traj"),
                                s.get("hmc_eps"), r.rng, fs, None)
             r.counts["thermalised"] = True
         with graceful_stop() as stop:     # Ctrl-C/SIGTERM: stop between two chunks (each one ends durable)
@@ -380,7 +407,7 @@ def _sweep_chunk(model, r: _Run, T, params, fs, s, hmc):
     """``T`` sweeps of block updates (and HMC trajectories, hybrid) of every chain."""
     res, accs, dHs = [], [], []
     for _ in range(T):
-        r.cur, acc, dH = _sweep(model, r.cur, params, s["block"], s["updates"], hmc, s.get("hmc_traj"),
+        r.cur, acc, dH = _sweep(model, r.cur, params, (s["block"], s["window"]), s["updates"], hmc, s.get("hmc_traj"),
                                 s.get("hmc_eps"), r.rng, fs, r.counts, with_stats=True)
         res.append(r.cur.copy())
         accs.append(acc)
@@ -388,12 +415,14 @@ def _sweep_chunk(model, r: _Run, T, params, fs, s, hmc):
     r.writer.append(np.stack(res, 1), np.stack(accs, 1), np.stack(dHs, 1), None, state=r.state(), state_phi=r.cur)
 
 
-def _sweep(model, phi, params, block, updates, hmc, hmc_traj, hmc_eps, rng, fs, counts, with_stats=False):
-    """``updates`` block updates, then (hybrid) ``hmc_traj`` HMC trajectories, on every chain."""
+def _sweep(model, phi, params, block_window, updates, hmc, hmc_traj, hmc_eps, rng, fs, counts, with_stats=False):
+    """``updates`` block updates (``block_window``: the block's sides and the window's, or None),
+    then (hybrid) ``hmc_traj`` HMC trajectories, on every chain."""
+    block, window = block_window
     C = len(phi)
     acc_s, dH = np.zeros(C), np.zeros(C)
     for _ in range(updates):
-        phi, acc, la = block_update(model, phi, params, block, rng, fs)
+        phi, acc, la = block_update(model, phi, params, block, rng, fs, window)
         acc_s += acc
         dH = -la
     if counts is not None:

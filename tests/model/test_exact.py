@@ -529,6 +529,9 @@ def test_bad_settings_and_inputs_are_refused(tmp_path):
     ("hybrid", dict(hmc_steps=0), "hmc_steps must be an integer >= 1"),
     ("hybrid", dict(hmc_eps=float("inf")), "hmc_eps must be a finite number > 0"),
     ("imh", dict(dtype="float16"), "dtype must be float32 or float64"),
+    ("reweight", dict(window=4), "window applies to method block or hybrid only"),
+    ("block", dict(block=2, window=3), r"window 3: every side must be at least the block's plus 2"),
+    ("hybrid", dict(window=5), r"at most the lattice's \(4, 4\)"),
 ])
 def test_sample_neural_refuses_settings_before_writing(tmp_path, method, kw, match):
     model, _ = _model()
@@ -560,7 +563,7 @@ def test_sample_neural_method_settings_default_when_not_given(tmp_path):
     with open_ensemble(out) as ds:
         s = ds.attrs["sampler"]
     assert {k: s[k] for k in METHOD_SETTINGS} == {"block": [4, 4], "updates": 1, "n_therm": 0, "hmc_traj": 1,
-                                                  "hmc_eps": 0.1, "hmc_steps": 10}
+                                                  "hmc_eps": 0.1, "hmc_steps": 10, "window": None}
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -598,3 +601,53 @@ def test_sequential_refuses_settings_its_order_does_not_use(kw, match):
     model, _ = _model()
     with pytest.raises(ParameterError, match=match):
         sequential(model, 2, steps=2, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ windows
+def test_window_indices_cut_and_paste_are_periodic_and_touch_only_the_block():
+    from phi4si.model.window import cut, paste, window_indices, window_size
+
+    phi = np.arange(2 * 6 * 5, dtype=float).reshape(2, 6, 5)
+    rows, mask = window_indices((6, 5), (2, 1), np.array([[5, 4], [0, 0]]), (4, 3))
+    win = cut(phi, rows)
+    assert win.shape == (2, 4, 3) and np.argwhere(mask).tolist() == [[1, 1], [2, 1]]
+    assert rows[0][0].tolist() == [4, 5, 0, 1] and rows[0][1].tolist() == [3, 4, 0]
+    assert np.array_equal(paste(phi, win, rows, mask), phi)            # a round trip changes nothing
+    new = paste(phi, win + 100.0, rows, mask)
+    changed = np.argwhere(new != phi)
+    assert changed.tolist() == [[0, 0, 4], [0, 5, 4], [1, 0, 0], [1, 1, 0]]   # the blocks, wrapped
+    assert window_size(None, (2, 2), (8, 8)) is None and window_size(8, (2, 2), (8, 8)) is None
+    assert window_size((6, 4), (2, 2), (8, 8)) == (6, 4)
+    for bad in (3, 9, (6,), True):
+        with pytest.raises(ParameterError, match="window"):
+            window_size(bad, (2, 2), (8, 8))
+
+
+def test_windowed_block_updates_keep_the_target_exactly_with_a_proposal_of_the_window():
+    """Chains started from the exact 8x8 free field, updated by 2x2 blocks whose proposal is a
+    (wrong-mass) Gaussian flow on a periodic 4x4 window: a valid MH kernel, so the law stays the
+    target, while the same proposals always accepted shrink the field's variance."""
+    from phi4si.model.window import cut, paste, window_indices
+
+    L, C, T = 8, 64, 80
+    target = Phi4Params((L, L), m2=M2, lam=0.0)
+    cov = free_field_covariance((L, L), M2)
+    rng = np.random.default_rng(5)
+    start = rng.multivariate_normal(np.zeros(L * L), cov, size=C).reshape(C, L, L)
+    win_model = DriftModel(GaussianOracle(np.zeros(16), free_field_covariance((4, 4), 2.5), (4, 4)),
+                           Phi4Params((4, 4), m2=2.5, lam=0.0))
+    fs = FlowSettings(steps=4, divergence="exact", batch_size=C)
+    phi, raw, accs, var, var_raw = start, start, [], [], []
+    for t in range(T):
+        phi, acc, _ = block_update(win_model, phi, target, 2, rng, fs, window=4)
+        rows, mask = window_indices((L, L), (2, 2), rng.integers(0, L, (C, 2)), (4, 4))
+        raw = paste(raw, propose_block(win_model, cut(raw, rows), mask, fs, seed=t).phi, rows, mask)
+        accs.append(acc.mean())
+        if t >= 10:
+            var.append((phi ** 2).mean(axis=(1, 2)))
+            var_raw.append((raw ** 2).mean(axis=(1, 2)))
+    assert 0.1 < np.mean(accs) < 0.95, np.mean(accs)       # the proposal is wrong, and corrected
+    per, per_raw = np.mean(var, 0), np.mean(var_raw, 0)   # per chain: independent estimates
+    err = per.std(ddof=1) / np.sqrt(C)
+    assert abs(per.mean() - cov[0, 0]) < 4 * err, (per.mean(), cov[0, 0], err)
+    assert per_raw.mean() < cov[0, 0] - 10 * err, (per_raw.mean(), cov[0, 0], err)
