@@ -107,7 +107,7 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--proposal", choices=("prior", "posterior"), default="prior",
                     help="reweight/imh proposals: the model (prior, default) or its posterior drift under --h/--k "
                          "(reward transform; keeps the ESS up when the posterior sits in the prior's tail)")
-    nm.add_argument("--a0", type=finite_float, default=None, help="--proposal posterior: start time (default 0.9)")
+    nm.add_argument("--a0", type=finite_float, default=None, help="--proposal posterior: start time (default as phi4si posterior)")
     nm.add_argument("--start", type=posterior_start, default=None,
                     help="--proposal posterior: start mean pilot (default), noise or a number")
     nm.add_argument("--pilot", type=integer, default=None, help="--proposal posterior: pilot-run size (default 256)")

@@ -203,7 +203,7 @@ def add_posterior_flags(p):
     p.add_argument("--h", type=finite_float, default=None, help="applied field h of the posterior (reward b = h 1)")
     p.add_argument("--k", type=finite_float, default=None, help="extra coupling k of the posterior (reward A = 2k Id)")
     p.add_argument("--a0", type=finite_float, default=None,
-                   help="start time of the posterior path, 0 < a0 < 1 (default 0.9, or below the bound of k > 0)")
+                   help="start time of the posterior path, 0 < a0 < 1 (default 0.9; k > 0: below its bound; k < 0: 0.999)")
     p.add_argument("--start", type=posterior_start, default=None,
                    help="start mean: pilot (default: a pilot run's mean), noise (0) or a number (physical units)")
     p.add_argument("--pilot", type=integer, default=None, help="pilot-run size for --start pilot (default 256)")

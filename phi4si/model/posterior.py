@@ -24,7 +24,10 @@ Choosing a0 trades that start error against extrapolation: near the noise end th
 field x_r = x + a^2/(1 - a) b' leaves the training distribution like 1/(1 - a)
 (the Gaussian-oracle formulas are tested in tests/model/test_posterior.py; ``posterior_study.sh start`` and
 ``posterior_architecture.sh`` in papers/negrel2025 measure the bias against a0 and the architecture on
-trained models).  The default a0 = 0.9 (or just below the feasibility bound of a positive k).
+trained models).  The default a0 = 0.9 (or just below the feasibility bound of a positive k).  A
+negative k has no singularity at the noise end (rho_r^2 = rho^2 + |A| > 0 for every a, so x_r stays
+finite there even with a field h): its default is a0 = 0.999, where the start error of the critical
+zero mode, (1 - a0)^2 c against a0^2, is negligible (papers/negrel2025/k_bias.py measures it).
 
 The tasks themselves run in :mod:`phi4si.model.generate` (``generate(model, n, posterior=Posterior(h=0.05))``,
 :func:`~phi4si.model.generate.sample_posterior`); this module holds what they need of the posterior.
@@ -44,9 +47,13 @@ import torch
 from ..errors import ParameterError
 from ..seeds import torch_generator
 
-__all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEFAULT_A0"]
+__all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEFAULT_A0", "DEFAULT_A0_NEGATIVE_K"]
 
 DEFAULT_A0 = 0.9
+# k < 0 everywhere: the transform has no singularity at the noise end (rho_r^2 = rho^2 + |A| > 0), so the
+# path starts next to it, where the start error (1 - a0) is negligible even for the critical zero mode
+# (papers/negrel2025/k_bias.py: at L = 16 the a0 = 0.9 start made most of the k < 0 bias)
+DEFAULT_A0_NEGATIVE_K = 0.999
 STARTS = ("pilot", "noise")
 # reach of the reward transform (Posterior.reach, in training-data standard deviations): the paper's rewards
 # (h <= 0.05, |k| <= 0.5) reach < 2; beyond REACH_WARN the drift is evaluated where the model never saw data,
@@ -60,7 +67,8 @@ class Posterior:
     """Reward (physical units) and start settings of a posterior run.
 
     h, k: r(phi) = h sum phi + k sum phi^2; a0: start time (None: :data:`DEFAULT_A0`, or just below
-    the feasibility bound 1/(1 + sqrt(2k scale^2)) when k > 0); start: 'pilot', 'noise' or a number
+    the feasibility bound 1/(1 + sqrt(2k scale^2)) when k > 0, or :data:`DEFAULT_A0_NEGATIVE_K` when
+    k < 0); start: 'pilot', 'noise' or a number
     (the start mean in physical units); pilot, rounds: size and number of the pilot runs for
     ``start='pilot'``.
 
@@ -105,7 +113,7 @@ class Posterior:
 
         bound = feasible_start(self.reward(model), model.family)
         if self.a0 is None:
-            a0 = min(DEFAULT_A0, bound)
+            a0 = DEFAULT_A0_NEGATIVE_K if self.k < 0 else min(DEFAULT_A0, bound)
         elif self.a0 > bound:
             raise ParameterError(f"k = {self.k} > 0: the reward transform exists only for a <= {bound + 1e-3:.4g} "
                                  f"(scale {model.scale:.4g}); got a0 = {self.a0}")

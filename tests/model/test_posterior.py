@@ -201,7 +201,7 @@ def test_cli_posterior_generate_and_inpaint(cli, tiny, tmp_path):
         attrs = dict(ds.attrs)
         assert ds["phi"].shape[1] == 12 and np.isfinite(ds["phi"].values).all()
     assert attrs["params"]["h"] == 0.2 and attrs["params"]["k"] == -0.1
-    assert attrs["sampler"]["posterior"]["a0"] == 0.9 and attrs["sampler"]["posterior"]["start"] == "pilot"
+    assert attrs["sampler"]["posterior"]["a0"] == 0.999 and attrs["sampler"]["posterior"]["start"] == "pilot"   # k < 0
     assert attrs["run"]["command"].startswith("phi4si posterior")
     out2 = tmp_path / "post_inp.h5"
     rc, _, err = cli("posterior", "--model", model, "--h", "0.2", "--data", ens, "--mask", "block:2x2@1,1",
@@ -335,3 +335,26 @@ def test_cli_sample_neural_proposal_refusals(cli, tiny, tmp_path, args, match):
                      "--no-progress")
     assert rc != 0 and "Traceback" not in err and re.search(match, err), err
     assert victim.read_bytes() == b"precious"
+
+
+def test_default_start_time_sits_next_to_the_noise_end_for_a_negative_k():
+    """k < 0: no singularity at a = 1, a0 = 0.999 by default; the transform is finite there even with
+    a field h, and the Gaussian oracle's posterior zero mode comes out right from a noise start."""
+    from phi4si.interpolant.oracle import GaussianOracle, free_field_covariance
+    from phi4si.model.posterior import DEFAULT_A0, DEFAULT_A0_NEGATIVE_K
+
+    C = free_field_covariance((4, 4), 0.005)            # a soft zero mode, as near a transition
+    model = DriftModel(GaussianOracle(np.zeros(16), C, (4, 4)), Phi4Params((4, 4), m2=0.005, lam=0.0))
+    assert Posterior(k=-0.2).start_time(model) == DEFAULT_A0_NEGATIVE_K == 0.999
+    assert Posterior(h=0.1, k=-0.2).start_time(model) == 0.999
+    assert Posterior(h=0.1).start_time(model) == Posterior(k=0.0).start_time(model) == DEFAULT_A0
+    k = -0.01                                         # posterior zero mode: variance 1/(m2 - 2k) = 40 per mode
+    Ck = np.linalg.inv(np.linalg.inv(C) - 2 * k * np.eye(16))
+    exact = Ck.sum() / 256                            # variance of the magnetisation under the posterior
+    for a0, tol in ((None, 0.08), (0.9, None)):
+        phi = sample_posterior(model, 4000, k=k, a0=a0, start="noise", steps=24, solver="rk4", seed=2)
+        var = float(phi.reshape(len(phi), -1).mean(1).var())
+        if tol is not None:
+            assert abs(var / exact - 1) < tol, (a0, var, exact)
+        else:                                            # the old default start loses part of the zero mode
+            assert var / exact - 1 < -0.15, (a0, var, exact)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The paper's own point, L = 32, m2 = -4, lam = 4.572 (issue: phi^4 at L = 32, every task and exact).
+#   bash papers/negrel2025/l32.sh [hmc|train|generation|transfer|exact|tasks|posterior|kbias|blocks|all] [WORKDIR]
+# Stages (each reuses what WORKDIR holds; results go to papers/negrel2025/results/l32_*.json):
+#   hmc         HMC training (seed 31) and reference (seed 32, 160000 trajectories) ensembles at L = 32
+#   train       "train small, fine-tune large": the shipped L = 16 model fine-tuned at L = 32 (7000 steps,
+#               bf16 autocast, one torch thread; resumable: rerun the stage, it continues with --resume)
+#               and its export as the shipped model l32 (data/models/rebuild.sh l32 does the same)
+#   generation  raw generation of l32 and of l16 without fine-tune, against the reference
+#   transfer    why l16 fails at L = 32: receptive field, momenta, pooling pyramid (l32_transfer.py)
+#   exact       reweighting and independence Metropolis with l32 (sample-neural), ESS/N, corrected observables
+#   tasks       inpainting (8x8 block, 50 % random) and sequential generation (raster, coarse-to-fine)
+#   posterior   h in {0.01, 0.02, 0.05}, k in {-0.5, -0.25}: HMC at each, the raw posterior generator
+#   kbias       the k < 0 bias against the start time a0 at L = 16 (k_bias.py, the shipped l16)
+#   blocks      seconds per windowed neural block update at L = 16, 32, 64 (benchmarks/block_update_cost.py)
+# Wall time on 2 cores: hmc ~6 min, train ~85 min (1 thread), generation ~5, exact ~30, tasks ~15,
+# posterior ~20, kbias ~10, blocks ~10.
+set -euo pipefail
+STAGE=${1:-all}
+W=${2:-negrel2025_work}
+HERE=$(cd "$(dirname "$0")" && pwd)
+R="$HERE/results"
+ROOT="$HERE/../.."
+export OMP_WAIT_POLICY=PASSIVE
+mkdir -p "$W" "$R"
+want() { [[ $STAGE == all || $STAGE == "$1" ]]; }
+HMC32="--shape 32 32 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-therm 2000 --dtype float32 --no-progress"
+
+if want hmc; then
+  [ -f "$W/l32_train.h5" ] || phi4si sample-mcmc $HMC32 --n-traj 80000 --every 40 --seed 31 --out "$W/l32_train.h5"
+  [ -f "$W/l32_ref.h5" ] || phi4si sample-mcmc $HMC32 --n-traj 160000 --every 160 --seed 32 --out "$W/l32_ref.h5"
+  [ -f "$W/l16_ref.h5" ] || phi4si sample-mcmc --shape 16 16 --m2 -4 --lam 4.572 --sampler hmc --chains 64 \
+      --n-traj 20000 --n-therm 1000 --dtype float32 --no-progress --every 20 --seed 12 --out "$W/l16_ref.h5"
+  phi4si analyze --json "$W/l32_ref.h5" > "$R/l32_ref_analysis.json"
+  phi4si analyze --json "$W/l32_train.h5" > "$R/l32_train_analysis.json"
+fi
+
+FT="phi4si train --data $W/l32_train.h5 --init l16 --batch-size 128 --seed 3 --steps 7000 --lr 1e-3 --amp bf16 --threads 1 --no-progress --out $W/l32_ft.pt --log $W/l32_ft.log"
+if want train; then
+  if [ ! -f "$W/l32_ft.pt" ]; then $FT; else $FT --resume; fi
+  [ -f "$ROOT/data/models/l32.pt" ] || python -m phi4si.model.export export "$W/l32_ft.pt" l32
+fi
+
+if want generation; then
+  python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l32=l32 --model l16=l16 --shape 32 32 \
+      --run l32:ab3:16 --run l32:rk4:32 --run l16:ab3:16 --n 4000 --out "$R/l32_generation.json"
+fi
+
+if want transfer; then
+  python "$HERE/l32_transfer.py" --model l16 --ref16 "$W/l16_ref.h5" --ref32 "$W/l32_ref.h5" \
+      --gen "l16_and_l32=$R/l32_generation.json" --out "$R/l32_transfer.json"
+fi
+
+if want exact; then
+  [ -f "$W/l32_rk4x4.json" ] || phi4si optimize-path --model l32 --steps 4 --solver rk4 --out "$W/l32_rk4x4.json"
+  [ -f "$W/l32_reweight.h5" ] || phi4si sample-neural --model l32 --method reweight --n 768 --path "$W/l32_rk4x4.json" \
+      --seed 5 --threads 2 --no-progress --out "$W/l32_reweight.h5"
+  phi4si analyze --json "$W/l32_reweight.h5" > "$R/l32_exact_reweight.json"
+fi
+
+if want tasks; then
+  python "$HERE/evaluate_generation.py" --model l32 --ref "$W/l32_ref.h5" --n 2000 --threads 2 \
+      --settings ab3:16 inpaint=block:8x8@12,12/heun:10 inpaint=random:0.5/heun:10 seq=raster,16/heun:10 \
+      seq=coarse_to_fine,3/heun:10 --out "$R/l32_tasks.json"
+fi
+
+if want posterior; then
+  SEED=300
+  for RW in h0.01 h0.02 h0.05 k-0.5 k-0.25; do
+    SEED=$((SEED + 1))
+    [ -f "$W/l32_$RW.h5" ] || phi4si sample-mcmc $HMC32 --${RW:0:1} ${RW:1} --n-traj 40000 --every 40 --seed $SEED \
+        --out "$W/l32_$RW.h5"
+  done
+  python "$HERE/posterior_study.py" --model l32 --prior "$W/l32_ref.h5" --hmc "$W/l32_{reward}.h5" \
+      --h 0.01 0.02 0.05 --k -0.5 -0.25 --n 2000 --steps 16 --solver ab3 --name l32 --threads 2 \
+      --variants start=pilot --out "$R/posterior_l32.json" --figure "$R/posterior_l32.png"
+fi
+
+if want kbias; then
+  python "$HERE/k_bias.py" --model l16 --k -0.5 -0.25 --n 2000 --work "$W/kbias" --out "$R/k_bias_l16.json"
+fi
+
+if want blocks; then
+  python "$ROOT/benchmarks/block_update_cost.py" --model l32 --block 4 --chains 16 --updates 2 \
+      --run 16:full:4 --run 16:12:4 --run 32:12:4 --run 64:12:4 --run 64:16:4 --out "$R/l32_block_update_cost.json"
+fi
