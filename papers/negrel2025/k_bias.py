@@ -89,7 +89,7 @@ def main(argv=None):
     ref0 = hmc(prior, work / f"hmc_l{L}_k0.h5", seed=40)
     prior_phi = generate(model, args.n_tilt, steps=args.steps, solver=args.solver, seed=args.seed + 7)
     rows.append({"k": 0.0, "a0": None, "start": None, "observables": compare(measure(prior_phi, prior), ref0)})
-    print(f"k = 0 (prior): " + ", ".join(f"{o} {v['rel_dev']:+.3f} (z {v['z']:+.1f})"
+    print("k = 0 (prior): " + ", ".join(f"{o} {v['rel_dev']:+.3f} (z {v['z']:+.1f})"
                                          for o, v in rows[-1]["observables"].items()), flush=True)
     for i, k in enumerate(args.k):
         params = model.target_params(k=k)
