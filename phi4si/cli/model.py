@@ -132,6 +132,7 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--float64", action="store_true", help="integrate the flow in double precision")
     nm.add_argument("--block", type=block_size, default=None, metavar="B",
                     help="block size of block/hybrid updates (B or BxC; default 4)")
+    nm.add_argument("--shape", type=integer_at_least(2), nargs="+", default=None, help="lattice (default the model's)")
     nm.add_argument("--window", type=block_size, default=None, metavar="W",
                     help="run each block's conditional flow on a W (or WxV) window around it: exact for any "
                          "window, the cost of the window at any volume (block, hybrid; default the whole lattice)")
@@ -492,7 +493,7 @@ def cmd_sample_neural(args, argv):
                                 seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,
                                 resume=args.resume, progress=not args.no_progress,
                                 model_path=_model_file(args.model), command=command_line(argv),
-                                **given(args, "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm"))
+                                **given(args, "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "shape"))
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
              if k != "method" and v is not None]
     print(f"wrote {out} ({args.method}: {', '.join(parts)})", file=sys.stderr)

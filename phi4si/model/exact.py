@@ -205,7 +205,7 @@ def _check(method, n, chains, seed, dtype, posterior, method_settings: dict) -> 
 def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float = 0.0, chains: int = 1,
                   fs: FlowSettings = FlowSettings(), block=None, updates: int | None = None,
                   hmc_traj: int | None = None, hmc_eps: float | None = None, hmc_steps: int | None = None,
-                  n_therm: int | None = None, window=None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
+                  n_therm: int | None = None, window=None, shape=None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
                   resume: bool = False, progress: bool = False, model_path: str | None = None, flush_every: int = 10,
                   command: str | None = None, posterior=None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
@@ -213,7 +213,8 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     ``n``: proposals (reweight), proposals per chain (imh) or sweeps per chain (block, hybrid)
     after ``n_therm`` discarded sweeps; ``chains``: independent chains (imh, block, hybrid).
     The block and hybrid chains start from raw model samples.  The target is exp(-S_{h,k}) with
-    the training data's m2, lam (:meth:`~phi4si.model.TrainedModel.target_params`).
+    the training data's m2, lam (:meth:`~phi4si.model.TrainedModel.target_params`) on the lattice
+    ``shape`` (default the model's; any shape the network admits: train small, sample exactly large).
 
     Settings of some methods only (None: the default in brackets; given to another method, refused):
     ``block`` (4; B or (B, C)), ``updates`` (1) block updates per sweep and ``n_therm`` (0) for
@@ -235,13 +236,16 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
                                                                hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps,
                                                                window=window))
     out = prepare_output(out, overwrite=overwrite, resume=resume, resumable=True)
-    params = model.target_params(h=h, k=k)
+    params = model.target_params(h=h, k=k, shape=None if shape is None else model.check_shape(shape))
     if "block" in s:
         from .window import window_size
 
         s["block"] = list(_block_size(s["block"], params.shape))
         w = window_size(s["window"], s["block"], params.shape)
         s["window"] = None if w is None else list(w)
+    if posterior is not None and tuple(params.shape) != tuple(model.shape):
+        raise ParameterError(f"posterior proposals run on the model's lattice {tuple(model.shape)}; shape "
+                             f"{tuple(params.shape)} applies to the prior proposals and the block methods")
     if posterior is not None:
         from .generate import resolve_start
 
@@ -313,7 +317,7 @@ def _start(model, method, out, C, params, fs, sampler, run, dtype, t0) -> _Run:
     if method in ("block", "hybrid"):
         from .generate import generate
 
-        cur = generate(model, C, steps=fs.steps, solver="heun" if fs.solver == "euler" else fs.solver,
+        cur = generate(model, C, params.shape, steps=fs.steps, solver="heun" if fs.solver == "euler" else fs.solver,
                        seed=int(rng.integers(0, 2**62)), batch_size=fs.batch_size)
     else:
         cur = np.zeros((C, *params.shape))
@@ -382,7 +386,7 @@ def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_eve
 def _reweight_chunk(model, r: _Run, n, params, fs, posterior):
     """Up to ``fs.batch_size`` model samples with their importance log-weights."""
     T = min(n - r.writer.n, fs.batch_size)
-    prop = sample(model, T, fs, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
+    prop = sample(model, T, fs, params.shape, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
     lw = log_weights(prop.phi, prop.log_q, params)
     r.writer.append(prop.phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=r.state(),
                     state_phi=np.zeros((1, params.volume)))
@@ -392,7 +396,7 @@ def _imh_chunk(model, r: _Run, n, params, fs, posterior):
     """One batch of proposals, shared out among the chains, and the chains run through their share."""
     C = len(r.cur)
     T = min(n - r.writer.n, max(1, fs.batch_size // C))
-    prop = sample(model, C * T, fs, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
+    prop = sample(model, C * T, fs, params.shape, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
     lw = log_weights(prop.phi, prop.log_q, params).reshape(C, T)
     idx, acc, dH = imh_chain(lw, r.rng, current=r.cur_lw)
     pool = prop.phi.reshape(C, T, *params.shape)

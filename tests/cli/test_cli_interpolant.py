@@ -708,6 +708,21 @@ def test_sample_neural_resume_keeps_the_files_quadrature(cli, model, tmp_path):
     assert rc == 1 and "'quadrature': 'stages'" in err
 
 
+def test_sample_neural_hybrid_on_a_larger_lattice_with_windows(cli, model, tmp_path):
+    """--shape: the exact block and hybrid samplers on a larger lattice than the model's; --window: the
+    block's flow on a window (recorded); a window that does not fit is refused before anything is written."""
+    out = tmp_path / "hy.h5"
+    base = ("sample-neural", "--model", model, "--method", "hybrid", "--shape", "8", "8", "--block", "2",
+            "--chains", "2", "--n", "2", "--hmc-steps", "2", *NQ)
+    rc, _, err = cli(*base, "--window", "4", "--out", out)
+    assert rc == 0, err
+    phi, attrs = _samples(out)
+    assert phi.shape[2:] == (8, 8) and attrs["params"]["shape"] == [8, 8] and attrs["sampler"]["window"] == [4, 4]
+    rc, _, err = cli(*base, "--window", "3", "--out", tmp_path / "bad.h5")
+    assert rc == 1 and "--window 3: every side must be at least the block's plus 2" in err
+    assert not (tmp_path / "bad.h5").exists()
+
+
 def test_sample_neural_resume_of_a_missing_file(cli, model, tmp_path):
     out = tmp_path / "none.h5"
     rc, _, err = cli("sample-neural", "--model", model, "--method", "imh", "--n", "2", "--out", out, "--resume", *NQ)
