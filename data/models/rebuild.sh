@@ -25,15 +25,15 @@ build() {
   ship "$name" "$W/${name}_train.pt" "$train" "phi4si sample-mcmc $hmc --every 10 --seed $s_train (reference: --every 20 --seed $s_ref)" "$seed"
 }
 
-# NAME CHECKPOINT TRAIN_COMMAND DATA SEED: export, quality at generate's defaults, manifest entry
+# NAME CHECKPOINT TRAIN_COMMAND DATA SEED [EXTRA_JSON_FIELDS]: export, quality at generate's defaults, manifest entry
 ship() {
-  local name=$1 ck=$2 train=$3 data=$4 seed=$5
+  local name=$1 ck=$2 train=$3 data=$4 seed=$5 extra=${6:-}
   [ -f "data/models/$name.pt" ] || python -m phi4si.model.export export "$ck" "$name"
   python benchmarks/generation_speed.py --ref "$W/${name}_ref.h5" --model "$name=data/models/$name.pt" \
       --run "$name:ab3:16" --n 2000 --out "shipped_$name.json"
   python -m phi4si.model.export entry "$name" --quality "benchmarks/results/shipped_$name.json" "{
       \"command\": \"$train\", \"data\": \"$data\",
-      \"seed\": $seed, \"rebuild\": \"bash data/models/rebuild.sh $name\"}"
+      \"seed\": $seed, \"rebuild\": \"bash data/models/rebuild.sh $name\"$extra}"
 }
 
 if [[ $WHAT == l8 || $WHAT == all ]]; then build l8 8 -4 8 small 3000 2 21 22; fi
@@ -44,5 +44,6 @@ if [[ $WHAT == l32 || $WHAT == all ]]; then
   bash papers/negrel2025/l32.sh hmc "$W"
   bash papers/negrel2025/l32.sh train "$W"
   ship l32 "$W/l32_ft.pt" "$(sed -n 's/^FT="\(.*\)"$/\1/p' papers/negrel2025/l32.sh | sed "s#\$W#$W#g")" \
-      "phi4si sample-mcmc --shape 32 32 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-therm 2000 --dtype float32 --n-traj 80000 --every 40 --seed 31 (reference: --n-traj 160000 --every 160 --seed 32)" 3
+      "phi4si sample-mcmc --shape 32 32 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-therm 2000 --dtype float32 --n-traj 80000 --every 40 --seed 31 (reference: --n-traj 160000 --every 160 --seed 32)" 3 \
+      ", \"init\": \"l16\", \"init_train_wall_time_s\": $(python -c 'import phi4si.model.shipped as s; print(s.shipped()["l16"]["train_wall_time_s"])')"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's own point, L = 32, m2 = -4, lam = 4.572 (issue: phi^4 at L = 32, every task and exact).
-#   bash papers/negrel2025/l32.sh [hmc|train|generation|transfer|exact|tasks|posterior|kbias|blocks|all] [WORKDIR]
+#   bash papers/negrel2025/l32.sh [hmc|train|short|generation|transfer|exact|tasks|posterior|kbias|blocks|hybrid|all] [WORKDIR]
 # Stages (each reuses what WORKDIR holds; results go to papers/negrel2025/results/l32_*.json):
 #   hmc         HMC training (seed 31) and reference (seed 32, 160000 trajectories) ensembles at L = 32
 #   train       "train small, fine-tune large": the shipped L = 16 model fine-tuned at L = 32 (7000 steps,
@@ -13,6 +13,7 @@
 #   posterior   h in {0.01, 0.02, 0.05}, k in {-0.5, -0.25}: HMC at each, the raw posterior generator
 #   kbias       the k < 0 bias against the start time a0 at L = 16 (k_bias.py, the shipped l16)
 #   blocks      seconds per windowed neural block update at L = 16, 32, 64 (benchmarks/block_update_cost.py)
+#   hybrid      L = 64: windowed neural block updates of l32 + HMC against plain HMC (hybrid_compare.py)
 # Wall time on 2 cores: hmc ~6 min, train ~85 min (1 thread), generation ~5, exact ~30, tasks ~15,
 # posterior ~20, kbias ~10, blocks ~10.
 set -euo pipefail
@@ -41,9 +42,17 @@ if want train; then
   [ -f "$ROOT/data/models/l32.pt" ] || python -m phi4si.model.export export "$W/l32_ft.pt" l32
 fi
 
+# a short fine-tune (10 minutes of the same run's settings) for "with and without a short fine-tune"
+if want short; then
+  [ -f "$W/l32_short.pt" ] || phi4si train --data "$W/l32_train.h5" --init l16 --batch-size 128 --seed 3 --minutes 10 \
+      --lr 1e-3 --amp bf16 --threads 1 --no-progress --out "$W/l32_short.pt"
+  python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model short="$W/l32_short.pt" \
+      --run short:ab3:16 --n 4000 --out "$R/l32_short.json"
+fi
+
 if want generation; then
   python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l32=l32 --model l16=l16 --shape 32 32 \
-      --run l32:ab3:16 --run l32:rk4:32 --run l16:ab3:16 --n 4000 --out "$R/l32_generation.json"
+      --run l32:ab3:16 --run l32:ab3:32 --run l32:ab3:8:opt --run l16:ab3:16 --n 4000 --out "$R/l32_generation.json"
 fi
 
 if want transfer; then
@@ -56,6 +65,19 @@ if want exact; then
   [ -f "$W/l32_reweight.h5" ] || phi4si sample-neural --model l32 --method reweight --n 768 --path "$W/l32_rk4x4.json" \
       --seed 5 --threads 2 --no-progress --out "$W/l32_reweight.h5"
   phi4si analyze --json "$W/l32_reweight.h5" > "$R/l32_exact_reweight.json"
+  # independence Metropolis through the same proposals (the chain needs only their weights): acceptance
+  python - "$W/l32_reweight.h5" "$R/l32_exact_imh.json" <<'PY'
+import json, sys
+import numpy as np
+from phi4si import open_ensemble
+from phi4si.model.exact import imh_chain
+with open_ensemble(sys.argv[1]) as ds:
+    lw = np.asarray(ds["log_w"].values, dtype=np.float64).reshape(1, -1)
+_, acc, _ = imh_chain(lw, np.random.default_rng(0))
+res = {"proposals": int(lw.size), "acceptance": float(acc[0, 1:].mean()), "file": sys.argv[1]}
+json.dump(res, open(sys.argv[2], "w"), indent=1)
+print(res)
+PY
 fi
 
 if want tasks; then
@@ -83,4 +105,19 @@ fi
 if want blocks; then
   python "$ROOT/benchmarks/block_update_cost.py" --model l32 --block 4 --chains 16 --updates 2 \
       --run 16:full:4 --run 16:12:4 --run 32:12:4 --run 64:12:4 --run 64:16:4 --out "$R/l32_block_update_cost.json"
+fi
+
+if want hybrid; then
+  HMC64="--shape 64 64 --m2 -4 --lam 4.572 --sampler hmc --dtype float32 --no-progress"
+  [ -f "$W/l64_ref.h5" ] || phi4si sample-mcmc $HMC64 --chains 64 --n-therm 2000 --n-traj 40000 --every 100 --seed 64 \
+      --out "$W/l64_ref.h5"
+  # 16 chains, each sweep one 4x4 block update on a 12x12 window and 5 HMC trajectories (eps of the reference's
+  # adaptation, 10 leapfrog steps); plain HMC with the same chains and trajectories in the same session
+  [ -f "$W/l64_hybrid.h5" ] || phi4si sample-neural --model l32 --method hybrid --shape 64 64 --window 12 --block 4 \
+      --chains 16 --n 200 --hmc-traj 5 --hmc-eps 0.049 --hmc-steps 10 --steps 4 --divergence exact --seed 7 \
+      --threads 1 --no-progress --out "$W/l64_hybrid.h5"
+  [ -f "$W/l64_hmc.h5" ] || phi4si sample-mcmc $HMC64 --chains 16 --n-therm 200 --n-traj 1000 --every 5 --eps 0.049 \
+      --no-adapt --seed 65 --out "$W/l64_hmc.h5"
+  python "$HERE/hybrid_compare.py" --hybrid "$W/l64_hybrid.h5" --hmc "$W/l64_hmc.h5" --ref "$W/l64_ref.h5" \
+      --out "$R/l64_hybrid.json"
 fi
