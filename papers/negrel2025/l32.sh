@@ -50,20 +50,22 @@ if want short; then
       --run short:ab3:16 --n 4000 --out "$R/l32_short.json"
 fi
 
+# raw generation of l32 at generate's defaults: benchmarks/results/shipped_l32.json (data/models/rebuild.sh l32);
+# here the L = 16 model without fine-tune at L = 32
 if want generation; then
-  python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l32=l32 --model l16=l16 --shape 32 32 \
-      --run l32:ab3:16 --run l32:ab3:32 --run l32:ab3:8:opt --run l16:ab3:16 --n 4000 --out "$R/l32_generation.json"
+  python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l16=l16 --shape 32 32 \
+      --run l16:ab3:16 --n 2000 --out "$R/l32_l16_at_32.json"
 fi
 
 if want transfer; then
   python "$HERE/l32_transfer.py" --model l16 --ref16 "$W/l16_ref.h5" --ref32 "$W/l32_ref.h5" \
-      --gen "l16_and_l32=$R/l32_generation.json" --out "$R/l32_transfer.json"
+      --gen "l16_at_32=$R/l32_l16_at_32.json" --gen "l32_short_ft=$R/l32_short.json" \
+      --gen "l32=$ROOT/benchmarks/results/shipped_l32.json" --out "$R/l32_transfer.json"
 fi
 
 if want exact; then
-  [ -f "$W/l32_rk4x4.json" ] || phi4si optimize-path --model l32 --steps 4 --solver rk4 --out "$W/l32_rk4x4.json"
-  [ -f "$W/l32_reweight.h5" ] || phi4si sample-neural --model l32 --method reweight --n 768 --path "$W/l32_rk4x4.json" \
-      --seed 5 --threads 2 --no-progress --out "$W/l32_reweight.h5"
+  [ -f "$W/l32_reweight.h5" ] || phi4si sample-neural --model l32 --method reweight --n 512 --steps 5 --solver rk4 \
+      --seed 5 --threads 1 --no-progress --out "$W/l32_reweight.h5"
   phi4si analyze --json "$W/l32_reweight.h5" > "$R/l32_exact_reweight.json"
   # independence Metropolis through the same proposals (the chain needs only their weights): acceptance
   python - "$W/l32_reweight.h5" "$R/l32_exact_imh.json" <<'PY'
@@ -81,7 +83,7 @@ PY
 fi
 
 if want tasks; then
-  python "$HERE/evaluate_generation.py" --model l32 --ref "$W/l32_ref.h5" --n 2000 --threads 2 \
+  python "$HERE/evaluate_generation.py" --model l32 --ref "$W/l32_ref.h5" --n 1000 --threads 1 \
       --settings ab3:16 inpaint=block:8x8@12,12/heun:10 inpaint=random:0.5/heun:10 seq=raster,16/heun:10 \
       seq=coarse_to_fine,3/heun:10 --out "$R/l32_tasks.json"
 fi
@@ -94,7 +96,7 @@ if want posterior; then
         --out "$W/l32_$RW.h5"
   done
   python "$HERE/posterior_study.py" --model l32 --prior "$W/l32_ref.h5" --hmc "$W/l32_{reward}.h5" \
-      --h 0.01 0.02 0.05 --k -0.5 -0.25 --n 2000 --steps 16 --solver ab3 --name l32 --threads 2 \
+      --h 0.01 0.02 0.05 --k -0.5 -0.25 --n 1000 --steps 16 --solver ab3 --name l32 --threads 1 \
       --variants start=pilot --out "$R/posterior_l32.json" --figure "$R/posterior_l32.png"
 fi
 
@@ -114,7 +116,7 @@ if want hybrid; then
   # 16 chains, each sweep one 4x4 block update on a 12x12 window and 5 HMC trajectories (eps of the reference's
   # adaptation, 10 leapfrog steps); plain HMC with the same chains and trajectories in the same session
   [ -f "$W/l64_hybrid.h5" ] || phi4si sample-neural --model l32 --method hybrid --shape 64 64 --window 12 --block 4 \
-      --chains 16 --n 200 --hmc-traj 5 --hmc-eps 0.049 --hmc-steps 10 --steps 4 --divergence exact --seed 7 \
+      --chains 16 --n 120 --hmc-traj 5 --hmc-eps 0.049 --hmc-steps 10 --steps 4 --divergence exact --seed 7 \
       --threads 1 --no-progress --out "$W/l64_hybrid.h5"
   [ -f "$W/l64_hmc.h5" ] || phi4si sample-mcmc $HMC64 --chains 16 --n-therm 200 --n-traj 1000 --every 5 --eps 0.049 \
       --no-adapt --seed 65 --out "$W/l64_hmc.h5"
