@@ -9,6 +9,7 @@
 #   generation  raw generation of l32 and of l16 without fine-tune, against the reference
 #   transfer    why l16 fails at L = 32: receptive field, momenta, pooling pyramid (l32_transfer.py)
 #   exact       reweighting and independence Metropolis with l32 (sample-neural), ESS/N, corrected observables
+#               (the committed run was stopped after its first 256 of 512 proposals, ~4 s each on one thread)
 #   tasks       inpainting (8x8 block, 50 % random) and sequential generation (raster, coarse-to-fine)
 #   posterior   h in {0.01, 0.02, 0.05}, k in {-0.5, -0.25}: HMC at each, the raw posterior generator
 #   kbias       the k < 0 bias against the start time a0 at L = 16 (k_bias.py, the shipped l16)
@@ -76,7 +77,13 @@ from phi4si.model.exact import imh_chain
 with open_ensemble(sys.argv[1]) as ds:
     lw = np.asarray(ds["log_w"].values, dtype=np.float64).reshape(1, -1)
 _, acc, _ = imh_chain(lw, np.random.default_rng(0))
-res = {"proposals": int(lw.size), "acceptance": float(acc[0, 1:].mean()), "file": sys.argv[1]}
+def ess(x):
+    w = np.exp(x - x.max())
+    return float(w.sum() ** 2 / (len(w) * (w ** 2).sum()))
+rng = np.random.default_rng(1)
+boot = [ess(lw[0, rng.integers(0, lw.size, lw.size)]) for _ in range(1000)]
+res = {"proposals": int(lw.size), "acceptance": float(acc[0, 1:].mean()), "ess_fraction": ess(lw[0]),
+       "ess_fraction_bootstrap_err": float(np.std(boot)), "log_w_std": float(lw.std()), "file": sys.argv[1]}
 json.dump(res, open(sys.argv[2], "w"), indent=1)
 print(res)
 PY
