@@ -44,9 +44,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     hy, hm, ref = summary(args.hybrid), summary(args.hmc), summary(args.ref)
     for run in (hy, hm):
-        run["z_vs_ref"] = {k: (run["observables"][k]["value"] - ref["observables"][k]["value"])
-                          / (run["observables"][k]["error"] ** 2 + ref["observables"][k]["error"] ** 2) ** 0.5
-                          for k in OBS}
+        o, r = run["observables"], ref["observables"]
+        run["z_vs_ref"] = {k: (o[k]["value"] - r[k]["value"]) / (o[k]["error"] ** 2 + r[k]["error"] ** 2) ** 0.5
+                           if None not in (o[k]["value"], o[k]["error"], r[k]["value"], r[k]["error"]) else None
+                           for k in OBS}
     ratio = {k: (hy["observables"][k]["ess_per_s"] / hm["observables"][k]["ess_per_s"]
                  if hy["observables"][k]["ess_per_s"] and hm["observables"][k]["ess_per_s"] else None)
              for k in ("abs_m", "m2")}
@@ -56,7 +57,8 @@ def main(argv=None):
     for name, run in (("hybrid", hy), ("hmc", hm)):
         o = run["observables"]
         print(f"{name:6s} wall {run['wall_time_s']:8.1f} s  " + "  ".join(
-            f"{k} {o[k]['value']:.5g}({o[k]['error']:.2g}) z {run['z_vs_ref'][k]:+.1f}" for k in OBS))
+            f"{k} {o[k]['value']:.5g}({o[k]['error']:.2g}) z {run['z_vs_ref'][k]:+.1f}" for k in OBS
+            if run["z_vs_ref"][k] is not None))
         print(f"       tau_int |m| {o['abs_m']['tau_int']:.1f}, m^2 {o['m2']['tau_int']:.1f} (per stored step); "
               + ", ".join(f"{k} {run[k]:.3f}" for k in ("acceptance", "acceptance_block", "acceptance_hmc") if k in run))
     print(f"ESS/s hybrid / HMC: |m| {ratio['abs_m']}, m^2 {ratio['m2']}")

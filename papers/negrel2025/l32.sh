@@ -125,7 +125,7 @@ if want hybrid; then
   [ -f "$W/l64_hybrid.h5" ] || phi4si sample-neural --model l32 --method hybrid --shape 64 64 --window 12 --block 4 \
       --chains 16 --n 120 --hmc-traj 5 --hmc-eps 0.049 --hmc-steps 10 --steps 4 --divergence exact --seed 7 \
       --threads 1 --no-progress --out "$W/l64_hybrid.h5"
-  [ -f "$W/l64_hmc.h5" ] || phi4si sample-mcmc $HMC64 --chains 16 --n-therm 200 --n-traj 1000 --every 5 --eps 0.049 \
+  [ -f "$W/l64_hmc.h5" ] || phi4si sample-mcmc $HMC64 --chains 16 --n-therm 2000 --n-traj 20000 --every 20 --eps 0.049 \
       --no-adapt --seed 65 --out "$W/l64_hmc.h5"
   python "$HERE/hybrid_compare.py" --hybrid "$W/l64_hybrid.h5" --hmc "$W/l64_hmc.h5" --ref "$W/l64_ref.h5" \
       --out "$R/l64_hybrid.json"
