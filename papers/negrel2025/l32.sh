@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's own point, L = 32, m2 = -4, lam = 4.572 (issue: phi^4 at L = 32, every task and exact).
-#   bash papers/negrel2025/l32.sh [hmc|train|short|generation|transfer|exact|tasks|posterior|kbias|blocks|hybrid|all] [WORKDIR]
+#   bash papers/negrel2025/l32.sh [hmc|train|short|generation|transfer|exact|exactpost|tasks|posterior|kbias|blocks|hybrid|all] [WORKDIR]
 # Stages (each reuses what WORKDIR holds; results go to papers/negrel2025/results/l32_*.json):
 #   hmc         HMC training (seed 31) and reference (seed 32, 160000 trajectories) ensembles at L = 32
 #   train       "train small, fine-tune large": the shipped L = 16 model fine-tuned at L = 32 (7000 steps,
@@ -129,4 +129,11 @@ if want hybrid; then
       --no-adapt --seed 65 --out "$W/l64_hmc.h5"
   python "$HERE/hybrid_compare.py" --hybrid "$W/l64_hybrid.h5" --hmc "$W/l64_hmc.h5" --ref "$W/l64_ref.h5" \
       --out "$R/l64_hybrid.json"
+fi
+
+# exact posterior at h = 0.05 by reweighting posterior-drift proposals (a short run: ~4 s per proposal)
+if want exactpost; then
+  [ -f "$W/l32_post_h0.05.h5" ] || phi4si sample-neural --model l32 --method reweight --h 0.05 --proposal posterior \
+      --n 128 --batch-size 128 --steps 5 --solver rk4 --seed 6 --threads 2 --no-progress --out "$W/l32_post_h0.05.h5"
+  phi4si analyze --json "$W/l32_post_h0.05.h5" > "$R/l32_exact_post_h0.05.json"
 fi
