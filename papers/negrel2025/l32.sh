@@ -131,9 +131,12 @@ if want hybrid; then
       --out "$R/l64_hybrid.json"
 fi
 
-# exact posterior at h = 0.05 by reweighting posterior-drift proposals (a short run: ~4 s per proposal)
+# exact posteriors by reweighting posterior-drift proposals (short runs: ~1.4 s per proposal on 2 threads)
 if want exactpost; then
-  [ -f "$W/l32_post_h0.05.h5" ] || phi4si sample-neural --model l32 --method reweight --h 0.05 --proposal posterior \
-      --n 128 --batch-size 128 --steps 5 --solver rk4 --seed 6 --threads 2 --no-progress --out "$W/l32_post_h0.05.h5"
-  phi4si analyze --json "$W/l32_post_h0.05.h5" > "$R/l32_exact_post_h0.05.json"
+  for RW in h0.05 h0.01 k-0.5; do
+    [ -f "$W/l32_post_$RW.h5" ] || phi4si sample-neural --model l32 --method reweight --${RW:0:1} ${RW:1} \
+        --proposal posterior --n 128 --batch-size 128 --steps 5 --solver rk4 --seed 6 --threads 2 --no-progress \
+        --out "$W/l32_post_$RW.h5"
+    phi4si analyze --json "$W/l32_post_$RW.h5" > "$R/l32_exact_post_$RW.json"
+  done
 fi
