@@ -136,18 +136,16 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
     phi = np.asarray(phi, dtype=np.float64)
     shape, b = phi.shape[1:], _block_size(block, phi.shape[1:])
     w = window_size(window, b, shape)
-    if w is None:
-        masks = random_blocks(shape, block, len(phi), rng)
-        seed = int(rng.integers(0, 2**62))
-        prop = propose_block(model, phi, masks, fs, seed=seed)
-        lq_old, _ = conditional_log_prob(model, phi, masks, fs, seed=stream_seed(seed, "block_reverse"))
-    else:
-        rows, mask = window_indices(shape, b, _offsets(shape, len(phi), rng), w)
-        seed = int(rng.integers(0, 2**62))
-        win = cut(phi, rows)
-        prop = propose_block(model, win, mask, fs, seed=seed)
-        lq_old, _ = conditional_log_prob(model, win, mask, fs, seed=stream_seed(seed, "block_reverse"))
-        prop = dataclasses.replace(prop, phi=paste(phi, prop.phi, rows, mask))
+    if w is None:                      # the flow runs on the whole lattice, one mask per chain
+        src, masks = phi, random_blocks(shape, block, len(phi), rng)
+    else:                              # on each chain's window, the block at the window's centre
+        rows, masks = window_indices(shape, b, _offsets(shape, len(phi), rng), w)
+        src = cut(phi, rows)
+    seed = int(rng.integers(0, 2**62))
+    prop = propose_block(model, src, masks, fs, seed=seed)
+    lq_old, _ = conditional_log_prob(model, src, masks, fs, seed=stream_seed(seed, "block_reverse"))
+    if w is not None:
+        prop = dataclasses.replace(prop, phi=paste(phi, prop.phi, rows, masks))
     log_alpha = (log_target(prop.phi, params) - prop.log_q) - (log_target(phi, params) - lq_old)
     acc = np.log(rng.random(len(phi))) < log_alpha
     new = np.where(acc.reshape(-1, *([1] * (phi.ndim - 1))), prop.phi, phi)
