@@ -133,9 +133,11 @@ fi
 
 # exact posteriors by reweighting posterior-drift proposals (short runs: ~1.4 s per proposal on 2 threads)
 if want exactpost; then
-  for RW in h0.05 h0.01 k-0.5; do
+  for RW in h0.05 h0.01 k-0.5 h0.02 k-0.25; do
+    # the start these runs were made with (pinned: the package default became a0 = 0.95, 3 rounds for h later)
+    START="--pilot-rounds 2"; [ "${RW:0:1}" = h ] && START="--a0 0.9 --pilot-rounds 2"
     [ -f "$W/l32_post_$RW.h5" ] || phi4si sample-neural --model l32 --method reweight --${RW:0:1} ${RW:1} \
-        --proposal posterior --n 128 --batch-size 128 --steps 5 --solver rk4 --seed 6 --threads 2 --no-progress \
+        --proposal posterior $START --n 128 --batch-size 128 --steps 5 --solver rk4 --seed 6 --threads 2 --no-progress \
         --out "$W/l32_post_$RW.h5"
     phi4si analyze --json "$W/l32_post_$RW.h5" > "$R/l32_exact_post_$RW.json"
   done

@@ -110,8 +110,8 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--a0", type=finite_float, default=None, help="--proposal posterior: start time (default as phi4si posterior)")
     nm.add_argument("--start", type=posterior_start, default=None,
                     help="--proposal posterior: start mean pilot (default), noise or a number")
-    nm.add_argument("--pilot", type=integer, default=None, help="--proposal posterior: pilot-run size (default 256)")
-    nm.add_argument("--pilot-rounds", type=integer, default=None, help="--proposal posterior: pilot runs (default 2)")
+    nm.add_argument("--pilot", type=integer, default=None, help="--proposal posterior: pilot-run size (default as phi4si posterior)")
+    nm.add_argument("--pilot-rounds", type=integer, default=None, help="--proposal posterior: pilot runs (default as phi4si posterior)")
     nm.add_argument("--chains", type=integer, default=1, help="independent chains (imh, block, hybrid; default 1)")
     nm.add_argument("--steps", type=integer, default=10, help="ODE steps of the log-density flow (default 10)")
     nm.add_argument("--solver", choices=SOLVERS, default="rk4", help="ODE solver (default rk4)")
@@ -189,9 +189,9 @@ def _posterior_settings(args, h, k):
     for flag in ("pilot", "pilot_rounds"):
         if getattr(args, flag) is not None and args.start not in (None, "pilot"):
             raise ParameterError(f"--{flag.replace('_', '-')} applies to --start pilot only")
+    given = {"pilot": args.pilot, "rounds": args.pilot_rounds}
     return Posterior(h=h, k=k, a0=args.a0, start="pilot" if args.start is None else args.start,
-                     pilot=256 if args.pilot is None else args.pilot,
-                     rounds=2 if args.pilot_rounds is None else args.pilot_rounds)
+                     **{key: v for key, v in given.items() if v is not None})
 
 
 def _posterior_record(post, model) -> dict:

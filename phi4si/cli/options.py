@@ -109,6 +109,8 @@ ODE_SOLVERS = SOLVERS + ("ab2", "ab3", "ddim", "ddim2")  # phi4si.interpolant.in
 MODEL_PRESETS = ("tiny", "small", "medium", "large", "maze")     # phi4si.nn.unet._PRESETS
 MEASURES = ("generation", "multitask", "curriculum")     # phi4si.interpolant.measures.preset_measure
 PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
+# posterior start defaults (phi4si.model.posterior), shown in --help
+DEFAULT_A0, DEFAULT_A0_NEGATIVE_K, DEFAULT_PILOT, DEFAULT_ROUNDS = 0.95, 0.999, 256, 3
 ORDERS = ("raster", "reverse", "random", "coarse_to_fine")   # phi4si.model.generate.sequential
 DTYPES = ("float32", "float64")
 Z2_MODES = ("auto", "sign", "none")                      # phi4si.model.z2.Z2_MODES
@@ -203,12 +205,14 @@ def add_posterior_flags(p):
     p.add_argument("--h", type=finite_float, default=None, help="applied field h of the posterior (reward b = h 1)")
     p.add_argument("--k", type=finite_float, default=None, help="extra coupling k of the posterior (reward A = 2k Id)")
     p.add_argument("--a0", type=finite_float, default=None,
-                   help="start time of the posterior path, 0 < a0 < 1 (default 0.9; k > 0: below its bound; k < 0: 0.999)")
+                   help=f"start time of the posterior path, 0 < a0 < 1 (default {DEFAULT_A0}; k > 0: below its bound; "
+                        f"k < 0: {DEFAULT_A0_NEGATIVE_K})")
     p.add_argument("--start", type=posterior_start, default=None,
                    help="start mean: pilot (default: a pilot run's mean), noise (0) or a number (physical units)")
-    p.add_argument("--pilot", type=integer, default=None, help="pilot-run size for --start pilot (default 256)")
+    p.add_argument("--pilot", type=integer, default=None,
+                   help=f"pilot-run size for --start pilot (default {DEFAULT_PILOT})")
     p.add_argument("--pilot-rounds", type=integer, default=None,
-                   help="pilot runs for --start pilot, each started from the last (default 2)")
+                   help=f"pilot runs for --start pilot, each started from the last (default {DEFAULT_ROUNDS})")
 
 
 def add_trained_model_flags(p, out_help="output HDF5 file", steps=50, batch_size=256):

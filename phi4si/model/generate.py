@@ -39,7 +39,7 @@ import torch
 
 from .._version import __version__
 from ..errors import ParameterError
-from .posterior import Posterior, drift_and_path, pilot_start
+from .posterior import DEFAULT_PILOT, DEFAULT_ROUNDS, Posterior, drift_and_path, pilot_start
 from .solve import SolveSettings, pilot_runner, run_task
 
 __all__ = ["generate", "inpaint", "sequential", "sample_posterior", "resolve_start", "parse_mask", "write_samples"]
@@ -195,7 +195,7 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int | N
 
 
 def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | None = None, start="pilot",
-                     pilot: int = 256, rounds: int = 2, **kwargs) -> np.ndarray:
+                     pilot: int = DEFAULT_PILOT, rounds: int = DEFAULT_ROUNDS, **kwargs) -> np.ndarray:
     """n configurations (physical units) from the posterior exp(h sum phi + k sum phi^2) p(phi) with a
     prior model: :func:`generate` with ``posterior=Posterior(h, k, a0, start, pilot, rounds)``;
     ``kwargs`` go to it (shape, steps, solver, sde, seed, batch_size, grid_power, progress, z2).

@@ -24,7 +24,13 @@ Choosing a0 trades that start error against extrapolation: near the noise end th
 field x_r = x + a^2/(1 - a) b' leaves the training distribution like 1/(1 - a)
 (the Gaussian-oracle formulas are tested in tests/model/test_posterior.py; ``posterior_study.sh start`` and
 ``posterior_architecture.sh`` in papers/negrel2025 measure the bias against a0 and the architecture on
-trained models).  The default a0 = 0.9 (or just below the feasibility bound of a positive k).  A
+trained models).  For a Gaussian mode of variance C (normalised units) one pilot round multiplies the
+start error by f = T (1 - a0); near the transition the zero mode's C is large (about 100 at L = 32,
+m2 = -4, lam = 4.572), so f = 0.74 at a0 = 0.9 but 0.46 at a0 = 0.95, where the transform still moves
+the field by less than 0.2 of the data's spread at h <= 0.02 (:meth:`Posterior.reach`).  The default is
+a0 = 0.95 with three pilot rounds (or just below the feasibility bound of a positive k; at L = 32,
+papers/negrel2025/l32.sh posterior: <m> within 2 % of HMC at h = 0.01 ... 0.05 where a0 = 0.9 with two
+rounds was 22 % low at h = 0.01).  A
 negative k has no singularity at the noise end (rho_r^2 = rho^2 + |A| > 0 for every a, so x_r stays
 finite there even with a field h): its default is a0 = 0.999, where the start error of the critical
 zero mode, (1 - a0)^2 c against a0^2, is negligible (papers/negrel2025/k_bias.py measures it).
@@ -47,9 +53,12 @@ import torch
 from ..errors import ParameterError
 from ..seeds import torch_generator
 
-__all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEFAULT_A0", "DEFAULT_A0_NEGATIVE_K"]
+__all__ = ["Posterior", "posterior_drift", "drift_and_path", "pilot_start", "DEFAULT_A0", "DEFAULT_A0_NEGATIVE_K",
+           "DEFAULT_PILOT", "DEFAULT_ROUNDS"]
 
-DEFAULT_A0 = 0.9
+DEFAULT_A0 = 0.95
+DEFAULT_PILOT = 256      # pilot-run size and rounds of start="pilot"
+DEFAULT_ROUNDS = 3
 # k < 0 everywhere: the transform has no singularity at the noise end (rho_r^2 = rho^2 + |A| > 0), so the
 # path starts next to it, where the start error (1 - a0) is negligible even for the critical zero mode
 # (papers/negrel2025/k_bias.py: at L = 16 the a0 = 0.9 start made most of the k < 0 bias)
@@ -80,8 +89,8 @@ class Posterior:
     k: float = 0.0
     a0: float | None = None
     start: str | float = "pilot"
-    pilot: int = 256
-    rounds: int = 2
+    pilot: int = DEFAULT_PILOT
+    rounds: int = DEFAULT_ROUNDS
 
     def __post_init__(self):
         for name in ("h", "k"):

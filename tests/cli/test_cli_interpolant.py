@@ -98,6 +98,10 @@ def test_solver_and_choice_names_match_the_library():
 
     assert options.SOLVERS == SOLVERS and options.PARAMETRISATIONS == PARAMETRISATIONS
     assert options.MODEL_PRESETS == tuple(_PRESETS)
+    from phi4si.model import posterior
+
+    for name in ("DEFAULT_A0", "DEFAULT_A0_NEGATIVE_K", "DEFAULT_PILOT", "DEFAULT_ROUNDS"):
+        assert getattr(options, name) == getattr(posterior, name), name
     from phi4si.model.generate import DEFAULT_SOLVER, DEFAULT_STEPS
     from phi4si.model.z2 import Z2_MODES
 

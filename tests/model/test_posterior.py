@@ -326,6 +326,8 @@ def test_cli_sample_neural_posterior_proposal(cli, tiny, tmp_path):
     (("--method", "reweight", "--proposal", "posterior", "--h", "0.1", "--start", "noise", "--pilot", "9"),
      "--pilot applies to --start pilot"),
     (("--method", "reweight", "--proposal", "posterior", "--h", "0.1", "--a0", "2"), "a0 must be in"),
+    (("--method", "reweight", "--proposal", "posterior", "--h", "0.1", "--shape", "8", "8"),
+     "posterior proposals run on the model's lattice"),
 ])
 def test_cli_sample_neural_proposal_refusals(cli, tiny, tmp_path, args, match):
     model, _ = tiny
