@@ -111,11 +111,10 @@ def setup(ap, args, options: dict = RUN_OPTIONS):
 
 
 def orbits(shape):
-    """Index of each momentum's symmetry orbit (sorted |n_i| with n_i in -L/2..L/2), and the orbits' labels."""
-    ns = np.meshgrid(*[np.minimum(np.arange(L), L - np.arange(L)) for L in shape], indexing="ij")
-    key = np.sort(np.stack([n.ravel() for n in ns], axis=1), axis=1)
-    labels, inv = np.unique(key, axis=0, return_inverse=True)
-    return inv.reshape(shape), labels
+    """Index of each momentum's symmetry orbit and the orbits' labels (phi4si.lattice.momentum_orbits)."""
+    from phi4si.lattice import momentum_orbits
+
+    return momentum_orbits(shape)
 
 
 def spectrum(phi, orbit, n_orbits, bins=None):

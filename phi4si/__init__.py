@@ -39,6 +39,8 @@ _LAZY = {
     "sample_mcmc": ("mcmc.run", "sample_mcmc"),
     "analyze": ("analysis.report", "analyze_file"),
     "format_table": ("analysis.report", "format_table"),
+    "compare": ("analysis.compare", "compare"),
+    "configurations": ("analysis.compare", "configurations"),
     "train": ("model.train", "train"),
     "TrainConfig": ("model.train", "TrainConfig"),
     "load_model": ("model.checkpoint", "load_model"),

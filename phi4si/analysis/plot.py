@@ -40,11 +40,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
 
     from ..errors import ParameterError
 
-    if not str(out_dir).strip():
-        raise ParameterError("the plot output folder is empty: give a folder name (it is created if needed)")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ParameterError(f"plot output {out_dir} exists and is a file, not a directory")
+    out_dir = output_folder(out_dir, create=False)
     ds = open_ensemble(path)
     if ds.sizes.get("traj", 0) == 0:
         ds.close()
@@ -52,10 +48,10 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
 
         raise EnsembleFileError(f"{path}: holds no measured trajectories yet (interrupted during thermalisation?)")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
+        output_folder(out_dir)
+    except ParameterError:
         ds.close()
-        raise ParameterError(f"cannot create the plot output folder {out_dir}: {e.strerror or e}") from None
+        raise
     p = ds.attrs["params"]
     shape = tuple(p["shape"])
     V = int(np.prod(shape))
@@ -133,3 +129,80 @@ def _save(fig, path):
     save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
+
+
+def output_folder(out_dir, create: bool = True) -> Path:
+    """The folder figures go to, checked (a name, not a file) and created unless ``create=False``."""
+    from ..errors import ParameterError
+
+    if not str(out_dir).strip():
+        raise ParameterError("the plot output folder is empty: give a folder name (it is created if needed)")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"plot output {out_dir} exists and is a file, not a directory")
+    if not create:
+        return out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError(f"cannot create the plot output folder {out_dir}: {e.strerror or e}") from None
+    return out_dir
+
+
+def comparison_figures(comparison, out_dir) -> list[Path]:
+    """The overlays of a :class:`~phi4si.analysis.compare.Comparison`: ``compare_hist_m.png`` (the m
+    histograms, importance weights applied), ``compare_spectrum.png`` (G(p)/G_ref(p) on every momentum
+    orbit against p_hat^2, with errors) and ``compare_correlator.png`` (C(t), log scale, with errors)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = output_folder(out_dir)
+    ref = comparison.reference
+    shape = tuple(ref.params["shape"])
+    written = []
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for s in comparison.summaries[1:]:
+        h = comparison.histograms[s.label]
+        mid = 0.5 * (h["edges"][1:] + h["edges"][:-1])
+        width = h["edges"][1] - h["edges"][0]
+        if s is comparison.summaries[1]:
+            ax.step(mid, h["b"] / width, where="mid", color="k", lw=1.5, label=f"{ref.label} [{ref.kind}]")
+        ax.step(mid, h["a"] / width, where="mid", lw=1.2,
+                label=f"{s.label} [{s.kind}] TV {h['tv']:.3f} (null {h['null_95']:.3f})")
+    ax.set_xlabel("m")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    written.append(_save(fig, out_dir / "compare_hist_m.png"))
+
+    from ..lattice.fourier import orbit_p_hat2
+
+    p_abs = np.sqrt(orbit_p_hat2(shape))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for s in comparison.summaries[1:]:
+        _, v, e = s.spectrum
+        rv, re_ = ref.spectrum[1], ref.spectrum[2]
+        ratio = v / rv
+        ax.errorbar(p_abs, ratio, yerr=np.abs(ratio) * np.hypot(e / v, re_ / rv), fmt="o", ms=3, capsize=2,
+                    label=f"{s.label} [{s.kind}]")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xlabel("|p_hat| (momentum orbits)")
+    ax.set_ylabel(f"G(p) / G(p) of {ref.label}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    written.append(_save(fig, out_dir / "compare_spectrum.png"))
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for s in comparison.summaries:
+        t, c, e = s.correlator
+        ok = c > 0
+        ax.errorbar(t[ok], c[ok], yerr=e[ok], fmt="o-", ms=3, capsize=2, lw=0.8, label=f"{s.label} [{s.kind}]")
+    ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.set_ylabel("C(t)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    written.append(_save(fig, out_dir / "compare_correlator.png"))
+    return written

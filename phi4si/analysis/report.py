@@ -65,6 +65,31 @@ def _num(v, spec: str) -> str:
     return format(v, spec)
 
 
+def number(value, error) -> str:
+    """``value(error)`` with the error's two leading digits in the last places, e.g. 0.13160(40);
+    ``n/a`` for a missing value, ``value(n/a)`` for a missing error.
+
+    >>> number(0.131604, 0.000401), number(7.7549, 0.0301), number(12.5, 3.2), number(float("nan"), 1.0)
+    ('0.13160(40)', '7.755(30)', '12.5(3.2)', 'n/a')
+    """
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "n/a"
+    if not isinstance(error, (int, float)) or not math.isfinite(error) or error <= 0:
+        return f"{value:.6g}(n/a)"
+    digits = max(0, 1 - int(math.floor(math.log10(error))))
+    if digits == 0:
+        return f"{value:.0f}({error:.0f})"
+    err = round(error * 10**digits)
+    if err >= 100:          # rounding carried into a third digit
+        digits -= 1
+        err = round(error * 10**digits)
+    if digits <= 0:
+        return f"{value:.0f}({error:.0f})"
+    if err >= 10 ** digits:  # the error reaches the units: print it as a number
+        return f"{value:.{digits}f}({error:.{digits}f})"
+    return f"{value:.{digits}f}({err})"
+
+
 def format_table(res: dict) -> str:
     """Human-readable table of :func:`analyze_file` output."""
     p = res["params"]

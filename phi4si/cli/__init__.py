@@ -3,6 +3,7 @@
     phi4si demo [--out DIR]                       small HMC run, analysis table and plots
     phi4si sample-mcmc --shape 16 16 --m2 -4 --lam 4.572 --sampler hmc ... --out FILE.h5
     phi4si analyze FILE.h5 [--json]
+    phi4si compare REF.h5 FILE.h5 [...] [--out DIR]  every observable against a reference, with z-scores
     phi4si plot FILE.h5 --out DIR
     phi4si train --data ENS.h5 --out MODEL.pt [--steps N | --minutes M] ...   train an interpolant
     phi4si generate --model MODEL.pt --n N --out FILE.h5 [--order ...]        samples -> ensemble file
@@ -30,7 +31,7 @@ Layout: one module per command family, each with ``add_parsers(sub)`` that adds 
 and binds each to its function with ``set_defaults(func=...)``, which :func:`main` calls as
 ``func(args, argv)`` (no dispatch chain to keep in step with the parsers):
 
-* :mod:`~phi4si.cli.mcmc`   sample-mcmc, analyze, plot
+* :mod:`~phi4si.cli.mcmc`   sample-mcmc, analyze, compare, plot
 * :mod:`~phi4si.cli.demo`   demo
 * :mod:`~phi4si.cli.model`  train, generate, inpaint, posterior, sample-neural
 * :mod:`~phi4si.cli.schedule` optimize-path (optimised time grids for ``--path``)

@@ -1,4 +1,4 @@
-"""``phi4si sample-mcmc``, ``analyze`` and ``plot``: exact MCMC ensembles and what is read from them.
+"""``phi4si sample-mcmc``, ``analyze``, ``compare`` and ``plot``: exact MCMC ensembles and what is read from them.
 
 The flags of sample-mcmc are parsed here; their values are validated by
 :func:`phi4si.mcmc.run.sample_mcmc` (one place for the command line and the Python API).  The
@@ -13,7 +13,7 @@ import sys
 from ..errors import Phi4siError
 from .options import DTYPES, command_line, finite_float, integer, integer_at_least, positive_float
 
-__all__ = ["add_parsers", "cmd_sample", "cmd_analyze", "cmd_plot"]
+__all__ = ["add_parsers", "cmd_sample", "cmd_analyze", "cmd_compare", "cmd_plot"]
 
 
 def add_parsers(sub):
@@ -62,6 +62,22 @@ def add_parsers(sub):
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.add_argument("--S", type=positive_float, default=2.0, help="Gamma-method window parameter S (default 2)")
     a.set_defaults(func=cmd_analyze)
+
+    c = sub.add_parser("compare", help="every observable of ensembles against a reference: deviations, z-scores, "
+                                       "G(p), C(t), m histograms",
+                       description="Compare ensemble files with the first (the reference, e.g. a long HMC run): "
+                                   "<m>, <|m|>, chi, U4, xi_2, <S>/V, <phi^2>, <phi^4> with errors, relative "
+                                   "deviations and z-scores; the momentum spectrum G(p) on every momentum orbit and "
+                                   "C(t); the total-variation distance of the m histograms beside its null level. "
+                                   "Importance weights of reweighted files are applied.")
+    c.add_argument("files", nargs="+", metavar="FILE", help="reference first, then the ensembles to judge")
+    c.add_argument("--label", action="append", default=None, metavar="NAME",
+                   help="a name per file, in order (default: the file names)")
+    c.add_argument("--out", default=None, metavar="DIR",
+                   help="also write compare.md, compare.json and overlaid plots (PNG) into DIR")
+    c.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    c.add_argument("--S", type=positive_float, default=2.0, help="Gamma-method window parameter S (default 2)")
+    c.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("plot", help="histogram, MC history, correlator, configurations (PNG)")
     p.add_argument("file")
@@ -119,6 +135,34 @@ def cmd_analyze(args, argv):
         print(json.dumps(res, indent=1))
     else:
         print(format_table(res))
+
+
+def cmd_compare(args, argv):
+    from pathlib import Path
+
+    from ..analysis.compare import compare
+    from ..analysis.plot import output_folder
+    from ..io import atomic_write, write_json
+
+    if len(args.files) < 2:
+        raise Phi4siError("compare needs a reference file and at least one file to compare with it")
+    if len({str(Path(f).resolve()) for f in args.files}) != len(args.files):
+        raise Phi4siError("a file is given twice")
+    if args.label is not None and len(args.label) != len(args.files):
+        raise Phi4siError(f"{len(args.label)} --label for {len(args.files)} files: give one per file, or none")
+    labels = args.label or [Path(f).name if Path(f).name not in [Path(g).name for g in args.files if g != f] else f
+                            for f in args.files]
+    out = output_folder(args.out) if args.out is not None else None     # refused before the (slow) analysis
+    c = compare(args.files, labels=labels, S=args.S)
+    doc = c.to_dict()
+    print(json.dumps(doc, indent=1) if args.json else c.table())
+    if out is not None:
+        table = c.table() + "\n"
+        written = [atomic_write(out / "compare.md", lambda tmp: Path(tmp).write_text(table)),
+                   write_json(out / "compare.json", doc)]
+        written += c.plot(out)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
 
 
 def cmd_plot(args, argv):

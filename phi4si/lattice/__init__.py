@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..resources import torch_threads_kept
-from .fourier import free_magnetisation_variance, free_propagator, p_hat2, power_spectrum
+from .fourier import (free_magnetisation_variance, free_propagator, momentum_orbits, orbit_p_hat2, orbit_spectrum,
+                      p_hat2, power_spectrum)
 from .params import Phi4Params, validate_shape
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "free_propagator",
     "free_magnetisation_variance",
     "power_spectrum",
+    "momentum_orbits",
+    "orbit_spectrum",
+    "orbit_p_hat2",
 ]
 
 

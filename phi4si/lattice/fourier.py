@@ -51,3 +51,61 @@ def power_spectrum(phi: np.ndarray, ndim: int) -> np.ndarray:
     V = int(np.prod([phi.shape[a] for a in axes]))
     ft = np.fft.fftn(phi, axes=axes)
     return (ft.real**2 + ft.imag**2) / V
+
+
+def momentum_orbits(shape) -> tuple[np.ndarray, np.ndarray]:
+    """The symmetry orbit of every momentum: ``(index, labels)`` with ``index`` on the FFT grid of
+    ``shape`` and ``labels[k]`` the |n_mu| (n_mu in -L/2 .. L/2) of orbit k, axes ordered by length and
+    sorted among axes of equal length, orbits ordered by label.  Momenta related by reflections and by
+    permutations of equal-length axes share G(p) in the lattice theory.
+
+    >>> index, labels = momentum_orbits((4, 4))
+    >>> labels.tolist()
+    [[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]]
+    >>> int(index[1, 0]), int(index[0, 3])          # n = (1, 0) and (0, -1): the same orbit
+    (1, 1)
+    """
+    shape = tuple(int(s) for s in shape)
+    ns = np.meshgrid(*[np.minimum(np.arange(L), L - np.arange(L)) for L in shape], indexing="ij")
+    order = np.argsort(shape, kind="stable")             # axes of equal length side by side
+    key = np.stack([ns[i].ravel() for i in order], axis=1)
+    for L in sorted(set(shape)):                          # permutations only among axes of one length
+        cols = [j for j, i in enumerate(order) if shape[i] == L]
+        key[:, cols] = np.sort(key[:, cols], axis=1)
+    labels, inv = np.unique(key, axis=0, return_inverse=True)
+    return inv.reshape(shape), labels
+
+
+def orbit_p_hat2(shape) -> np.ndarray:
+    """p_hat^2 of each momentum orbit of :func:`momentum_orbits` (the same for all its members).
+
+    >>> orbit_p_hat2((4, 4)).tolist()
+    [0.0, 2.0, 4.0, 4.0, 6.0, 8.0]
+    """
+    index, labels = momentum_orbits(shape)
+    return np.bincount(index.ravel(), weights=p_hat2(shape).ravel()) / np.bincount(index.ravel())
+
+
+def orbit_spectrum(phi: np.ndarray, shape) -> np.ndarray:
+    """|phi~(p)|^2 / V averaged over each momentum orbit (:func:`momentum_orbits`), per configuration:
+    shape ``(..., n_orbits)`` for fields ``(..., *shape)``.
+
+    >>> float(orbit_spectrum(np.ones((1, 4, 4)), (4, 4))[0, 0])   # all weight at p = 0: V m^2
+    16.0
+    """
+    shape = tuple(int(s) for s in shape)
+    index, labels = momentum_orbits(shape)
+    phi = np.asarray(phi)
+    lead = phi.shape[: phi.ndim - len(shape)]
+    flat = phi.reshape(-1, *shape)
+    onehot = np.zeros((index.size, len(labels)))
+    onehot[np.arange(index.size), index.ravel()] = 1.0
+    onehot /= onehot.sum(0)
+    out = np.empty((len(flat), len(labels)))
+    for i in range(0, len(flat), ORBIT_CHUNK):                 # bounded memory for large ensembles
+        pw = power_spectrum(np.asarray(flat[i:i + ORBIT_CHUNK], dtype=np.float64), len(shape))
+        out[i:i + ORBIT_CHUNK] = pw.reshape(len(pw), -1) @ onehot
+    return out.reshape(*lead, len(labels))
+
+
+ORBIT_CHUNK = 2048
