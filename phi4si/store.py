@@ -82,7 +82,10 @@ def check_ensemble(path) -> dict:
             attrs["n_done"] = st["n_done"]
             attrs["eps"] = st["eps"]
             attrs["wall_time"] = st["wall_time"]
-            attrs["acceptance"] = st["acc_sum"] / st["n_done"] if st["n_done"] else float("nan")
+            if (attrs.get("sampler") or {}).get("sampler") != "neural":
+                # MCMC files count accepted trajectories in the state; the neural samplers do not (their
+                # acceptance, written with the run's summary, is the one phi4si analyze reports)
+                attrs["acceptance"] = st["acc_sum"] / st["n_done"] if st["n_done"] else float("nan")
         return attrs
 
 

@@ -43,36 +43,16 @@ import numpy as np
 from ..errors import ParameterError
 from . import stats
 from .observables import KEYS, analyze_configs, analyze_dataset, correlator_primaries, weighted_primary
-from .report import LABELS as REPORT_LABELS, number
+from .report import KINDS, LABELS as REPORT_LABELS, kind_of, number
 
 __all__ = ["Summary", "Comparison", "summarize", "configurations", "compare", "kind_of", "KINDS"]
 
-KINDS = ("exact (MCMC)", "exact (reweighted)", "exact (Metropolis)", "raw (model)", "raw (unadjusted MCMC)")
 SCALARS = KEYS + ("phi2", "phi4")
 LABELS = {**REPORT_LABELS, "phi2": "<phi^2>", "phi4": "<phi^4>"}
 HIST_BINS = 40
 NULL_DRAWS = 400
 # what the couplings of two comparable ensembles must share
 COUPLINGS = ("shape", "m2", "lam", "h", "k")
-
-
-def kind_of(sampler: dict) -> str:
-    """How an ensemble file was made, from its ``sampler`` record: one of :data:`KINDS`.
-
-    >>> kind_of({"sampler": "hmc", "exact": True}), kind_of({"sampler": "interpolant"}), kind_of({"method": "imh"})
-    ('exact (MCMC)', 'raw (model)', 'exact (Metropolis)')
-    """
-    sampler = sampler or {}
-    method = sampler.get("method")
-    if method == "reweight":
-        return "exact (reweighted)"
-    if method in ("imh", "block", "hybrid"):
-        return "exact (Metropolis)"
-    if sampler.get("exact") is False:
-        return "raw (unadjusted MCMC)"
-    if sampler.get("sampler") in ("hmc", "fahmc", "mala") or sampler.get("exact") is True:
-        return "exact (MCMC)"
-    return "raw (model)"
 
 
 @dataclass

@@ -99,9 +99,23 @@ def analyze_dataset(ds, S: float = 2.0) -> dict:
     log_w = np.asarray(ds["log_w"].values, dtype=np.float64) if "log_w" in ds.variables else None
     res = _estimates(shape, np.asarray(ds["m"].values, dtype=np.float64), np.asarray(ds["gp"].values, dtype=np.float64),
                      np.asarray(ds["S"].values, dtype=np.float64), log_w, S)
-    acc = np.asarray(ds["accepted"].values, dtype=np.float64)
-    res["acceptance"] = float(acc.mean()) if acc.size else float("nan")
+    res["acceptance"] = acceptance(ds["accepted"].values, ds.attrs.get("sampler"))
     return res
+
+
+def acceptance(accepted, sampler: dict | None) -> float:
+    """The acceptance rate of an ensemble file, one definition for ``analyze``, the sampler's summary and
+    the file's ``acceptance`` attribute: the mean of ``accepted`` (chain, traj), without the first entry
+    of each chain for independence Metropolis (``method='imh'``: that entry is the chain's start, not a
+    decision).  NaN when there is nothing to average.
+
+    >>> acceptance(np.array([[1, 0, 1, 1]]), {"method": "imh"}), acceptance(np.array([[1, 0]]), {"sampler": "hmc"})
+    (0.6666666666666666, 0.5)
+    """
+    acc = np.asarray(accepted, dtype=np.float64)
+    if (sampler or {}).get("method") == "imh":
+        acc = acc[:, 1:]
+    return float(acc.mean()) if acc.size else float("nan")
 
 
 def analyze_configs(phi, params, log_w=None, S: float = 2.0) -> dict:

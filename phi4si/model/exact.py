@@ -447,7 +447,7 @@ def _sweep(model, phi, params, block_window, updates, hmc, hmc_traj, hmc_eps, rn
 def _summary(out, method, counts):
     """Summary from the file (so that it covers resumed runs too), stored in its ``summary`` attribute."""
     from .. import store
-    from ..analysis.observables import ess_fraction
+    from ..analysis.observables import acceptance, ess_fraction
 
     with store.open_ensemble(out) as ds:                    # lazy: the configurations are not read
         acc = np.asarray(ds["accepted"].values)
@@ -455,7 +455,7 @@ def _summary(out, method, counts):
         if method == "reweight":
             s["ess_fraction"] = ess_fraction(ds["log_w"].values)
         elif method == "imh":
-            s["acceptance"] = float(acc[:, 1:].mean()) if acc.shape[1] > 1 else float("nan")
+            s["acceptance"] = acceptance(acc, {"method": "imh"})
         else:
             s["acceptance_block"] = counts.get("block_acc", 0.0) / max(1, counts.get("block_n", 0))
             s["acceptance_hmc"] = (counts["hmc_acc"] / counts["hmc_n"]) if counts.get("hmc_n") else None

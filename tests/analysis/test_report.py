@@ -58,3 +58,52 @@ def test_plot_refuses_an_output_folder_it_cannot_use(tmp_path, bad, match):
     with pytest.raises(ParameterError, match=match):
         plot_ensemble(ens, str(tmp_path / bad) if bad.startswith("FILE") else bad)
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def _res(**kw):
+    ok = {"value": 0.5, "error": 0.01, "tau_int": 2.0, "tau_int_error": 0.1, "ess": 100.0}
+    res = {k: dict(ok) for k in observables.KEYS}
+    res.update(params={"shape": [4, 4], "m2": -4.0, "lam": 8.0, "h": 0.0, "k": 0.0},
+               sampler={"sampler": "hmc", "exact": True}, n_chains=2, n_traj=1000, acceptance=0.8, eps=0.1)
+    res["m"] = dict(ok, value=0.001)
+    for k, v in kw.items():
+        res[k] = v
+    return res
+
+
+def test_warnings_name_each_reason_and_stay_quiet_otherwise():
+    from phi4si.analysis.report import warnings_for
+
+    assert warnings_for(_res()) == []
+    w = warnings_for(_res(ess_fraction=0.03, sampler={"sampler": "neural", "method": "reweight"}))
+    assert len(w) == 1 and "ESS/N = 0.030" in w[0] and "60 of 2000" in w[0]
+    short = _res(chi={"value": 5.0, "error": 0.5, "tau_int": 40.0, "tau_int_error": 5.0, "ess": 20.0})
+    w = warnings_for(short)
+    assert len(w) == 1 and "chains too short" in w[0] and "tau_int(chi) = 40" in w[0]
+    w = warnings_for(_res(m={"value": -0.093, "error": 0.013, "tau_int": 2.0}))
+    assert len(w) == 1 and "7.2 errors from 0" in w[0]
+    # a field h breaks the symmetry: a non-zero <m> is physics, not a warning
+    assert warnings_for(_res(m={"value": 0.3, "error": 0.01, "tau_int": 2.0},
+                             params={"shape": [4, 4], "m2": -4.0, "lam": 8.0, "h": 0.1, "k": 0.0})) == []
+    table = format_table(_res(m={"value": -0.093, "error": 0.013, "tau_int": 2.0, "tau_int_error": 0.1, "ess": 9.0}))
+    assert "WARNING: Z2 symmetry" in table and "samples: exact (MCMC)" in table
+
+
+def test_analyze_warns_about_a_short_chain_stuck_in_one_sign(cli, tmp_path):
+    """HMC deep in the broken phase, a few hundred trajectories: no tunnelling, <m> far from 0."""
+    path = sample_mcmc(Phi4Params((8, 8), m2=-4.0, lam=2.0), tmp_path / "stuck.h5", chains=1, n_traj=200,
+                       n_therm=50, seed=1, progress=False)
+    rc, out, err = cli("analyze", path)
+    assert rc == 0, err
+    assert "WARNING: Z2 symmetry" in out and "samples: exact (MCMC)" in out
+    res = analyze_file(path)
+    assert res["kind"] == "exact (MCMC)" and any("Z2" in w for w in res["warnings"])
+
+
+def test_format_table_of_configurations_in_memory():
+    import numpy as np
+
+    r = observables.analyze_configs(np.random.default_rng(0).normal(size=(100, 4, 4)),
+                                    Phi4Params((4, 4), m2=1.0, lam=0.0), log_w=np.zeros(100))
+    text = format_table(r)
+    assert "configurations in memory" in text and "ESS/N 1.000" in text and "<S>/V" in text

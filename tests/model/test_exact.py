@@ -381,6 +381,13 @@ def test_exact_samplers_reproduce_the_free_field_with_a_wrong_model(tmp_path, me
         assert 0.2 < summary["acceptance"] < 1.0
     else:
         assert 0.2 < summary["acceptance_block"] < 1.0
+    if method != "reweight":                  # one acceptance figure: summary, analyze and the file's attribute
+        from phi4si.store import open_ensemble
+
+        with open_ensemble(out) as ds:
+            attr = ds.attrs["acceptance"]
+        figure = summary.get("acceptance", summary.get("acceptance_block"))
+        assert res["acceptance"] == pytest.approx(figure) and attr == pytest.approx(figure), (res["acceptance"], attr)
     with pytest.raises(OutputExistsError):
         sample_neural(model, method, out, **kw[method])
 
