@@ -6,7 +6,7 @@
 #   train       "train small, fine-tune large": the shipped L = 16 model fine-tuned at L = 32 (7000 steps,
 #               bf16 autocast, one torch thread; resumable: rerun the stage, it continues with --resume)
 #               and its export as the shipped model l32 (data/models/rebuild.sh l32 does the same)
-#   generation  raw generation of l32 and of l16 without fine-tune, against the reference
+#   generation  raw generation of l16 without fine-tune at L = 32, and of l32 with more solver steps
 #   transfer    why l16 fails at L = 32: receptive field, momenta, pooling pyramid (l32_transfer.py)
 #   exact       reweighting and independence Metropolis with l32 (sample-neural), ESS/N, corrected observables
 #               (the committed run was stopped after its first 256 of 512 proposals, ~4 s each on one thread)
@@ -56,6 +56,9 @@ fi
 if want generation; then
   python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l16=l16 --shape 32 32 \
       --run l16:ab3:16 --n 2000 --out "$R/l32_l16_at_32.json"
+  # l32 with more solver work (4000 samples each, ~35 min): which part of the bias is the solver's
+  python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l32=l32 --run l32:ab3:16 \
+      --run l32:ab3:32 --run l32:rk4:16 --n 4000 --seed 5 --out "$R/l32_solver.json"
 fi
 
 if want transfer; then

@@ -34,10 +34,13 @@ def table(path: Path) -> str:
             f"{(d.get('train_wall_time') or 0) / 60:.1f} min), evaluated on {'x'.join(map(str, d['shape']))}, "
             f"N = {d['n']} per row. HMC reference: "
             + ", ".join(f"{k} = {ref[k]['ref']:.4g}({1e4 * ref[k]['ref_err']:.0f}e-4)" for k in ("abs_m", "chi", "binder", "xi2")))
-    rows = ["| task/solver:steps | cfg/s | <\\|m\\|> | chi | U4 | xi_2 | TV(m) [null] | max z G(t) |",
-            "|---|---|---|---|---|---|---|---|"]
+    full = all("s" in r and "G_p" in r for r in d["runs"])      # <S>/V and G(p) on every orbit (newer runs)
+    keys = ("abs_m", "chi", "binder", "xi2") + (("s",) if full else ())
+    rows = ["| task/solver:steps | cfg/s | <\\|m\\|> | chi | U4 | xi_2 | " + ("<S>/V | G(p): max dev, max z | " if full else "")
+            + "TV(m) [null] | max z G(t) |", "|" + "---|" * (8 + 2 * full)]
     for r in d["runs"]:
-        rows.append(f"| {r['setting']} | {r['cfg_per_s']:.0f} | " + " | ".join(_fmt(r[k], k) for k in ("abs_m", "chi", "binder", "xi2"))
+        gp = (f" | {100 * r['G_p']['max_rel_dev']:.1f}%, {r['G_p']['max_z']:.1f}" if full else "")
+        rows.append(f"| {r['setting']} | {r['cfg_per_s']:.0f} | " + " | ".join(_fmt(r[k], k) for k in keys) + gp
                     + f" | {r['hist_m']['tv']:.3f} [{r['hist_m']['tv_null_mean']:.3f}] | {r['G']['max_z']:.1f} |")
     return head + "\n\n" + "\n".join(rows) + "\n"
 
@@ -114,7 +117,8 @@ def _replace(s, begin, end, text):
 
 
 def main():
-    files = sorted(f for f in (HERE / "results").glob("*.json") if not f.stem.startswith(TASK_PREFIXES))
+    files = sorted(f for f in (HERE / "results").glob("*.json") if not f.stem.startswith(TASK_PREFIXES)
+                   and {"runs", "train_shape"} <= set(json.loads(f.read_text())))   # evaluate_generation.py outputs
     text = "\n".join(table(f) for f in files)
     post = "\n".join(f.read_text() for f in sorted((HERE / "results").glob("posterior_*.md")))
     if "--write" in sys.argv:
