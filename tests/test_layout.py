@@ -162,7 +162,7 @@ def test_errors_derive_from_phi4si_error():
 
 # The folders in the order the README's architecture section lists them: a module may import only
 # modules of its own folder or of folders before it (the top-level package re-exports, lazily, from all).
-LAYERS = ["phi4si._version", "phi4si.errors", "phi4si.io", "phi4si.resources", "phi4si.interrupts", "phi4si.seeds",
+LAYERS = ["phi4si._version", "phi4si.errors", "phi4si.io", "phi4si.resources", "phi4si.progress", "phi4si.interrupts", "phi4si.seeds",
           "phi4si.lattice", "phi4si.store",
           "phi4si.mcmc", "phi4si.analysis", "phi4si.interpolant", "phi4si.nn", "phi4si.model", "phi4si.tasks",
           "phi4si.cli"]

@@ -153,7 +153,7 @@ def maze_evaluate(args, argv):
         check_out(args.plans, args.overwrite)
     r = mz.evaluate_plans(model, args.n_plans, seed=args.seed, margin=args.margin, tries=args.tries,
                           steps=args.steps, solver=args.solver, rounds=args.rounds, batch_size=args.batch_size,
-                          progress=True)
+                          progress=None)
     out = {"command": command_line(argv), "model": str(Path(args.model).resolve()),
            "model_step": model.meta.get("step"), "train_wall_time": model.meta.get("wall_time"),
            **{k: v for k, v in r.items() if not k.startswith("_")}}

@@ -11,7 +11,7 @@ import json
 import sys
 
 from ..errors import Phi4siError
-from .options import DTYPES, command_line, finite_float, integer, integer_at_least, positive_float
+from .options import DTYPES, add_progress_flags, command_line, finite_float, integer, integer_at_least, positive_float
 
 __all__ = ["add_parsers", "cmd_sample", "cmd_analyze", "cmd_compare", "cmd_plot"]
 
@@ -54,7 +54,7 @@ def add_parsers(sub):
     s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     s.add_argument("--dtype", choices=DTYPES, default="float64", help="storage dtype of configurations")
     s.add_argument("--flush-seconds", type=finite_float, default=5.0, help="checkpoint interval (seconds)")
-    s.add_argument("--no-progress", action="store_true")
+    add_progress_flags(s)
     s.set_defaults(func=cmd_sample)
 
     a = sub.add_parser("analyze", help="observables with Gamma-method errors")
@@ -123,7 +123,7 @@ def cmd_sample(args, argv):
                 every=args.every, eps=args.eps, n_steps=args.n_steps, integrator=args.integrator, mass=args.mass,
                 target_accept=args.target_accept, adapt=False if args.no_adapt else None, jitter=args.jitter,
                 seed=args.seed, resume=args.resume, overwrite=args.overwrite, dtype=args.dtype,
-                flush_seconds=args.flush_seconds, progress=not args.no_progress, command=command_line(argv))
+                flush_seconds=args.flush_seconds, progress=args.progress, command=command_line(argv))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, GENERATE_DEFAULTS, QUADRATURES, SOLVERS, add_posterior_flags, add_task_flags, add_train_flags,
-                      add_z2_flag, block_size, check_out, command_line, device, finite_float, flag_terms, given, integer, integer_at_least,
-                      load_model, positive_float, posterior_start)
+from .options import (DTYPES, GENERATE_DEFAULTS, QUADRATURES, SOLVERS, add_posterior_flags, add_progress_flags,
+                      add_task_flags, add_train_flags, add_z2_flag, block_size, check_out, command_line, device,
+                      finite_float, flag_terms, given, integer, integer_at_least, load_model, positive_float, posterior_start)
 from .training import check_train_flags, run_training
 
 __all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "cmd_sample_neural"]
@@ -152,7 +152,7 @@ def _add_sample_neural_parser(sub):
     nm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     nm.add_argument("--resume", action="store_true",
                     help="continue --out (written in chunks with its random state) up to --n; same settings")
-    nm.add_argument("--no-progress", action="store_true")
+    add_progress_flags(nm)
     nm.set_defaults(func=cmd_sample_neural)
 
 
@@ -251,7 +251,7 @@ def _task_settings(args):
         rec.update(order=args.order, block=None if c2f else args.block,
                    levels=(3 if args.levels is None else args.levels) if c2f else None, steps_per="block")
     solve = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
-                 grid_power=args.grid_power, progress=not args.no_progress, z2=args.z2)
+                 grid_power=args.grid_power, progress=args.progress, z2=args.z2)
     return solve, rec
 
 
@@ -491,7 +491,7 @@ def cmd_sample_neural(args, argv):
     with _neural_terms():
         summary = sample_neural(model, args.method, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs,
                                 seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,
-                                resume=args.resume, progress=not args.no_progress,
+                                resume=args.resume, progress=args.progress,
                                 model_path=_model_file(args.model), command=command_line(argv),
                                 **given(args, "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "shape"))
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()

@@ -155,7 +155,7 @@ def add_task_flags(p, what):
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--resume", action="store_true",
                    help="continue --out (written batch by batch with its noise stream) up to --n; same settings")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flags(p)
 
 
 def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, init=False):
@@ -196,7 +196,16 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, in
     t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    t.add_argument("--no-progress", action="store_true")
+    add_progress_flags(t)
+
+
+def add_progress_flags(p):
+    """--progress / --no-progress (dest ``progress``: True, False, or None = a bar on terminals and in
+    notebooks only, :mod:`phi4si.progress`)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
+                   help="show a progress bar even when standard error is not a terminal (default: on terminals only)")
+    g.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
 
 
 def add_posterior_flags(p):

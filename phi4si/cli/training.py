@@ -60,7 +60,7 @@ def run_training(data, args, argv):
                       augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
                       checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
                       model_overrides=overrides, init=init, amp=args.amp)
-    res = train(data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+    res = train(data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=args.progress,
                 log_path=args.log, command=command_line(argv))
     last = res["history"][-1] if res["history"] else {}
     val = ", ".join(f"{k} {v:.4g}" for k, v in (last.get("val") or {}).items())

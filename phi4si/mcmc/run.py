@@ -18,7 +18,6 @@ chains; the final eps is frozen for the measurement phase and recorded.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
@@ -38,7 +37,7 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
                 n_therm: int = 200, every: int = 1, eps: float | None = None, n_steps: int | None = None,
                 integrator: str | None = None, mass: float | None = None, target_accept: float | None = None,
                 adapt: bool | None = None, jitter: float | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
-                dtype: str = "float64", flush_seconds: float = 5.0, progress: bool = True,
+                dtype: str = "float64", flush_seconds: float = 5.0, progress: bool | None = None,
                 command: str | None = None, max_trajectories: int | None = None):
     """Run a multi-chain MCMC and write (or continue) the ensemble file ``out``.
 
@@ -324,12 +323,9 @@ def _phase(params):
 
 
 def _progress(total, initial, enabled, desc):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="traj", dynamic_ncols=True,
-                disable=None if os.environ.get("PHI4SI_PROGRESS") is None else False)
+    return bar(total, f"sample-mcmc {desc}", unit="traj", initial=initial, enabled=enabled)
 
 
 class _Buffers:

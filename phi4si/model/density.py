@@ -188,7 +188,7 @@ def _cat(parts):
 
 
 def sample(model, n: int, fs: FlowSettings = FlowSettings(), shape=None, seed: int = 0,
-           progress: bool = False, posterior=None) -> Proposal:
+           progress: bool | None = None, posterior=None) -> Proposal:
     """n configurations from noise with their log q (generation path, forward).  With ``posterior``
     (a :class:`~phi4si.model.posterior.Posterior` with a fixed start mean, see
     :func:`~phi4si.model.generate.resolve_start`), proposals from the posterior drift of the reward
@@ -229,7 +229,7 @@ def _as_phi(model, phi):
     return phi, shape
 
 
-def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progress: bool = False,
+def log_prob(model, phi, fs: FlowSettings = FlowSettings(), seed: int = 0, progress: bool | None = None,
              posterior=None):
     """(log q, standard error) of each configuration in ``phi`` (n, *shape) (reverse flow); with
     ``posterior``, the density of the posterior proposals of :func:`sample`."""
@@ -305,7 +305,7 @@ def _inpaint_flow(model, phi, unknown, fs, seed, direction, progress):
 
 
 def propose_block(model, phi, unknown, fs: FlowSettings = FlowSettings(), seed: int = 0,
-                  progress: bool = False) -> Proposal:
+                  progress: bool | None = None) -> Proposal:
     """Regenerate the ``unknown`` sites of each configuration (mask of the lattice shape or one per
     configuration) with everything else fixed; returns the new configurations and
     log q(x_B' | x_rest) in physical units."""
@@ -313,7 +313,7 @@ def propose_block(model, phi, unknown, fs: FlowSettings = FlowSettings(), seed: 
 
 
 def conditional_log_prob(model, phi, unknown, fs: FlowSettings = FlowSettings(), seed: int = 0,
-                         progress: bool = False):
+                         progress: bool | None = None):
     """(log q(x_B | x_rest), standard error) of the current values on the ``unknown`` sites B."""
     p = _inpaint_flow(model, phi, unknown, fs, seed, "reverse", progress)
     return p.log_q, p.log_q_error

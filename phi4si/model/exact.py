@@ -204,7 +204,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
                   fs: FlowSettings = FlowSettings(), block=None, updates: int | None = None,
                   hmc_traj: int | None = None, hmc_eps: float | None = None, hmc_steps: int | None = None,
                   n_therm: int | None = None, window=None, shape=None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
-                  resume: bool = False, progress: bool = False, model_path: str | None = None, flush_every: int = 10,
+                  resume: bool = False, progress: bool | None = None, model_path: str | None = None, flush_every: int = 10,
                   command: str | None = None, posterior=None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
 
@@ -350,11 +350,10 @@ def _resume(out, n, C, params, sampler, run, dtype, t0) -> _Run:
 
 def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_every, progress):
     """Thermalise (block, hybrid; once per file), then write chunks until the file holds ``n``."""
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
-        bar = tqdm(total=s["n"], initial=r.writer.n, desc=method, dynamic_ncols=True)
+    unit = {"reweight": "proposal", "imh": "step"}.get(method, "sweep")
+    bar = progress_bar(s["n"], f"sample-neural {method}", unit=unit, initial=r.writer.n, enabled=progress)
     try:
         if method in ("block", "hybrid") and r.writer.n == 0 and not r.counts.get("thermalised"):
             for _ in range(s["n_therm"]):

@@ -63,7 +63,7 @@ def _default_steps(steps, sde):
 
 
 def generate(model, n: int, shape=None, steps: int | None = None, solver: str = DEFAULT_SOLVER, sde: float | None = None,
-             seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
+             seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool | None = None,
              posterior: Posterior | None = None, output=None, z2: str = "auto") -> np.ndarray | None:
     """n configurations (physical units, shape (n, *shape)) from noise; ``shape`` defaults to the
     training lattice (any compatible shape works: train small, generate large).  With ``posterior``
@@ -94,7 +94,7 @@ def generate(model, n: int, shape=None, steps: int | None = None, solver: str = 
 
 
 def inpaint(model, data, unknown, steps: int | None = None, solver: str = DEFAULT_SOLVER, sde: float | None = None,
-            seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool = False,
+            seed: int = 0, batch_size: int = 512, grid_power: float = 1.0, progress: bool | None = None,
             posterior: Posterior | None = None, output=None, z2: str = "auto") -> np.ndarray | None:
     """Complete each configuration of ``data`` (n, *shape) on the ``unknown`` sites (bool mask of
     the lattice shape); observed sites are returned exactly as given.  With ``posterior``, the
@@ -131,13 +131,13 @@ def inpaint(model, data, unknown, steps: int | None = None, solver: str = DEFAUL
         phi[:, ~unknown] = data[i:i + len(phi), ~unknown]
 
     return run_task(model, n, shape, lambda z, i, b: path.start(z.double(), xd[i:i + b]), path, settings, posterior,
-                    finish=finish, output=output)
+                    finish=finish, output=output, task="inpaint")
 
 
 def sequential(model, n: int, order: str = "raster", block=None, levels: int | None = None, shape=None,
                steps: int = 20, solver: str = "heun", sde: float | None = None, seed: int = 0,
                order_seed: int | None = None, data=None, observed=None, batch_size: int = 512,
-               grid_power: float = 1.0, progress: bool = False, posterior: Posterior | None = None,
+               grid_power: float = 1.0, progress: bool | None = None, posterior: Posterior | None = None,
                output=None, z2: str = "auto") -> np.ndarray | None:
     """Blockwise generation in ``order`` ('raster', 'reverse', 'random': blocks of size ``block``, B or
     (B, C), required; 'coarse_to_fine': nested sublattices, ``levels`` of them, default 3), ``steps``
@@ -191,7 +191,7 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int | N
         phi[:, obs] = data[i:i + len(phi), obs]
 
     return run_task(model, count, shape, start, path, settings, posterior, site_average=data is None,
-                    finish=None if obs is None else put_back, output=output)
+                    finish=None if obs is None else put_back, output=output, task=f"sequential {order}")
 
 
 def sample_posterior(model, n: int, h: float = 0.0, k: float = 0.0, a0: float | None = None, start="pilot",

@@ -67,7 +67,7 @@ class SolveSettings:
     seed: int = 0
     batch_size: int = 512
     grid_power: float = 1.0
-    progress: bool = False
+    progress: bool | None = None
     z2: str = "auto"
 
     def __post_init__(self):
@@ -170,23 +170,22 @@ def pilot_runner(model, drift, path, make_start, shape, settings: SolveSettings,
     return pilot_run
 
 
-def progress_bar(enabled: bool, total: int, desc: str, initial: int = 0):
-    """A tqdm bar (None when ``enabled`` is false): every long loop of the model side shows one."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+def progress_bar(enabled: bool | None, total: int, desc: str, initial: int = 0):
+    """A bar over configurations (:func:`phi4si.progress.bar`: None unless wanted)."""
+    from ..progress import bar
 
-    return tqdm(total=int(total), initial=int(initial), desc=desc, unit="cfg", dynamic_ncols=True)
+    return bar(total, desc, unit="cfg", initial=initial, enabled=enabled)
 
 
 def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, posterior=None,
-             site_average: bool = False, finish=None, output=None):
+             site_average: bool = False, finish=None, output=None, task: str = "generate"):
     """Physical configurations (n, *shape) of a task: ``path`` with start ``make_start(noise, offset,
     size)``.  With a :class:`~phi4si.model.posterior.Posterior`, its drift, start time a0 and start
     point are used (``start='pilot'``: pilot runs with their own random streams supply the data part
     of the start, see :func:`~phi4si.model.posterior.pilot_start`).  ``site_average``: the task's law
     is translation invariant (generation without observed sites).  ``finish(phi, offset)`` completes
-    each physical batch in place (e.g. puts observed sites back bit for bit).
+    each physical batch in place (e.g. puts observed sites back bit for bit).  ``task`` labels the
+    progress bar ('posterior ' is prefixed with a posterior).
 
     ``output`` (a :class:`~phi4si.model.output.SampleFile`, opened): every batch goes to the file as
     it is done, with the noise stream's state, and nothing is returned; the run starts after the
@@ -200,7 +199,7 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
     sign = use_sign(model, settings.z2, 0.0 if posterior is None else posterior.h)
     drift, run_path = drift_and_path(model, path, posterior)
     done = 0 if output is None else output.done
-    bar = progress_bar(settings.progress, n, "generate", initial=done)
+    bar = progress_bar(settings.progress, n, task if posterior is None else f"posterior {task}", initial=done)
     try:
         with graceful_stop(output is not None) as stop:
             start = make_start

@@ -355,7 +355,7 @@ def _resumable(out: Path) -> dict:
 
 
 def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
+          progress: bool | None = None, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
     """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.model.data.TrainingData` such as
     :class:`~phi4si.model.data.ArrayData`); write the checkpoint ``out``; return a summary.
 
@@ -431,11 +431,9 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
     if tr.rank == 0 and tr.step > 0:
         _drop_log_after(log_path, tr.step)
     log_f = open(log_path, "a") if tr.rank == 0 else None
-    bar = None
-    if progress and tr.rank == 0:
-        from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
-        bar = tqdm(total=cfg.steps, initial=tr.step, desc="train", unit="step", dynamic_ncols=True)
+    bar = progress_bar(cfg.steps, "train", unit="step", initial=tr.step, enabled=progress) if tr.rank == 0 else None
     t0 = time.perf_counter()
     tr.wall = tr.wall0
     n_this, loss_ema, stop = 0, None, None

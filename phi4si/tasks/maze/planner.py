@@ -230,7 +230,7 @@ class _Search:
 
 def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, solver: str = "heun", seed: int = 0,
          k_min=None, k_max: int | None = None, k_batch: int | None = None, rounds: int = 2,
-         batch_size: int = 1024, progress: bool = False) -> Plans:
+         batch_size: int = 1024, progress: bool | None = None) -> Plans:
     """Plan paths from ``starts`` to ``goals`` ((2,) or (N, 2) free points), optionally through
     waypoints ``via`` ((m, 2) for every plan, or (N, m, 2)), by inpainting with a maze model.
 
@@ -260,11 +260,9 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
         k_batch = check_int("k_batch", k_batch, 1)
     search = _Search.begin(k_lo, k_hi, check_int("rounds", rounds, 1))
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from ...progress import bar as progress_bar
 
-        bar = tqdm(total=len(anchors), desc="plan", unit="plan", dynamic_ncols=True)
+    bar = progress_bar(len(anchors), "maze plan", unit="plan", enabled=progress)
     n_pass = 0
     while search.active.any():
         act = np.flatnonzero(search.active)
@@ -289,7 +287,7 @@ def plan(model, starts, goals, via=None, *, tries: int = 4, steps: int = 20, sol
 
 
 def evaluate_plans(model, n_plans: int = 1000, seed: int = 0, margin: float = 0.0, tries: int = 4, steps: int = 20,
-                   solver: str = "heun", rounds: int = 2, batch_size: int = 1024, progress: bool = False) -> dict:
+                   solver: str = "heun", rounds: int = 2, batch_size: int = 1024, progress: bool | None = None) -> dict:
     """Plans between ``n_plans`` pairs of uniform random free points
     (:meth:`.geometry.Maze.random_free_points` with ``margin``, drawn with ``seed``): validity,
     length against the exact geodesic (:meth:`.geometry.Maze.shortest_path_length`), k-search
