@@ -11,6 +11,7 @@ Every command checks its input before anything on disk is touched; errors are on
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def image_generate(args, argv):
                                  seed=args.seed, batch_size=args.batch_size)
     im.write_images(args.out, x, task_record(args, argv, task="generate", order=args.order, block=args.block),
                     overwrite=args.overwrite)
+    _wrote(args.out, len(x))
     if args.figure:
         im.plot_samples(args.figure, x, title="phi4si samples" + (f" ({args.order} blocks)" if args.order else ""))
 
@@ -142,6 +144,7 @@ def image_inpaint(args, argv):
     im.write_images(args.out, out, task_record(args, argv, task="inpaint", mask=args.mask, noise=args.noise,
                                           denoise=args.denoise),
                     extra={"masks": masks, "observed": y.astype(np.float32), "original": x}, overwrite=args.overwrite)
+    _wrote(args.out, len(out))
     if args.figure:
         im.plot_grid(args.figure, {"original": x, "phi4si": out, "biharmonic": im.baseline_fill(y, masks)},
                      masks=masks, title=f"{args.mask}, noise {args.noise}")
@@ -158,6 +161,7 @@ def image_edit(args, argv):
     out = im.edit_images(model, x, regions, steps=args.steps, solver=args.solver, seed=args.seed)
     im.write_images(args.out, out, task_record(args, argv, task="edit", regions=args.region, index=args.index),
                     extra={"regions": np.stack(regions)}, overwrite=args.overwrite)
+    _wrote(args.out, len(out))
     if args.figure:
         im.plot_grid(args.figure, {"before": out[:-1], "edited": out[1:]}, masks=np.stack(regions),
                      title="successive edits (row k: edit k)")
@@ -210,7 +214,12 @@ def image_evaluate(args, argv):
                         "n_mean": args.n_mean}, "wall_time": time.perf_counter() - t0,
            "tasks": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in res.items()}}
     write_json(args.out, out)
+    print(f"wrote {args.out}", file=sys.stderr)
     for name, r in res.items():
         d = r["phi4si_minus_biharmonic"]
         print(f"{name}: phi4si - biharmonic: PSNR {d['psnr']:+.2f} +- {d['psnr_err']:.2f} dB, "
               f"SSIM {d['ssim']:+.3f} +- {d['ssim_err']:.3f}")
+
+
+def _wrote(path, n):
+    print(f"wrote {path} ({n} images)", file=sys.stderr)

@@ -53,6 +53,21 @@ class TrainedModel:
     def device(self):
         return next(self.net.parameters()).device
 
+    def __repr__(self):
+        """One line: network, size, lattice, couplings, training - not the torch module tree."""
+        p = (self.lattice or {}).get("params") or {}
+        couplings = ", ".join(f"{k}={p[k]:g}" for k in ("m2", "lam", "h", "k") if isinstance(p.get(k), (int, float)))
+        if self.net is None:
+            net = (self.meta or {}).get("drift", "drift")
+        else:
+            cfg = getattr(self.net, "config", None)
+            n = sum(int(t.numel()) for t in self.net.parameters())
+            net = f"{getattr(cfg, 'name', None) or type(self.net).__name__}, {n:,} parameters"
+        step = (self.meta or {}).get("step")
+        return (f"{type(self).__name__}({net}; lattice {'x'.join(map(str, self.shape))}"
+                + (f", {couplings}" if couplings else "") + f"; drift {self.param}"
+                + (f"; trained {step} steps" if step is not None else "") + ")")
+
     @property
     def channels(self) -> int:
         """Field channels C of the network (1 for lattice fields; 1 or 3 for images; 2 for (x, y))."""

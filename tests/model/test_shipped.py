@@ -36,6 +36,8 @@ def test_each_shipped_model_loads_by_name_and_generates_at_its_lattice(name):
     assert phi.shape == (4, *e["shape"]) and np.isfinite(phi).all()
     # the field's scale is physical: |phi| of the order of HMC's (a mis-normalised model would not be)
     assert 0.05 < float(np.abs(phi).mean()) < 5.0
+    r = repr(m)                                    # one line a notebook can print, not the torch module tree
+    assert "\n" not in r and f"lattice {'x'.join(map(str, e['shape']))}" in r and f"lam={e['lam']:g}" in r, r
 
 
 @pytest.fixture(scope="module")

@@ -243,6 +243,7 @@ def test_image_cli(tiny_rgb_model, cli, tmp_path):
     rc, out, err = cli("image", "inpaint", "--model", m, "--mask", "block:4x4", "--noise", "0.05", "--n", "3",
                        "--steps", "2", "--out", tmp_path / "i.h5", "--figure", tmp_path / "i.png")
     assert rc == 0, err
+    assert f"wrote {tmp_path / 'i.h5'} (3 images)" in err                # every command says what it wrote
     with h5py.File(tmp_path / "i.h5") as f:
         assert f["images"].shape == (3, 3, 8, 8) and f["masks"].shape == (3, 8, 8) and "command" in f.attrs
     assert (tmp_path / "i.png").stat().st_size > 0
@@ -252,10 +253,13 @@ def test_image_cli(tiny_rgb_model, cli, tmp_path):
 
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["tasks"]) == {"random", "block"} and "biharmonic" in r["tasks"]["random"]["scores"]
-    assert cli("image", "edit", "--model", m, "--region", "block:2x2@0,0", "--region", "block:3x3@4,4",
-               "--steps", "2", "--out", tmp_path / "e.h5")[0] == 0
-    assert cli("image", "generate", "--model", m, "--n", "2", "--order", "raster", "--block", "4", "--steps", "1",
-               "--out", tmp_path / "g.h5", "--figure", tmp_path / "g.png")[0] == 0
+    assert f"wrote {tmp_path / 'r.json'}" in err
+    rc, _, err = cli("image", "edit", "--model", m, "--region", "block:2x2@0,0", "--region", "block:3x3@4,4",
+                     "--steps", "2", "--out", tmp_path / "e.h5")
+    assert rc == 0 and f"wrote {tmp_path / 'e.h5'}" in err
+    rc, _, err = cli("image", "generate", "--model", m, "--n", "2", "--order", "raster", "--block", "4", "--steps", "1",
+                     "--out", tmp_path / "g.h5", "--figure", tmp_path / "g.png")
+    assert rc == 0 and f"wrote {tmp_path / 'g.h5'} (2 images)" in err
 
 
 @pytest.mark.parametrize("args,match", [
