@@ -96,6 +96,10 @@ if want tasks; then
   python "$HERE/evaluate_generation.py" --model l32 --ref "$W/l32_ref.h5" --n 1000 --threads 1 \
       --settings ab3:16 inpaint=block:8x8@12,12/heun:10 inpaint=random:0.5/heun:10 seq=raster,16/heun:10 \
       seq=coarse_to_fine,3/heun:10 --out "$R/l32_tasks.json"
+  # where coarse-to-fine goes wrong: each sublattice level against HMC's, at L = 32 and (l16) L = 16 (~10 min)
+  python "$HERE/c2f_levels.py" --model l32 --ref "$W/l32_ref.h5" --n 600 --run 3:heun:10 --run 2:heun:10 \
+      --out "$R/l32_c2f_levels.json"
+  python "$HERE/c2f_levels.py" --model l16 --ref "$W/l16_ref.h5" --n 1000 --run 3:heun:10 --out "$R/l16_c2f_levels.json"
 fi
 
 if want posterior; then
@@ -108,6 +112,15 @@ if want posterior; then
   python "$HERE/posterior_study.py" --model l32 --prior "$W/l32_ref.h5" --hmc "$W/l32_{reward}.h5" \
       --h 0.01 0.02 0.05 --k -0.5 -0.25 --n 1000 --steps 16 --solver ab3 --name l32 --threads 1 \
       --variants start=pilot --out "$R/posterior_l32.json" --figure "$R/posterior_l32.png"
+  # h = 0.01: the start against a0 and the pilot rounds (500 samples each, ~12 min)
+  python "$HERE/posterior_study.py" --model l32 --prior "$W/l32_ref.h5" --hmc "$W/l32_{reward}.h5" \
+      --h 0.01 --n 500 --steps 16 --solver ab3 --name l32_start --threads 1 --seed 7 \
+      --variants a0=0.9,rounds=2 a0=0.9,rounds=8 a0=0.95,rounds=3 a0=0.97,rounds=3 a0=0.99,rounds=3 \
+      --out "$R/posterior_l32_start.json"
+  # k = -0.5: is the bias the solver or the start? (more steps, a0 nearer the noise end; ~15 min)
+  python "$HERE/posterior_study.py" --model l32 --prior "$W/l32_ref.h5" --hmc "$W/l32_{reward}.h5" \
+      --k -0.5 --n 1000 --steps 16 --solver ab3 --name l32_kcheck --threads 1 \
+      --variants start=pilot,steps=32 a0=0.99,start=pilot a0=0.9999,start=pilot --out "$R/posterior_l32_kcheck.json"
 fi
 
 if want kbias; then

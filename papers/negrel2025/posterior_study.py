@@ -38,17 +38,19 @@ def _est(res):
 
 
 def _parse_variant(spec):
-    out = {"a0": None, "start": "pilot", "steps": None}
+    out = {"a0": None, "start": "pilot", "steps": None, "rounds": None}
     for part in spec.split(","):
         key, _, val = part.partition("=")
         if key == "a0":
             out["a0"] = float(val)
         elif key == "steps":
             out["steps"] = int(val)
+        elif key == "rounds":
+            out["rounds"] = int(val)
         elif key == "start":
             out["start"] = val if val in ("pilot", "noise") else float(val)
         else:
-            raise SystemExit(f"bad variant {spec!r}: use a0=VALUE,start=pilot|noise|VALUE[,steps=N]")
+            raise SystemExit(f"bad variant {spec!r}: use a0=VALUE,start=pilot|noise|VALUE[,steps=N][,rounds=R]")
     return out
 
 
@@ -90,11 +92,13 @@ def run_reward(model, params, prior_phi, hmc_path, h, k, n, steps, solver, varia
     hists = {"hmc": (m_hmc, None), "reweight": (m_prior, w / w.sum())}
     for i, var in enumerate(variants):
         t0 = time.perf_counter()
-        post = Posterior(h=h, k=k, a0=var["a0"], start=var["start"])
+        post = Posterior(h=h, k=k, a0=var["a0"], start=var["start"],
+                         **({} if var["rounds"] is None else {"rounds": var["rounds"]}))
         phi = generate(model, n, steps=var["steps"] or steps, solver=solver, seed=seed, batch_size=500, posterior=post)
         dt = time.perf_counter() - t0
         g = analyze_configs(phi, pr)
-        ent = dict(_est(g), variant={"a0": post.start_time(model), "start": var["start"], "steps": var["steps"] or steps},
+        ent = dict(_est(g), variant={"a0": post.start_time(model), "start": var["start"], "steps": var["steps"] or steps,
+                                     "rounds": post.rounds},
                    n=n, seconds=dt)
         for o in OBS:
             ref, err = row["hmc"][o]
@@ -130,6 +134,7 @@ def table(rows, name, shape, meta):
         for g in r["generator"]:
             v = g["variant"]
             st = f" {meta['solver']}:{v['steps']}" if v.get("steps", meta["steps"]) != meta["steps"] else ""
+            st += f" {v['rounds']} rounds" if v.get("rounds") is not None and v["rounds"] != 2 else ""
             out.append(f"| {rew} | generator a0={v['a0']:.3g} {v['start']}{st} | {cells(g)} | "
                        f"{100 * g['rel_' + o]:+.1f}% z={g['z_' + o]:+.1f} | {g['seconds']:.0f} s |")
     return "\n".join(out) + "\n"
