@@ -165,7 +165,7 @@ def test_errors_derive_from_phi4si_error():
 LAYERS = ["phi4si._version", "phi4si.errors", "phi4si.io", "phi4si.resources", "phi4si.progress", "phi4si.interrupts", "phi4si.seeds",
           "phi4si.lattice", "phi4si.store",
           "phi4si.mcmc", "phi4si.analysis", "phi4si.interpolant", "phi4si.nn", "phi4si.model", "phi4si.tasks",
-          "phi4si.cli"]
+          "phi4si.demo", "phi4si.cli"]
 
 
 def _layer(mod: str) -> int:

@@ -28,7 +28,8 @@ trained models).  For a Gaussian mode of variance C (normalised units) one pilot
 start error by f = T (1 - a0); near the transition the zero mode's C is large (about 100 at L = 32,
 m2 = -4, lam = 4.572), so f = 0.74 at a0 = 0.9 but 0.46 at a0 = 0.95, where the transform still moves
 the field by less than 0.2 of the data's spread at h <= 0.02 (:meth:`Posterior.reach`).  The default is
-a0 = 0.95 with three pilot rounds (or just below the feasibility bound of a positive k; at L = 32,
+a0 = 0.95 with three pilot rounds, lowered (not below 0.9) where the reach would exceed
+:data:`REACH_TARGET` (or just below the feasibility bound of a positive k; at L = 32,
 papers/negrel2025/l32.sh posterior: <m> within 2 % of HMC at h = 0.01 ... 0.05 where a0 = 0.9 with two
 rounds was 22 % low at h = 0.01).  A
 negative k has no singularity at the noise end (rho_r^2 = rho^2 + |A| > 0 for every a, so x_r stays
@@ -68,6 +69,11 @@ STARTS = ("pilot", "noise")
 # (h <= 0.05, |k| <= 0.5) reach < 2; beyond REACH_WARN the drift is evaluated where the model never saw data,
 # beyond REACH_MAX (h = 1e12 reaches ~1e12) the samples would be numbers without meaning
 REACH_WARN = 10.0
+# the default a0 of a field h is capped so that the reach stays <= REACH_TARGET (not below A0_FLOOR): at L = 8,
+# h = 0.1 the reach is 0.68 at a0 = 0.95 and <m> comes out +3.6 % high (extrapolation) against -0.8 % at
+# a0 = 0.9 (reach 0.31); at L = 32, h <= 0.02 (reach <= 0.2 at 0.95) the cap does not act
+REACH_TARGET = 0.4
+A0_FLOOR = 0.9
 REACH_MAX = 1000.0
 
 
@@ -122,7 +128,7 @@ class Posterior:
 
         bound = feasible_start(self.reward(model), model.family)
         if self.a0 is None:
-            a0 = DEFAULT_A0_NEGATIVE_K if self.k < 0 else min(DEFAULT_A0, bound)
+            a0 = DEFAULT_A0_NEGATIVE_K if self.k < 0 else self._capped(model, min(DEFAULT_A0, bound))
         elif self.a0 > bound:
             raise ParameterError(f"k = {self.k} > 0: the reward transform exists only for a <= {bound + 1e-3:.4g} "
                                  f"(scale {model.scale:.4g}); got a0 = {self.a0}")
@@ -139,6 +145,18 @@ class Posterior:
             print(f"phi4si: warning: {what}; the model extrapolates there (check against sample-mcmc at these "
                   "couplings, or use sample-neural for exact results)", file=sys.stderr)
         return a0
+
+    def _capped(self, model, a0: float) -> float:
+        """The default start time for k >= 0: ``a0``, lowered (not below :data:`A0_FLOOR`) until the
+        transform moves the field by at most :data:`REACH_TARGET` (the reach grows like a^2/(1 - a))."""
+        lo = min(A0_FLOOR, a0)
+        if self.reach(model, a0) <= REACH_TARGET or self.reach(model, lo) >= REACH_TARGET:
+            return a0 if self.reach(model, a0) <= REACH_TARGET else lo
+        hi = a0
+        for _ in range(40):                                  # bisection: the reach is increasing in a
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.reach(model, mid) <= REACH_TARGET else (lo, mid)
+        return lo
 
     def reach(self, model, a0: float) -> float:
         """How far (in the training data's standard deviations, the model's normalised units) the reward

@@ -719,15 +719,6 @@ def test_other_dimensions(cli, tmp_path, shape):
     assert {Path(x).name for x in out.split()} == set(PNGS)
 
 
-def test_demo(cli, tmp_path):
-    d = tmp_path / "demo"
-    rc, out, err = cli("demo", "--n-traj", "10", "--out", d)
-    assert rc == 0, err
-    assert "8x8" in out and "U4" in out and "chi" in out
-    for name in PNGS + ("hmc_8x8.h5",):
-        assert (d / name).is_file(), name
-
-
 def test_demo_bad_n_traj(cli, tmp_path):
     rc, _, err = cli("demo", "--n-traj", "0", "--out", tmp_path / "demo")
     assert rc == 2 and "--n-traj" in err

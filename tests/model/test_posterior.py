@@ -349,7 +349,7 @@ def test_default_start_time_sits_next_to_the_noise_end_for_a_negative_k():
     model = DriftModel(GaussianOracle(np.zeros(16), C, (4, 4)), Phi4Params((4, 4), m2=0.005, lam=0.0))
     assert Posterior(k=-0.2).start_time(model) == DEFAULT_A0_NEGATIVE_K == 0.999
     assert Posterior(h=0.1, k=-0.2).start_time(model) == 0.999
-    assert Posterior(h=0.1).start_time(model) == Posterior(k=0.0).start_time(model) == DEFAULT_A0
+    assert Posterior(h=0.001).start_time(model) == Posterior(k=0.0).start_time(model) == DEFAULT_A0
     k = -0.01                                         # posterior zero mode: variance 1/(m2 - 2k) = 40 per mode
     Ck = np.linalg.inv(np.linalg.inv(C) - 2 * k * np.eye(16))
     exact = Ck.sum() / 256                            # variance of the magnetisation under the posterior
@@ -360,3 +360,18 @@ def test_default_start_time_sits_next_to_the_noise_end_for_a_negative_k():
             assert abs(var / exact - 1) < tol, (a0, var, exact)
         else:                                            # the old default start loses part of the zero mode
             assert var / exact - 1 < -0.15, (a0, var, exact)
+
+
+def test_default_start_time_of_a_field_keeps_the_reach_bounded():
+    """k >= 0: a0 = DEFAULT_A0 while the reach stays <= REACH_TARGET, else lowered to where it is
+    REACH_TARGET, never below A0_FLOOR; a given a0 is kept."""
+    from phi4si.interpolant.oracle import free_field_oracle
+    from phi4si.model.posterior import A0_FLOOR, DEFAULT_A0, REACH_TARGET
+
+    model = DriftModel(free_field_oracle((4, 4), 1.0), Phi4Params((4, 4), m2=1.0, lam=0.0))
+    small, mid, big = Posterior(h=0.01), Posterior(h=0.03), Posterior(h=0.2)
+    assert small.start_time(model) == DEFAULT_A0 and small.reach(model, DEFAULT_A0) <= REACH_TARGET
+    a0 = mid.start_time(model)
+    assert A0_FLOOR < a0 < DEFAULT_A0 and abs(mid.reach(model, a0) - REACH_TARGET) < 1e-6
+    assert big.start_time(model) == A0_FLOOR
+    assert Posterior(h=0.2, a0=0.97).start_time(model) == 0.97
