@@ -2,7 +2,7 @@
 # Posterior magnetisation study (issue: posterior sampling without retraining, the paper's figure 5):
 # one model trained at h = 0 samples posteriors at h in {0.01, 0.02, 0.05, 0.1} and k in {-0.5, -0.25};
 # compared with HMC run at the same h or k and with reweighting of the prior HMC ensemble.
-#   bash papers/negrel2025/posterior_study.sh [hmc|study|start|kcheck|all] [l8|l8b|l16|all] [WORKDIR]
+#   bash papers/negrel2025/posterior_study.sh [hmc|study|start|cap|kcheck|all] [l8|l8b|l16|all] [WORKDIR]
 # Needs the models and prior ensembles of phi4_generation.sh in WORKDIR (l8.pt, l8_ref.h5, l16.pt,
 # l16_ref.h5); the L = 8, lam = 4.572 point (l8b) is made here.  Results: papers/negrel2025/results/
 # posterior_<point>.json and .png (committed).  CPU: HMC ~25 min, study ~30 min on 2 cores.
@@ -67,6 +67,18 @@ if [[ $STAGE == start || $STAGE == all ]] && want l8; then
       --h 0.05 0.1 --n 6000 --steps 20 --solver heun --name l8_start --variants a0=0.9,start=pilot \
       a0=0.9,start=noise a0=0.7,start=pilot a0=0.97,start=pilot a0=0.99,start=noise a0=0.999,start=noise \
       --out "$HERE/results/posterior_l8_start.json"
+fi
+
+if [[ $STAGE == cap || $STAGE == all ]] && want l8; then
+  # the reach cap of the default start (phi4si.model.posterior.REACH_TARGET): the shipped l8 at h = 0.1,
+  # a0 = 0.9 / 0.95 against the default (capped to 0.92 there); its own HMC files (~3 min)
+  [[ -f $W/cap_l8_ref.h5 ]] || phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 8 --sampler hmc --chains 64 --n-traj 4000 \
+      --n-therm 500 --every 4 --seed 201 --out "$W/cap_l8_ref.h5" --dtype float32 --no-progress
+  [[ -f $W/cap_l8_h0.1.h5 ]] || phi4si sample-mcmc --shape 8 8 --m2 -4 --lam 8 --h 0.1 --sampler hmc --chains 64 \
+      --n-traj 4000 --n-therm 500 --every 4 --seed 202 --out "$W/cap_l8_h0.1.h5" --dtype float32 --no-progress
+  python "$HERE/posterior_study.py" --model l8 --prior "$W/cap_l8_ref.h5" --hmc "$W/cap_l8_{reward}.h5" \
+      --h 0.1 --n 8000 --steps 16 --solver ab3 --name l8_cap --threads 1 --seed 5 \
+      --variants a0=0.9,rounds=2 a0=0.95,rounds=3 start=pilot --out "$HERE/results/posterior_l8_cap.json"
 fi
 
 if [[ $STAGE == kcheck || $STAGE == all ]] && want l16; then

@@ -70,8 +70,8 @@ STARTS = ("pilot", "noise")
 # beyond REACH_MAX (h = 1e12 reaches ~1e12) the samples would be numbers without meaning
 REACH_WARN = 10.0
 # the default a0 of a field h is capped so that the reach stays <= REACH_TARGET (not below A0_FLOOR): at L = 8,
-# h = 0.1 the reach is 0.68 at a0 = 0.95 and <m> comes out +3.6 % high (extrapolation) against -0.8 % at
-# a0 = 0.9 (reach 0.31); at L = 32, h <= 0.02 (reach <= 0.2 at 0.95) the cap does not act
+# h = 0.1 the reach is 0.68 at a0 = 0.95 and <m> comes out +4.0 % high (extrapolation) against -0.5 % at
+# a0 = 0.9 (reach 0.31) and -0.3 % at the capped 0.92 (papers/negrel2025/posterior_study.sh cap); at L = 32, h <= 0.02 (reach <= 0.2 at 0.95) the cap does not act
 REACH_TARGET = 0.4
 A0_FLOOR = 0.9
 REACH_MAX = 1000.0
