@@ -32,11 +32,15 @@ def add_parsers(sub):
     s.add_argument("--kappa", type=positive_float, default=None,
                    help="hopping parameter (hopping form, with --l; instead of --m2/--lam)")
     s.add_argument("--l", type=finite_float, default=None, help="hopping-form quartic coupling (with --kappa)")
-    s.add_argument("--sampler", choices=SAMPLERS, default="hmc")
+    s.add_argument("--sampler", choices=SAMPLERS, default="hmc",
+                   help="hmc (default), fahmc (Fourier-accelerated HMC), mala (Metropolis-adjusted preconditioned "
+                        "Langevin) - exact; langevin (unadjusted, O(dt) bias)")
     s.add_argument("--chains", type=integer, default=4, help="independent chains (default 4)")
-    s.add_argument("--n-traj", type=integer, default=1000, help="measured trajectories per chain")
-    s.add_argument("--n-therm", type=integer, default=200, help="thermalisation trajectories (eps adapted)")
-    s.add_argument("--every", type=integer, default=1, help="store every N-th configuration (0: none)")
+    s.add_argument("--n-traj", type=integer, default=1000, help="measured trajectories per chain (default 1000)")
+    s.add_argument("--n-therm", type=integer, default=200,
+                   help="thermalisation trajectories, eps adapted, not stored (default 200)")
+    s.add_argument("--every", type=integer, default=1,
+                   help="store every N-th configuration (default 1; 0: none, only the measurements)")
     s.add_argument("--eps", type=finite_float, default=None, help="(initial) step size / Langevin dt")
     s.add_argument("--n-steps", type=integer, default=None, help="integration steps per trajectory")
     s.add_argument("--integrator", choices=("leapfrog", "omelyan"), default=None,
@@ -48,7 +52,8 @@ def add_parsers(sub):
     s.add_argument("--no-adapt", action="store_true", help="keep eps fixed during thermalisation (hmc, fahmc, mala)")
     s.add_argument("--jitter", type=finite_float, default=None,
                    help="randomise eps per trajectory by +-jitter (relative; default 0.1 for hmc/fahmc, 0 otherwise)")
-    s.add_argument("--seed", type=integer, default=0)
+    s.add_argument("--seed", type=integer, default=0,
+                   help="seed of the run's random stream (PCG64, stored in the file so --resume continues it; default 0)")
     s.add_argument("--out", required=True, help="output HDF5 file")
     s.add_argument("--resume", action="store_true", help="continue an interrupted (or shorter) run in --out")
     s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -181,9 +181,12 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, in
     t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
     t.add_argument("--measure", choices=measures, default=measure, help=f"task measure (default {measure})")
     t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
-                   help="exactly Z2-odd network, two trunk passes (default: one pass; a Z2-symmetric prior is "
-                        "then sampled with a random global sign, see --z2; before 2026-12: odd when h = 0)")
-    t.add_argument("--no-augment", action="store_true", help="no lattice-symmetry augmentation")
+                   help="exactly odd network (b(-x) = -b(x)), two trunk passes, for data symmetric under x -> -x "
+                        "(default: one pass; a symmetric prior is then sampled with a random global sign, see --z2; "
+                        "before 2026-12: odd for symmetric lattice data)")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no data augmentation (lattice fields: random translations, reflections, rotations and, for "
+                        "a prior symmetric under phi -> -phi, the sign; other data: what its loader defines)")
     t.add_argument("--ema", type=finite_float, default=0.999, metavar="DECAY",
                    help="EMA decay of the weights used for inference, in [0, 1) (default 0.999)")
     t.add_argument("--seed", type=integer, default=0)
