@@ -21,7 +21,7 @@ import torch
 
 from ..errors import ParameterError
 
-__all__ = ["check_device", "set_threads", "init_distributed", "close_distributed"]
+__all__ = ["check_device", "set_threads", "free_threads", "init_distributed", "close_distributed"]
 
 
 def check_device(device) -> torch.device:
@@ -40,13 +40,43 @@ def check_device(device) -> torch.device:
 
 
 def set_threads(threads: int | None) -> None:
-    """Use ``threads`` torch CPU threads (None: leave torch's choice).  On small models one thread
-    per process is often as fast as two (see :mod:`phi4si.nn.unet`)."""
+    """Use ``threads`` torch CPU threads (None: torch's choice, one per usable core).  With None on a
+    machine that is already busy (the load average leaves fewer free cores than torch would use), a
+    one-line warning on standard error suggests ``--threads`` (on a loaded 2-core machine two torch
+    threads can be several times slower than one); the choice itself is not changed, so that a run
+    and its resume compute alike.  On small models one thread per process is often as fast as two
+    (see :mod:`phi4si.nn.unet`)."""
     if threads is None:
+        n = free_threads()
+        if n < torch.get_num_threads():
+            import sys
+
+            print(f"phi4si: warning: the machine is busy (load {os.getloadavg()[0]:.1f} on {_cores()} cores) and torch "
+                  f"uses {torch.get_num_threads()} threads; --threads {n} is often much faster here", file=sys.stderr)
         return
     if isinstance(threads, bool) or int(threads) != threads or int(threads) < 1:
         raise ParameterError(f"threads must be an integer >= 1, got {threads}")
     torch.set_num_threads(int(threads))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def free_threads() -> int:
+    """Usable cores minus the 1-minute load average (rounded), at least 1.
+
+    >>> free_threads() >= 1
+    True
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return _cores()
+    return max(1, int(_cores() - load + 0.5))
 
 
 def init_distributed(device: str = "cpu"):

@@ -96,3 +96,29 @@ def test_lr_1e3_on_the_command_line(cli, ens, tmp_path):
     line = _one_line_error(rc, err, "loss is", "--lr (now 1000.0)", "no checkpoint was written")
     assert "last good checkpoint" not in line
     assert not out.exists()
+
+
+def test_threads_default_warns_on_a_busy_machine(monkeypatch, capsys):
+    """--threads not given on a loaded machine: a warning that suggests the free cores; nothing changes."""
+    import os
+
+    import torch
+
+    from phi4si.model import device
+
+    monkeypatch.setattr(device, "_cores", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+        device.set_threads(None)
+        assert torch.get_num_threads() == 2 and capsys.readouterr().err == ""
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.2))
+        device.set_threads(None)
+        err = capsys.readouterr().err
+        assert torch.get_num_threads() == 2
+        assert "the machine is busy (load 1.9 on 2 cores) and torch uses 2 threads; --threads 1" in err
+        device.set_threads(1)                                  # an explicit choice, no warning
+        assert torch.get_num_threads() == 1 and capsys.readouterr().err == ""
+    finally:
+        torch.set_num_threads(before)
