@@ -433,7 +433,9 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
     log_f = open(log_path, "a") if tr.rank == 0 else None
     from ..progress import bar as progress_bar
 
-    bar = progress_bar(cfg.steps, "train", unit="step", initial=tr.step, enabled=progress) if tr.rank == 0 else None
+    timed = cfg.steps is None and cfg.minutes is not None       # --minutes only: a bar over the time budget
+    bar = progress_bar(int(60 * cfg.minutes) if timed else cfg.steps, "train", unit="s" if timed else "step",
+                       initial=int(tr.wall0) if timed else tr.step, enabled=progress) if tr.rank == 0 else None
     t0 = time.perf_counter()
     tr.wall = tr.wall0
     n_this, loss_ema, stop = 0, None, None
@@ -458,8 +460,8 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
                                                    "grad_norm": gnorm}) + "\n")
                     log_f.flush()
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
+                    bar.update(min(int(tr.wall), bar.total) - bar.n if timed else 1)
+                    bar.set_postfix(step=tr.step, loss=f"{loss_ema:.4f}", refresh=False)
                 if tr.step % cfg.checkpoint_every == 0:
                     tr.checkpoint()
         tr.checkpoint(final=tr.finished())
