@@ -61,7 +61,17 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     S = np.asarray(ds["S"].values) / V
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.hist(m.ravel(), bins=60, density=True, color="C0", alpha=0.8)
+    if "log_w" in ds.variables:                  # a reweighted ensemble: the target's histogram, not the proposal's
+        from .observables import ess_fraction
+
+        lw = np.asarray(ds["log_w"].values, dtype=np.float64).ravel()
+        w = np.exp(lw - lw.max())
+        ax.hist(m.ravel(), bins=60, density=True, color="C1", alpha=0.8, weights=w,
+                label=f"importance-weighted (ESS/N {ess_fraction(lw):.2f})")
+        ax.hist(m.ravel(), bins=60, density=True, histtype="step", color="C0", label="proposals (unweighted)")
+        ax.legend(fontsize=7)
+    else:
+        ax.hist(m.ravel(), bins=60, density=True, color="C0", alpha=0.8)
     ax.set_xlabel("m")
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=8)
@@ -89,11 +99,16 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
         axs[0].set_xlabel("t")
         axs[0].set_ylabel("C(t)")
         with np.errstate(invalid="ignore", divide="ignore"):
-            arg = (np.roll(C, 1) + np.roll(C, -1)) / (2 * C)
+            num = np.roll(C, 1) + np.roll(C, -1)
+            arg = num / (2 * C)
             meff = np.arccosh(arg)
-        axs[1].plot(t[1:-1], meff[1:-1], "o", ms=3)
+            # linear error propagation, the C(t) errors taken as independent (their positive correlations
+            # make the true error of the ratio smaller: read these as upper estimates)
+            darg = np.abs(arg) * np.hypot(np.hypot(np.roll(dC, 1), np.roll(dC, -1)) / num, dC / C)
+            dmeff = darg / np.sqrt(arg**2 - 1)
+        axs[1].errorbar(t[1:-1], meff[1:-1], dmeff[1:-1], fmt="o", ms=3, capsize=2)
         axs[1].set_xlabel("t")
-        axs[1].set_ylabel("effective mass")
+        axs[1].set_ylabel("effective mass (errors: uncorrelated propagation)")
         axs[0].set_title(title, fontsize=8)
         fig.tight_layout()
         written.append(_save(fig, out_dir / "correlator.png"))
@@ -111,7 +126,8 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
                 ax.plot(cfg)
             else:
                 vmax = float(np.abs(cfg).max()) or 1.0
-                ax.imshow(cfg, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+                im = ax.imshow(cfg, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
                 ax.set_xticks([])
                 ax.set_yticks([])
             ax.set_title(f"traj {int(ds['cfg'].values[ds.sizes['cfg'] - 1 - i])}", fontsize=8)

@@ -107,3 +107,29 @@ def test_format_table_of_configurations_in_memory():
                                     Phi4Params((4, 4), m2=1.0, lam=0.0), log_w=np.zeros(100))
     text = format_table(r)
     assert "configurations in memory" in text and "ESS/N 1.000" in text and "<S>/V" in text
+
+
+def test_plot_of_a_reweighted_file_weights_its_histogram(tmp_path, monkeypatch):
+    """phi4si plot on a sample-neural reweight file: the histogram of m carries the importance weights."""
+    import matplotlib.axes
+    import numpy as np
+
+    from phi4si.interpolant.oracle import free_field_oracle
+    from phi4si.model import DriftModel
+    from phi4si.model.density import FlowSettings
+    from phi4si.model.exact import sample_neural
+    from phi4si.store import open_ensemble
+
+    p = Phi4Params((4, 4), m2=1.0, lam=0.0)
+    model = DriftModel(free_field_oracle((4, 4), 1.2), p)            # a slightly wrong model: weights vary
+    out = tmp_path / "rw.h5"
+    sample_neural(model, "reweight", out, 16, fs=FlowSettings(steps=3, divergence="exact"), progress=False)
+    seen = []
+    real = matplotlib.axes.Axes.hist
+    monkeypatch.setattr(matplotlib.axes.Axes, "hist", lambda self, x, *a, **kw: seen.append(kw) or real(self, x, *a, **kw))
+    plot_ensemble(out, tmp_path / "plots")
+    with open_ensemble(out) as ds:
+        lw = np.asarray(ds["log_w"].values).ravel()
+    weighted = [kw["weights"] for kw in seen if kw.get("weights") is not None]
+    assert len(weighted) == 1 and np.allclose(weighted[0] / weighted[0].sum(), np.exp(lw - lw.max()) / np.exp(lw - lw.max()).sum())
+    assert "importance-weighted" in seen[0]["label"]
