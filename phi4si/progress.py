@@ -32,7 +32,16 @@ def wanted(enabled: bool | None = None) -> bool:
         tty = sys.stderr.isatty()
     except (AttributeError, ValueError):       # a replaced or closed stderr
         tty = False
-    return tty or "ipykernel" in sys.modules
+    return tty or _in_kernel()
+
+
+def _in_kernel() -> bool:
+    """Running inside a Jupyter kernel (not merely with ipykernel imported, as a test runner may have)."""
+    app = sys.modules.get("ipykernel.kernelapp")
+    try:
+        return bool(app is not None and app.IPKernelApp.initialized())
+    except Exception:                             # an ipykernel without that API: no bar rather than an error
+        return False
 
 
 def bar(total, desc: str, unit: str = "it", initial: int = 0, enabled: bool | None = None):

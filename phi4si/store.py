@@ -698,6 +698,11 @@ class EnsembleWriter:
             n_done += t
         f.flush()  # data before the state that commits it
         _write_state(g, state_phi, dict(state, n_done=n_done))
+        # and the state out of HDF5's cache at once: until the next append's flush its parts (phi, rng, counters)
+        # would otherwise reach the file in the cache's order, and a SIGKILL in between could leave new
+        # counters with an old field (a resume that diverges; seen once under load in CI).  The state is one
+        # slot, so a kill *during* these writes can still mix them: a two-slot state is the real fix.
+        f.flush()
         f.flush()
 
     def _check_space(self, kept, scalars, gp, configs, state_phi):

@@ -21,7 +21,7 @@ class _Stream(io.StringIO):
                                             (True, "0", False)])
 def test_bars_only_where_someone_watches(monkeypatch, tty, env, expect):
     monkeypatch.setattr(sys, "stderr", _Stream(tty))
-    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel.kernelapp", raising=False)
     if env is None:
         monkeypatch.delenv("PHI4SI_PROGRESS", raising=False)
     else:
@@ -30,11 +30,17 @@ def test_bars_only_where_someone_watches(monkeypatch, tty, env, expect):
     assert progress.wanted(True) is True and progress.wanted(False) is False
 
 
-def test_a_notebook_counts_as_watched(monkeypatch):
+def test_a_notebook_counts_as_watched_an_imported_ipykernel_does_not(monkeypatch):
+    import types
+
     monkeypatch.setattr(sys, "stderr", _Stream(False))
     monkeypatch.delenv("PHI4SI_PROGRESS", raising=False)
-    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    running = types.SimpleNamespace(IPKernelApp=types.SimpleNamespace(initialized=lambda: True))
+    idle = types.SimpleNamespace(IPKernelApp=types.SimpleNamespace(initialized=lambda: False))
+    monkeypatch.setitem(sys.modules, "ipykernel.kernelapp", running)
     assert progress.wanted(None)
+    monkeypatch.setitem(sys.modules, "ipykernel.kernelapp", idle)          # imported by a test runner, say
+    assert not progress.wanted(None)
 
 
 def test_cli_logs_stay_free_of_bars_and_progress_forces_one(cli, tmp_path):
