@@ -15,8 +15,9 @@
 #   kbias       the k < 0 bias against the start time a0 at L = 16 (k_bias.py, the shipped l16)
 #   blocks      seconds per windowed neural block update at L = 16, 32, 64 (benchmarks/block_update_cost.py)
 #   hybrid      L = 64: windowed neural block updates of l32 + HMC against plain HMC (hybrid_compare.py)
-# Wall time on 2 cores: hmc ~6 min, train ~85 min (1 thread), generation ~5, exact ~30, tasks ~15,
-# posterior ~20, kbias ~10, blocks ~10.
+# Wall time on 2 cores: hmc ~6 min, train ~85 min (1 thread), generation ~40 (with the solver study), exact ~30,
+# exactpost ~25, tasks ~25 (with c2f_levels), posterior ~50 (with the start scan and the k = -0.5 check),
+# kbias ~10, blocks ~10.
 set -euo pipefail
 STAGE=${1:-all}
 W=${2:-negrel2025_work}
