@@ -35,7 +35,6 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from ..store import open_ensemble
-    from .observables import zero_momentum_correlator
     from .stats import MIN_REPLICA
 
     from ..errors import ParameterError
@@ -91,27 +90,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
 
     nphi = ds.sizes.get("cfg", 0) * ds.sizes.get("chain", 0)
     if nphi >= MIN_REPLICA:  # the Gamma-method errors of C(t) need 5 configurations
-        t, C, dC = zero_momentum_correlator(ds)
-        fig, axs = plt.subplots(1, 2, figsize=(9, 3.5))
-        pos = C > 0
-        axs[0].errorbar(t[pos], C[pos], dC[pos], fmt="o", ms=3, capsize=2)
-        axs[0].set_yscale("log")
-        axs[0].set_xlabel("t")
-        axs[0].set_ylabel("C(t)")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            num = np.roll(C, 1) + np.roll(C, -1)
-            arg = num / (2 * C)
-            meff = np.arccosh(arg)
-            # linear error propagation, the C(t) errors taken as independent (their positive correlations
-            # make the true error of the ratio smaller: read these as upper estimates)
-            darg = np.abs(arg) * np.hypot(np.hypot(np.roll(dC, 1), np.roll(dC, -1)) / num, dC / C)
-            dmeff = darg / np.sqrt(arg**2 - 1)
-        axs[1].errorbar(t[1:-1], meff[1:-1], dmeff[1:-1], fmt="o", ms=3, capsize=2)
-        axs[1].set_xlabel("t")
-        axs[1].set_ylabel("effective mass (errors: uncorrelated propagation)")
-        axs[0].set_title(title, fontsize=8)
-        fig.tight_layout()
-        written.append(_save(fig, out_dir / "correlator.png"))
+        written.append(_correlator_figure(ds, title, out_dir))
 
     if nphi >= 2:
         phi = ds["phi"]
@@ -135,6 +114,35 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
         written.append(_save(fig, out_dir / "configs.png"))
     ds.close()
     return written
+
+
+def _correlator_figure(ds, title, out_dir):
+    """correlator.png: C(t) with Gamma-method errors (log scale) and the effective mass."""
+    import matplotlib.pyplot as plt
+
+    from .observables import zero_momentum_correlator
+
+    t, C, dC = zero_momentum_correlator(ds)
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.5))
+    pos = C > 0
+    axs[0].errorbar(t[pos], C[pos], dC[pos], fmt="o", ms=3, capsize=2)
+    axs[0].set_yscale("log")
+    axs[0].set_xlabel("t")
+    axs[0].set_ylabel("C(t)")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        num = np.roll(C, 1) + np.roll(C, -1)
+        arg = num / (2 * C)
+        meff = np.arccosh(arg)
+        # linear error propagation with the C(t) errors taken as independent (their correlations are
+        # neglected; the axis label says so)
+        darg = np.abs(arg) * np.hypot(np.hypot(np.roll(dC, 1), np.roll(dC, -1)) / num, dC / C)
+        dmeff = darg / np.sqrt(arg**2 - 1)
+    axs[1].errorbar(t[1:-1], meff[1:-1], dmeff[1:-1], fmt="o", ms=3, capsize=2)
+    axs[1].set_xlabel("t")
+    axs[1].set_ylabel("effective mass (errors: uncorrelated propagation)")
+    axs[0].set_title(title, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir / "correlator.png")
 
 
 def _save(fig, path):
