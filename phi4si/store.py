@@ -848,7 +848,8 @@ def open_ensemble(path, load: bool = False):
     ``dH``, ``gp``), ``cfg`` (stored configurations ``phi``; coordinate = trajectory
     index), ``x0 ... x{d-1}``, ``dir``.  Attributes: ``params``, ``sampler``, ``run`` as
     dicts, ``n_done``, ``eps``, ``acceptance``, ``wall_time``, ``version``.  Only
-    completed measurements (the first ``n_done`` trajectories) are exposed.
+    completed measurements (the first ``n_done`` trajectories) are exposed.  A list of paths opens the
+    parts of one ensemble as one (:func:`open_ensembles`).
 
     >>> import os, tempfile
     >>> from phi4si import Phi4Params, sample_mcmc
@@ -860,6 +861,8 @@ def open_ensemble(path, load: bool = False):
     """
     import xarray as xr
 
+    if isinstance(path, (list, tuple)):
+        return open_ensembles(path, load=load)
     attrs = check_ensemble(path)
     try:
         orig = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort", driver_kwds={"swmr": True})
@@ -875,3 +878,71 @@ def open_ensemble(path, load: bool = False):
         ds = ds.load()
         ds.close()
     return ds
+
+
+def open_ensembles(paths, load: bool = False):
+    """The parts of one ensemble - files of the same lattice, couplings, sampler settings and length,
+    made with different seeds (e.g. the jobs of a SLURM array: ``sample-mcmc ... --seed $TASK_ID``;
+    numpy seeds every PCG64 stream through a SeedSequence, so distinct seeds give independent
+    streams) - as one dataset whose chains are all the parts' chains, in the order given.  Parts that
+    differ in any of these, or share a seed (they would repeat each other's chains), are refused.
+    Attributes: the first part's, with ``parts`` (the paths), ``wall_time`` summed and ``acceptance``
+    averaged over the chains.  The parts' arrays are read into memory by the concatenation.
+
+    >>> import os, tempfile
+    >>> from phi4si import Phi4Params, sample_mcmc
+    >>> d = tempfile.mkdtemp()
+    >>> a, b = (sample_mcmc(Phi4Params((4, 4), -1.0, 1.0), os.path.join(d, f"{s}.h5"), chains=2, n_traj=20,
+    ...                     n_therm=5, seed=s, progress=False) for s in (1, 2))
+    >>> with open_ensembles([a, b]) as ds:
+    ...     ds.sizes["chain"], ds.attrs["parts"] == [str(a), str(b)]
+    (4, True)
+    """
+    import xarray as xr
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise EnsembleFileError("no ensemble files given")
+    if len(paths) == 1:
+        return open_ensemble(paths[0], load=load)
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise EnsembleFileError("an ensemble file is given twice")
+    parts = []
+    try:
+        for p in paths:
+            parts.append(open_ensemble(p))
+        _check_parts(paths, parts)
+        ds = xr.concat(parts, dim="chain", coords="minimal", compat="override", combine_attrs="override").load()
+        if "chain" in ds.coords:
+            ds = ds.assign_coords(chain=np.arange(ds.sizes["chain"]))
+        chains = [d.sizes["chain"] for d in parts]
+        acc = [float(d.attrs.get("acceptance", float("nan"))) for d in parts]
+        ds.attrs = dict(parts[0].attrs, parts=[str(p) for p in paths],
+                        wall_time=float(sum(float(d.attrs.get("wall_time") or 0.0) for d in parts)),
+                        acceptance=float(np.dot(acc, chains) / sum(chains)))
+    finally:
+        for d in parts:
+            d.close()
+    return ds
+
+
+def _check_parts(paths, parts):
+    first, a0 = paths[0], parts[0].attrs
+    seeds = {}
+    for p, d in zip(paths, parts):
+        at = d.attrs
+        for key in ("params", "sampler"):
+            if at.get(key) != a0.get(key):
+                raise EnsembleFileError(f"{p}: its {key} differ from those of {first}: parts of one ensemble share "
+                                        f"them ({at.get(key)} against {a0.get(key)})")
+        for dim in ("traj", "cfg"):
+            if d.sizes.get(dim, 0) != parts[0].sizes.get(dim, 0):
+                raise EnsembleFileError(f"{p}: {d.sizes.get(dim, 0)} {dim} per chain against {parts[0].sizes.get(dim, 0)} "
+                                        f"in {first}: parts of one ensemble have the same length (resume the shorter)")
+        if "cfg" in d.coords and not np.array_equal(d["cfg"].values, parts[0]["cfg"].values):
+            raise EnsembleFileError(f"{p}: stores other trajectories than {first} (--every differs)")
+        seed = (at.get("run") or {}).get("seed")
+        if seed in seeds:
+            raise EnsembleFileError(f"{p} and {seeds[seed]} were made with the same seed {seed}: their chains repeat "
+                                    "each other; give every part its own --seed")
+        seeds[seed] = p

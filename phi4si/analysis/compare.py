@@ -131,9 +131,10 @@ def summarize(source, label: str | None = None, S: float = 2.0) -> Summary:
     """The :class:`Summary` of an ensemble file (path) or an open dataset (:func:`phi4si.open_ensemble`)."""
     from ..store import open_ensemble
 
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, Path, list, tuple)):          # a list: the parts of one ensemble
         with open_ensemble(source) as ds:
-            return summarize(ds, label=str(source) if label is None else label, S=S)
+            name = "+".join(map(str, source)) if isinstance(source, (list, tuple)) else str(source)
+            return summarize(ds, label=name if label is None else label, S=S)
     ds = source
     label = label or "ensemble"
     n_meas = ds.sizes.get("traj", 0) * ds.sizes.get("chain", 0)
@@ -313,6 +314,8 @@ def _versus(a: tuple, ref: tuple, labels=None) -> dict:
 def _name(e, labels, i):
     if labels is not None:
         return labels[i]
+    if isinstance(e, (list, tuple)):
+        return "+".join(map(str, e))
     return e.label if isinstance(e, Summary) else str(e) if isinstance(e, (str, Path)) else f"ensemble {i}"
 
 
@@ -321,6 +324,8 @@ def _params_of(e) -> dict:
 
     if isinstance(e, Summary):
         return e.params
+    if isinstance(e, (list, tuple)):
+        return _params_of(e[0])
     if isinstance(e, (str, Path)):
         with open_ensemble(e) as ds:
             return dict(ds.attrs["params"])

@@ -71,7 +71,8 @@ def warnings_for(res: dict) -> list[str]:
 
 
 def analyze_file(path, S: float = 2.0) -> dict:
-    """Analyse an ensemble file; returns the JSON-ready dict printed by ``phi4si analyze --json``.
+    """Analyse an ensemble file (or a list of the parts of one ensemble,
+    :func:`phi4si.store.open_ensembles`); returns the JSON-ready dict printed by ``phi4si analyze --json``.
 
     Keys: ``abs_m, m, m2, chi, chi0, binder, xi2, s`` each ``{"value", "error", "tau_int",
     "tau_int_error", "ess"}``, plus ``acceptance``, ``n_chains``, ``n_traj``, ``params``, ``sampler``,

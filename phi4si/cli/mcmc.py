@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..errors import Phi4siError
 from .options import DTYPES, add_progress_flags, command_line, finite_float, integer, integer_at_least, positive_float
@@ -63,7 +64,9 @@ def add_parsers(sub):
     s.set_defaults(func=cmd_sample)
 
     a = sub.add_parser("analyze", help="observables with Gamma-method errors")
-    a.add_argument("file")
+    a.add_argument("file", nargs="+", metavar="FILE",
+                   help="an ensemble file, or several parts of one ensemble (same couplings, sampler and length, "
+                        "different seeds): analysed as one, their chains together")
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.add_argument("--S", type=positive_float, default=2.0, help="Gamma-method window parameter S (default 2)")
     a.set_defaults(func=cmd_analyze)
@@ -135,7 +138,9 @@ def cmd_sample(args, argv):
 def cmd_analyze(args, argv):
     from ..analysis.report import analyze_file, format_table
 
-    res = analyze_file(args.file, S=args.S)
+    if len({str(Path(f).resolve()) for f in args.file}) != len(args.file):
+        raise Phi4siError("a file is given twice")
+    res = analyze_file(args.file[0] if len(args.file) == 1 else args.file, S=args.S)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
@@ -143,8 +148,6 @@ def cmd_analyze(args, argv):
 
 
 def cmd_compare(args, argv):
-    from pathlib import Path
-
     from ..analysis.compare import compare
     from ..analysis.plot import output_folder
     from ..io import atomic_write, write_json
