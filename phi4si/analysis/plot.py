@@ -5,8 +5,8 @@
 * ``correlator.png``  zero-momentum correlator C(t) with Gamma-method errors (log scale)
                       and the effective mass arccosh((C(t-1)+C(t+1))/(2C(t))), when at least 5
                       configurations are stored
-* ``configs.png``     a few stored configurations (2-D slices for d > 2; line plots for d = 1), when
-                      at least 2 are stored
+* ``configs.png``     a few stored configurations (2-D slices for d > 2; line plots for d = 1) with colour
+                      bars, the inpainted sites of ``phi4si inpaint`` outlined, when at least 2 are stored
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
 
     if nphi >= 2:
         phi = ds["phi"]
+        rec = (ds.attrs.get("sampler") or {}).get("unknown")
+        unknown = None if rec is None else np.asarray(rec, dtype=bool)
+        while unknown is not None and unknown.ndim > 2:
+            unknown = unknown[..., 0]
         n = min(4, ds.sizes["cfg"])
         fig, axs = plt.subplots(1, n, figsize=(2.6 * n, 2.6), squeeze=False)
         for i in range(n):
@@ -107,6 +111,11 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
                 vmax = float(np.abs(cfg).max()) or 1.0
                 im = ax.imshow(cfg, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+                if unknown is not None and unknown.shape == cfg.shape and unknown.any():
+                    # the sites the model drew (phi4si inpaint), outlined; the rest is the input data
+                    up = np.kron(unknown.astype(float), np.ones((10, 10)))       # sharp cell edges
+                    ys, xs = ((np.arange(n) + 0.5) / 10 - 0.5 for n in up.shape)
+                    ax.contour(xs, ys, up, levels=[0.5], colors="k", linewidths=1.2)
                 ax.set_xticks([])
                 ax.set_yticks([])
             ax.set_title(f"traj {int(ds['cfg'].values[ds.sizes['cfg'] - 1 - i])}", fontsize=8)

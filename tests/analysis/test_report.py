@@ -133,3 +133,24 @@ def test_plot_of_a_reweighted_file_weights_its_histogram(tmp_path, monkeypatch):
     weighted = [kw["weights"] for kw in seen if kw.get("weights") is not None]
     assert len(weighted) == 1 and np.allclose(weighted[0] / weighted[0].sum(), np.exp(lw - lw.max()) / np.exp(lw - lw.max()).sum())
     assert "importance-weighted" in seen[0]["label"]
+
+
+def test_plot_outlines_the_inpainted_sites(cli, tmp_path, monkeypatch):
+    """phi4si plot on a phi4si inpaint file: the sites the model drew are outlined on every configuration."""
+    import matplotlib.axes
+
+    ens = sample_mcmc(Phi4Params((8, 8), m2=-4.0, lam=8.0), tmp_path / "e.h5", chains=2, n_traj=20, n_therm=5,
+                      every=2, progress=False)
+    rc, _, err = cli("inpaint", "--model", "l8", "--data", ens, "--mask", "block:4x4@2,2", "--n", 4, "--steps", 2,
+                     "--out", tmp_path / "i.h5")
+    assert rc == 0, err
+    calls = []
+    real = matplotlib.axes.Axes.contour
+    monkeypatch.setattr(matplotlib.axes.Axes, "contour", lambda self, *a, **kw: calls.append(a) or real(self, *a, **kw))
+    plot_ensemble(tmp_path / "i.h5", tmp_path / "plots")
+    assert len(calls) == 4                                         # one outline per configuration shown
+    up = calls[0][2]
+    assert up.shape == (80, 80) and up[25:55, 25:55].all() and not up[:20].any()   # the 4x4 block at (2, 2)
+    calls.clear()
+    plot_ensemble(ens, tmp_path / "plain")                         # an HMC file has nothing to outline
+    assert calls == []
