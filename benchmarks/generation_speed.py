@@ -120,13 +120,10 @@ def orbits(shape):
 def spectrum(phi, orbit, n_orbits, bins=None):
     """G per orbit: mean and error (independent samples; with ``bins`` (chains, cfg) the error of
     ``bins`` bin means per chain, for a correlated Markov chain)."""
-    V = int(np.prod(phi.shape[-len(orbit.shape):]))
-    axes = tuple(range(phi.ndim - orbit.ndim, phi.ndim))
-    pw = np.abs(np.fft.fftn(phi, axes=axes)) ** 2 / V
-    flat = pw.reshape(*pw.shape[: phi.ndim - orbit.ndim], -1)
-    idx = orbit.ravel()
-    counts = np.bincount(idx, minlength=n_orbits)
-    per = np.stack([flat[..., idx == k].mean(-1) for k in range(n_orbits)], axis=-1)   # (..., n_orbits)
+    from phi4si.lattice import orbit_spectrum
+
+    counts = np.bincount(orbit.ravel(), minlength=n_orbits)
+    per = orbit_spectrum(phi, orbit.shape)                     # (..., n_orbits), the orbits of orbits(shape)
     if bins is None:
         return per.mean(0), per.std(0, ddof=1) / np.sqrt(len(per)), counts
     chains, n = per.shape[:2]

@@ -245,6 +245,8 @@ def _row(task, h, s, c) -> dict:
         r = c.row(s.label, k)
         row[k] = {kk: (float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None)
                   for kk, v in r.items() if kk in ("value", "error", "ref", "ref_error", "rel", "z")}
+    sp = c.spectra[s.label]
+    row["gp"] = {"orbits": len(sp["rel"]), "max_z": sp["max_z"], "n_z3": sp["n_z3"], "max_rel": sp["max_rel"]}
     return row
 
 
@@ -264,12 +266,14 @@ def _table(rows, ref0, refs) -> str:
     r0 = ref0.scalars
     lines = ["HMC (exact) at h = 0: <|m|> = " + number(r0["abs_m"].value, r0["abs_m"].error)
              + ", chi = " + number(r0["chi"].value, r0["chi"].error) + ", <S>/V = " + number(r0["s"].value, r0["s"].error),
-             "", "| task | h | kind | <\\|m\\|> or <m> | vs HMC | chi | vs HMC | <S>/V | vs HMC |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "", "| task | h | kind | <\\|m\\|> or <m> | vs HMC | chi | vs HMC | <S>/V | vs HMC | G(p): largest \\|z\\| |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         first = r.get("abs_m") or r.get("m")
         kind = r["kind"] + (f", ESS/N {r['ess_fraction']:.2f}" if r.get("ess_fraction") is not None else "")
-        lines.append(f"| {r['task']} | {r['h']:g} | {kind} | {_cell(first)} | {_cell(r['chi'])} | {_cell(r['s'])} |")
+        gp = r["gp"]
+        lines.append(f"| {r['task']} | {r['h']:g} | {kind} | {_cell(first)} | {_cell(r['chi'])} | {_cell(r['s'])} | "
+                     f"{gp['max_z']:.1f} ({gp['n_z3']} of {gp['orbits']} orbits > 3) |")
     return "\n".join(lines)
 
 
@@ -279,6 +283,8 @@ def _figures(out, ref0, raw, ref_phi, unknown, comps, refs, entries, hmc) -> lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    from .analysis.plot import save_png
 
     files = []
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -295,7 +301,7 @@ def _figures(out, ref0, raw, ref_phi, unknown, comps, refs, entries, hmc) -> lis
     ax.set_title("8x8, m2 = -4, lam = 8, h = 0", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    files.append(_save(fig, out / "hist_m.png"))
+    files.append(save_png(fig, out / "hist_m.png"))
 
     fig, axes = plt.subplots(3, 4, figsize=(7.0, 5.6))
     rows = [("HMC", ref_phi), ("generated", raw["generate"]), ("inpainted", raw["inpaint"])]
@@ -316,7 +322,7 @@ def _figures(out, ref0, raw, ref_phi, unknown, comps, refs, entries, hmc) -> lis
     fig.colorbar(im, ax=axes, shrink=0.8, label="phi")
     fig.suptitle("configurations (inpainted: the outlined 4x4 block is drawn by the model, the rest is HMC's)",
                  fontsize=8)
-    files.append(_save(fig, out / "configs.png"))
+    files.append(save_png(fig, out / "configs.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     hs = np.array(H_SCAN)
@@ -334,18 +340,8 @@ def _figures(out, ref0, raw, ref_phi, unknown, comps, refs, entries, hmc) -> lis
     ax.set_ylabel("<m>")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    files.append(_save(fig, out / "m_of_h.png"))
+    files.append(save_png(fig, out / "m_of_h.png"))
     return files
-
-
-def _save(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from .io import save_figure
-
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _report(doc, table, files) -> str:

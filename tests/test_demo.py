@@ -30,6 +30,7 @@ def test_the_table_has_every_task_marked_exact_or_raw(demo):
         main = r.get("abs_m") or r.get("m")
         assert main["ref"] is not None and main["error"] is not None and set(r) >= {"chi", "s"}
         assert ("m" in r) == (r["h"] > 0)
+        assert r["gp"]["orbits"] == 15 and r["gp"]["max_z"] >= 0         # G(p) on the 15 orbits of 8x8
     table = doc["table"]
     assert table.count("\n| ") == len(doc["rows"]) + 1 and "exact (Metropolis)" in table and "vs HMC" in table
 

@@ -60,6 +60,7 @@ if want generation; then
   # l32 with more solver work (4000 samples each, ~35 min): which part of the bias is the solver's
   python "$ROOT/benchmarks/generation_speed.py" --ref "$W/l32_ref.h5" --model l32=l32 --run l32:ab3:16 \
       --run l32:ab3:32 --run l32:rk4:16 --n 4000 --seed 5 --out "$R/l32_solver.json"
+  python "$HERE/action_terms.py" "$R/l32_solver.json" --out "$R/l32_action_terms.json"   # <S>/V term by term
 fi
 
 if want transfer; then

@@ -268,12 +268,9 @@ class Comparison:
                 "spectrum": {"orbits": s.spectrum[0].tolist(), "G": s.spectrum[1].tolist(), "error": s.spectrum[2].tolist()},
                 "correlator": {"t": s.correlator[0].tolist(), "C": s.correlator[1].tolist(),
                                "error": s.correlator[2].tolist()}})
-        out["spectra"] = {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
-                          for k, v in self.spectra.items()}
-        out["correlators"] = {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
-                              for k, v in self.correlators.items()}
-        out["histograms"] = {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
-                             for k, v in self.histograms.items()}
+        for name in ("spectra", "correlators", "histograms"):
+            out[name] = {label: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+                         for label, d in getattr(self, name).items()}
         return out
 
     def plot(self, out_dir) -> list[Path]:

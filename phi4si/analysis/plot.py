@@ -75,7 +75,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "hist_m.png"))
+    written.append(save_png(fig, out_dir / "hist_m.png"))
 
     fig, axs = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True)
     for c in range(min(max_chains, m.shape[0])):
@@ -86,7 +86,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
     axs[1].set_xlabel("trajectory")
     axs[0].set_title(title, fontsize=8)
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "history.png"))
+    written.append(save_png(fig, out_dir / "history.png"))
 
     nphi = ds.sizes.get("cfg", 0) * ds.sizes.get("chain", 0)
     if nphi >= MIN_REPLICA:  # the Gamma-method errors of C(t) need 5 configurations
@@ -120,7 +120,7 @@ def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
                 ax.set_yticks([])
             ax.set_title(f"traj {int(ds['cfg'].values[ds.sizes['cfg'] - 1 - i])}", fontsize=8)
         fig.tight_layout()
-        written.append(_save(fig, out_dir / "configs.png"))
+        written.append(save_png(fig, out_dir / "configs.png"))
     ds.close()
     return written
 
@@ -151,10 +151,10 @@ def _correlator_figure(ds, title, out_dir):
     axs[1].set_ylabel("effective mass (errors: uncorrelated propagation)")
     axs[0].set_title(title, fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_dir / "correlator.png")
+    return save_png(fig, out_dir / "correlator.png")
 
 
-def _save(fig, path):
+def save_png(fig, path):
     import matplotlib.pyplot as plt
 
     from ..io import save_figure
@@ -208,7 +208,7 @@ def comparison_figures(comparison, out_dir) -> list[Path]:
     ax.set_ylabel("density")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "compare_hist_m.png"))
+    written.append(save_png(fig, out_dir / "compare_hist_m.png"))
 
     from ..lattice.fourier import orbit_p_hat2
 
@@ -225,7 +225,7 @@ def comparison_figures(comparison, out_dir) -> list[Path]:
     ax.set_ylabel(f"G(p) / G(p) of {ref.label}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "compare_spectrum.png"))
+    written.append(save_png(fig, out_dir / "compare_spectrum.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for s in comparison.summaries:
@@ -237,5 +237,5 @@ def comparison_figures(comparison, out_dir) -> list[Path]:
     ax.set_ylabel("C(t)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "compare_correlator.png"))
+    written.append(save_png(fig, out_dir / "compare_correlator.png"))
     return written

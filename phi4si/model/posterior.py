@@ -149,10 +149,11 @@ class Posterior:
     def _capped(self, model, a0: float) -> float:
         """The default start time for k >= 0: ``a0``, lowered (not below :data:`A0_FLOOR`) until the
         transform moves the field by at most :data:`REACH_TARGET` (the reach grows like a^2/(1 - a))."""
-        lo = min(A0_FLOOR, a0)
-        if self.reach(model, a0) <= REACH_TARGET or self.reach(model, lo) >= REACH_TARGET:
-            return a0 if self.reach(model, a0) <= REACH_TARGET else lo
-        hi = a0
+        if self.reach(model, a0) <= REACH_TARGET:
+            return a0
+        lo, hi = min(A0_FLOOR, a0), a0
+        if self.reach(model, lo) >= REACH_TARGET:
+            return lo
         for _ in range(40):                                  # bisection: the reach is increasing in a
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if self.reach(model, mid) <= REACH_TARGET else (lo, mid)
