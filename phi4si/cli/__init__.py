@@ -33,7 +33,8 @@ and binds each to its function with ``set_defaults(func=...)``, which :func:`mai
 
 * :mod:`~phi4si.cli.mcmc`   sample-mcmc, analyze, compare, plot
 * :mod:`~phi4si.cli.demo`   demo
-* :mod:`~phi4si.cli.model`  train, generate, inpaint, posterior, sample-neural
+* :mod:`~phi4si.cli.model`  train, generate, inpaint, posterior
+* :mod:`~phi4si.cli.neural` sample-neural
 * :mod:`~phi4si.cli.schedule` optimize-path (optimised time grids for ``--path``)
 * :mod:`~phi4si.cli.images` image train|generate|inpaint|edit|evaluate
 * :mod:`~phi4si.cli.maze`   maze dataset|train|plan|evaluate
@@ -53,12 +54,12 @@ import sys
 
 from .._version import __version__
 from ..errors import Phi4siError
-from . import demo, images, maze, mcmc, model, schedule, shipped
+from . import demo, images, maze, mcmc, model, neural, schedule, shipped
 
 __all__ = ["main", "build_parser", "parse_args"]
 
 # the order of the subcommands in ``phi4si --help``
-FAMILIES = (mcmc, model, shipped, schedule, images, maze, demo)
+FAMILIES = (mcmc, model, neural, shipped, schedule, images, maze, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

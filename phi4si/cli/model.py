@@ -1,10 +1,9 @@
-"""``phi4si train``, ``generate``, ``inpaint``, ``posterior`` and ``sample-neural``: the trained lattice
-model and its tasks.
+"""``phi4si train``, ``generate``, ``inpaint`` and ``posterior``: the trained lattice model and its
+tasks (its exact samplers, ``sample-neural``, are :mod:`~phi4si.cli.neural`).
 
 The commands parse and print; :mod:`phi4si.model` validates (settings, orders, blocks, methods).
 What stays here is what only a command line has: flags that the chosen sub-mode would ignore
-(``--block`` without ``--order``, ``--solver`` with ``--sde`` > 0, ``--a0`` without ``--proposal
-posterior``), the choice between generation and sequential generation, the reading of the input
+(``--block`` without ``--order``, ``--solver`` with ``--sde`` > 0), the choice between generation and sequential generation, the reading of the input
 file and the output's record of the command.
 """
 
@@ -13,24 +12,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, GENERATE_DEFAULTS, QUADRATURES, SOLVERS, add_posterior_flags, add_progress_flags,
-                      add_task_flags, add_train_flags, add_z2_flag, block_size, check_out, command_line, device,
-                      finite_float, flag_terms, given, integer, integer_at_least, load_model, positive_float, posterior_start)
+from .options import (DTYPES, GENERATE_DEFAULTS, add_posterior_flags, add_task_flags, add_train_flags, check_out,
+                      command_line, flag_terms, given, integer, integer_at_least, load_model)
 from .training import check_train_flags, run_training
 
-__all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "cmd_sample_neural"]
+__all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "posterior_settings",
+           "model_file", "z2_record"]
 
 # the library keywords of the task commands' flags, for refusals said in flag terms
 TASK_KEYWORDS = ("n", "steps", "sde", "seed", "batch_size", "order", "block", "levels", "z2")
-NEURAL_KEYWORDS = ("n", "chains", "steps", "solver", "divergence", "probes", "period", "batch_size", "max_batch",
-                   "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "seed", "method", "z2",
-                   "quadrature")
 
 
 def add_parsers(sub):
     _add_train_parser(sub)
     _add_task_parsers(sub)
-    _add_sample_neural_parser(sub)
 
 
 def _add_train_parser(sub):
@@ -86,76 +81,6 @@ def _add_task_parsers(sub):
     q.set_defaults(func=cmd_posterior)
 
 
-def _add_sample_neural_parser(sub):
-    nm = sub.add_parser("sample-neural", help="exact sampling with a trained model: importance weights, independence "
-                                              "Metropolis, neural block updates, hybrid with HMC",
-                        epilog="reweight: N model samples with log-weights (analyze uses them); imh: CHAINS chains "
-                               "of N steps through model proposals; block/hybrid: CHAINS chains of N sweeps, each "
-                               "sweep regenerating --updates random blocks by inpainting (hybrid adds --hmc-traj "
-                               "HMC trajectories). The target is exp(-S) with the training data's m2, lam plus the "
-                               "rewards --h, --k. log q comes from the ODE with its divergence: colored (the "
-                               "default: --probes x --period^d network passes per evaluation), exact (autograd, ~one "
-                               "pass per moving site) or hutchinson (--probes passes); --quadrature says where along "
-                               "each step it is evaluated")
-    nm.add_argument("--model", required=True, help="model checkpoint written by phi4si train")
-    nm.add_argument("--method", required=True, choices=("reweight", "imh", "block", "hybrid"))
-    nm.add_argument("--n", type=integer, required=True,
-                    help="samples (reweight), steps per chain (imh) or sweeps per chain (block, hybrid)")
-    nm.add_argument("--out", required=True, help="output HDF5 ensemble file")
-    nm.add_argument("--h", type=finite_float, default=0.0, help="applied field (reward b = h 1; default 0)")
-    nm.add_argument("--k", type=finite_float, default=0.0, help="extra coupling (reward A = 2k Id; default 0)")
-    nm.add_argument("--proposal", choices=("prior", "posterior"), default="prior",
-                    help="reweight/imh proposals: the model (prior, default) or its posterior drift under --h/--k "
-                         "(reward transform; keeps the ESS up when the posterior sits in the prior's tail)")
-    nm.add_argument("--a0", type=finite_float, default=None, help="--proposal posterior: start time (default as phi4si posterior)")
-    nm.add_argument("--start", type=posterior_start, default=None,
-                    help="--proposal posterior: start mean pilot (default), noise or a number")
-    nm.add_argument("--pilot", type=integer, default=None, help="--proposal posterior: pilot-run size (default as phi4si posterior)")
-    nm.add_argument("--pilot-rounds", type=integer, default=None, help="--proposal posterior: pilot runs (default as phi4si posterior)")
-    nm.add_argument("--chains", type=integer, default=1, help="independent chains (imh, block, hybrid; default 1)")
-    nm.add_argument("--steps", type=integer, default=10, help="ODE steps of the log-density flow (default 10)")
-    nm.add_argument("--solver", choices=SOLVERS, default="rk4", help="ODE solver (default rk4)")
-    nm.add_argument("--divergence", choices=("colored", "exact", "hutchinson"), default="colored",
-                    help="divergence of the velocity: colored (default; Rademacher probes split by a lattice "
-                         "colouring of period --period), exact (autograd trace) or hutchinson")
-    nm.add_argument("--probes", type=integer, default=None,
-                    help="probe draws per step (colored, hutchinson; default 1; >= 2 gives an error estimate)")
-    nm.add_argument("--period", type=integer, default=None, help="colouring period of --divergence colored (default 4)")
-    nm.add_argument("--quadrature", choices=QUADRATURES, default=None,
-                    help="where the divergence is taken: at 2 (gauss2, the default) or 1 (gauss1) Gauss points per "
-                         "step on the trajectory's Hermite interpolant, or at every solver stage (stages, the default "
-                         "before 2026-12); the same configurations; gauss2 has RK4's order at half its divergence "
-                         "evaluations")
-    nm.add_argument("--path", default=None, metavar="FILE",
-                    help="an optimised time grid for the flow (phi4si optimize-path --task generate with an RK "
-                         "solver); its solver and steps replace --solver and --steps")
-    nm.add_argument("--float64", action="store_true", help="integrate the flow in double precision")
-    nm.add_argument("--block", type=block_size, default=None, metavar="B",
-                    help="block size of block/hybrid updates (B or BxC; default 4)")
-    nm.add_argument("--shape", type=integer_at_least(2), nargs="+", default=None, help="lattice (default the model's)")
-    nm.add_argument("--window", type=block_size, default=None, metavar="W",
-                    help="run each block's conditional flow on a W (or WxV) window around it: exact for any "
-                         "window, the cost of the window at any volume (block, hybrid; default the whole lattice)")
-    nm.add_argument("--updates", type=integer, default=None, help="block updates per sweep (default 1)")
-    nm.add_argument("--hmc-traj", type=integer, default=None, help="HMC trajectories per hybrid sweep (default 1)")
-    nm.add_argument("--hmc-eps", type=positive_float, default=None, help="HMC step size (default 0.1)")
-    nm.add_argument("--hmc-steps", type=integer, default=None, help="HMC leapfrog steps (default 10)")
-    nm.add_argument("--n-therm", type=integer, default=None, help="discarded sweeps (block, hybrid; default 0)")
-    nm.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
-    nm.add_argument("--batch-size", type=integer, default=256, help="configurations per flow batch (default 256)")
-    nm.add_argument("--max-batch", type=integer, default=512,
-                    help="network batch of the divergence's copies (default 512)")
-    add_z2_flag(nm)
-    nm.add_argument("--dtype", choices=DTYPES, default="float32", help="storage dtype")
-    nm.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
-    nm.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
-    nm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    nm.add_argument("--resume", action="store_true",
-                    help="continue --out (written in chunks with its random state) up to --n; same settings")
-    add_progress_flags(nm)
-    nm.set_defaults(func=cmd_sample_neural)
-
-
 # ------------------------------------------------------------------------------------------------ train
 def cmd_train(args, argv):
     from ..errors import EnsembleFileError
@@ -179,10 +104,10 @@ def _posterior(args, required=False):
     if args.h is None and args.k is None:
         raise ParameterError(f"{', '.join('--' + f.replace('_', '-') for f in given_flags)} need a reward: "
                              "--h and/or --k")
-    return _posterior_settings(args, args.h or 0.0, args.k or 0.0)
+    return posterior_settings(args, args.h or 0.0, args.k or 0.0)
 
 
-def _posterior_settings(args, h, k):
+def posterior_settings(args, h, k):
     from ..errors import ParameterError
     from ..model.posterior import Posterior
 
@@ -213,7 +138,7 @@ def _output_params(model, shape, post=None):
 
 
 # ------------------------------------------------------------------------------------------------ generate, inpaint
-def _model_file(model_arg) -> str:
+def model_file(model_arg) -> str:
     """The model file a --model argument names (a path, or a shipped model's file), absolute."""
     from ..model.shipped import resolve
 
@@ -221,7 +146,7 @@ def _model_file(model_arg) -> str:
 
 
 def _model_record(model, path) -> dict:
-    return {"model": _model_file(path), "model_step": model.meta.get("step"),
+    return {"model": model_file(path), "model_step": model.meta.get("step"),
             "model_version": model.meta.get("version"), "param": model.param,
             "family": getattr(model.family, "to_dict", lambda: None)(), "model_shape": list(model.shape),
             "model_params": model.lattice.get("params")}
@@ -255,7 +180,7 @@ def _task_settings(args):
     return solve, rec
 
 
-def _z2_record(args, model, post, keywords=TASK_KEYWORDS) -> dict:
+def z2_record(args, model, post, keywords=TASK_KEYWORDS) -> dict:
     """What the output records of --z2: the mode asked for and what it resolved to for this model
     and task ('sign', 'none', or 'odd' for an exactly odd network); a refusal is said in flag terms."""
     from ..model.z2 import applied
@@ -299,21 +224,40 @@ def cmd_generate(args, argv):
 
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
                **rec, **_model_record(model, args.model), **_posterior_record(post, model),
-               **_z2_record(args, model, post)}
-    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv)}
-    with _sample_file(args, params, args.n, sampler, run, args.dtype) as f:
+               **z2_record(args, model, post)}
+    ranks = _ranks(args, "phi4si generate")
+    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv), "processes": ranks.world}
+    with _sample_file(args, params, args.n, sampler, run, args.dtype, ranks) as f:
         _run_task(args, sequential if args.order else generate, model, args.n, shape=shape, **solve, posterior=post,
                   output=f)
-    print(f"wrote {f.out} ({args.n} configurations {'x'.join(map(str, shape))}, {f.wall_time:.1f} s)", file=sys.stderr)
+    _wrote(ranks, f"wrote {f.out} ({args.n} configurations {'x'.join(map(str, shape))}, {f.wall_time:.1f} s"
+                  f"{f', {ranks.world} processes' if ranks.world > 1 else ''})")
 
 
-def _sample_file(args, params, n, sampler, run, dtype):
-    """The task's output file (batch by batch, resumable: :class:`~phi4si.model.output.SampleFile`)."""
+def _sample_file(args, params, n, sampler, run, dtype, ranks):
+    """The task's output file (batch by batch, resumable: :class:`~phi4si.model.output.SampleFile`),
+    written by rank 0 under torchrun (:class:`~phi4si.model.ranks.Output`)."""
     from ..model.output import SampleFile
+    from ..model.ranks import Output
 
-    with flag_terms("n"):
-        return SampleFile(args.out, params, n, sampler, run, dtype=dtype, overwrite=args.overwrite,
-                          resume=args.resume, what="--out")
+    def make():
+        with flag_terms("n"):
+            return SampleFile(args.out, params, n, sampler, run, dtype=dtype, overwrite=args.overwrite,
+                              resume=args.resume, what="--out")
+    return Output(ranks, make)
+
+
+def _ranks(args, what):
+    """The processes of this command (torchrun: several; the run records how many)."""
+    from ..model.ranks import current
+
+    return current(args.device, what)
+
+
+def _wrote(ranks, message):
+    if ranks.leader:
+        print(message, file=sys.stderr)
+    ranks.close()
 
 
 def _read_configs(path, n):
@@ -395,19 +339,20 @@ def cmd_inpaint(args, argv):
     _with_path(args, solve, rec, "sequential" if args.order else "inpaint", shape)
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential_inpaint" if args.order else "inpaint",
                **rec, **_model_record(model, args.model), **_posterior_record(post, model),
-               **_z2_record(args, model, post), "mask": args.mask,
+               **z2_record(args, model, post), "mask": args.mask,
                "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
                "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
                "data_selection": "first n configurations, chain-major"}
-    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv)}
-    with _sample_file(args, params, len(data), sampler, run, dtype) as f:
+    ranks = _ranks(args, "phi4si inpaint")
+    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv), "processes": ranks.world}
+    with _sample_file(args, params, len(data), sampler, run, dtype, ranks) as f:
         if args.order:
             _run_task(args, sequential, model, None, shape=shape, data=data, observed=~unknown, **solve,
                       posterior=post, output=f)
         else:
             _run_task(args, inpaint, model, data, unknown, **solve, posterior=post, output=f)
-    print(f"wrote {out} ({len(data)} configurations, {int(unknown.sum())} of {unknown.size} sites inpainted, "
-          f"{f.wall_time:.1f} s)", file=sys.stderr)
+    _wrote(ranks, f"wrote {out} ({len(data)} configurations, {int(unknown.sum())} of {unknown.size} sites "
+                  f"inpainted, {f.wall_time:.1f} s)")
 
 
 def cmd_posterior(args, argv):
@@ -426,74 +371,3 @@ def cmd_posterior(args, argv):
         raise ParameterError("--n is required without --data")
     args.dtype = args.dtype or "float32"
     return cmd_generate(args, argv)
-
-
-# ------------------------------------------------------------------------------------------------ sample-neural
-def _proposal(args):
-    """The Posterior of ``--proposal posterior`` (None for the prior); its flags without it are refused."""
-    from ..errors import ParameterError
-
-    if args.proposal == "posterior":
-        if args.h == 0 and args.k == 0:
-            raise ParameterError("--proposal posterior needs a reward: --h and/or --k")
-        return _posterior_settings(args, args.h, args.k)
-    for flag in ("a0", "start", "pilot", "pilot_rounds"):
-        if getattr(args, flag) is not None:
-            raise ParameterError(f"--{flag.replace('_', '-')} applies to --proposal posterior only")
-    return None
-
-
-def _neural_terms():
-    return flag_terms(*NEURAL_KEYWORDS, posterior="--proposal posterior")
-
-
-def _neural_path(args) -> dict:
-    """steps, solver and grid of the log-density flow from ``--path FILE`` (a generation grid, RK solver)."""
-    from ..errors import ParameterError
-    from ..interpolant.integrate import SOLVERS
-    from ..model.schedule import read_path_file
-
-    if args.steps != 10 or args.solver != "rk4":
-        raise ParameterError("--steps and --solver do not apply with --path (the path file fixes them)")
-    doc = read_path_file(args.path, task="generate")
-    if doc["solver"] not in SOLVERS:
-        raise ParameterError(f"{args.path} is a grid for {doc['solver']!r}; the log-density flow integrates with "
-                             f"a Runge-Kutta solver ({', '.join(SOLVERS)}): optimise one with --solver rk4")
-    return {"steps": int(doc["steps"]), "solver": doc["solver"], "grid_power": tuple(doc["grid"])}
-
-
-def _quadrature(args) -> str:
-    """--quadrature, else on --resume the file's own (an older file's: density.LEGACY_FLOW), else the default."""
-    from ..model.density import FlowSettings, recorded_flow
-
-    flow = recorded_flow(args.out) if args.resume and args.quadrature is None else None
-    return args.quadrature or (flow or {}).get("quadrature") or FlowSettings.quadrature
-
-
-def cmd_sample_neural(args, argv):
-    from ..io import prepare_output
-    from ..model.density import FlowSettings
-    from ..model.device import set_threads
-    from ..model.exact import sample_neural
-
-    proposal = _proposal(args)
-    flow = {"steps": args.steps, "solver": args.solver}
-    if args.path is not None:
-        flow = _neural_path(args)
-    with _neural_terms():
-        fs = FlowSettings(**flow, divergence=args.divergence, float64=args.float64, batch_size=args.batch_size,
-                          max_batch=args.max_batch, z2=args.z2,
-                          **given(args, "probes", "period"), quadrature=_quadrature(args))
-    out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
-    model = load_model(args.model, args.device)
-    _z2_record(args, model, proposal, NEURAL_KEYWORDS)     # a refused --z2 before anything runs
-    set_threads(args.threads)
-    with _neural_terms():
-        summary = sample_neural(model, args.method, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs,
-                                seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,
-                                resume=args.resume, progress=args.progress,
-                                model_path=_model_file(args.model), command=command_line(argv),
-                                **given(args, "block", "window", "updates", "hmc_traj", "hmc_eps", "hmc_steps", "n_therm", "shape"))
-    parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
-             if k != "method" and v is not None]
-    print(f"wrote {out} ({args.method}: {', '.join(parts)})", file=sys.stderr)

@@ -63,7 +63,7 @@ from ..errors import ParameterError
 from .drifts import Drift
 from .paths import Path, time_grid
 
-__all__ = ["SOLVERS", "MULTISTEP", "ODE_SOLVERS", "rk_step", "solve", "solve_sde", "step_ends", "velocity"]
+__all__ = ["SOLVERS", "MULTISTEP", "ODE_SOLVERS", "rk_step", "solve", "solve_sde", "skip_sde_noise", "step_ends", "velocity"]
 
 SOLVERS = ("euler", "heun", "rk4")                # Runge-Kutta: also for augmented ODEs (rk_step)
 MULTISTEP = ("ab2", "ab3", "ddim", "ddim2")       # one drift evaluation per step
@@ -278,3 +278,22 @@ def solve_sde(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 100,
              + np.sqrt(2.0 * cs * h) * fam.alpha((a * moving).clamp_min(0).sqrt(), noise))
         x = _finish(x, x_start, pinned, s1, callback, k, n)
     return x
+
+
+def skip_sde_noise(path: Path, x_start: torch.Tensor, steps: int = 100, grid_power: float = 1.0,
+                   generator: torch.Generator | None = None) -> None:
+    """Advance ``generator`` past the noise :func:`solve_sde` would draw for ``x_start`` (one normal
+    array of its shape and dtype per step of the grid), without solving: a process that leaves a
+    batch to another (:mod:`phi4si.model.ranks`) keeps the one noise stream of a single process.
+
+    >>> from phi4si.interpolant.oracle import free_field_oracle
+    >>> from phi4si.interpolant.paths import GenerationPath
+    >>> x0, path = torch.zeros(2, 1, 4, dtype=torch.float64), GenerationPath((4,))
+    >>> g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    >>> _ = solve_sde(free_field_oracle((4,), 1.0), path, x0, steps=3, generator=g1)
+    >>> skip_sde_noise(path, x0, steps=3, generator=g2)
+    >>> bool(torch.equal(g1.get_state(), g2.get_state()))
+    True
+    """
+    for _ in range(len(time_grid(path, steps, grid_power)) - 1):
+        torch.randn(x_start.shape, generator=generator, dtype=x_start.dtype)

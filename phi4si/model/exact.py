@@ -38,7 +38,7 @@ proposal (the proposal is the target, up to the ODE's discretisation):
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import sys
 import time
@@ -47,13 +47,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._version import __version__
-from .density import LEGACY_FLOW, FlowSettings, conditional_log_prob, propose_block, sample
+from .blocks import block_size, block_update, random_blocks
+from .density import LEGACY_FLOW, FlowSettings, sample
 from ..errors import ParameterError, ResumeError
 from ..interrupts import graceful_stop, said
 from ..resources import torch_threads_kept
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, utc_now
-from ..analysis.weights import log_target, log_weights
-from ..seeds import stream_seed
+from ..analysis.weights import log_weights
 from ..store import ConfigurationWriter
 
 __all__ = ["METHODS", "METHOD_SETTINGS", "imh_chain", "random_blocks", "block_update", "sample_neural"]
@@ -61,11 +61,12 @@ __all__ = ["METHODS", "METHOD_SETTINGS", "imh_chain", "random_blocks", "block_up
 METHODS = ("reweight", "imh", "block", "hybrid")
 
 
-def imh_chain(log_w: np.ndarray, rng: np.random.Generator, current: np.ndarray | None = None):
+def imh_chain(log_w: np.ndarray, rng: np.random.Generator, current: np.ndarray | None = None, u=None):
     """Run independence-Metropolis chains through proposals with log-weights ``log_w`` (C, T).
 
     ``current``: log w of each chain's state before the first proposal (None: the first proposal
-    is taken as the start).  Returns ``(index, accepted, dH)``, each (C, T): the proposal index
+    is taken as the start); ``u``: the uniforms (C, T) of the accept tests (None: drawn from
+    ``rng``, as ``rng.random((C, T))``).  Returns ``(index, accepted, dH)``, each (C, T): the proposal index
     (along T; -1 = still the start state) each chain holds after every step.
 
     >>> idx, acc, _ = imh_chain(np.log([[1.0, 2.0, 0.5]]), np.random.default_rng(0))
@@ -79,7 +80,7 @@ def imh_chain(log_w: np.ndarray, rng: np.random.Generator, current: np.ndarray |
     idx = np.empty((C, T), dtype=np.int64)
     acc = np.empty((C, T), dtype=bool)
     dH = np.empty((C, T))
-    u = np.log(rng.random((C, T)))
+    u = np.log(rng.random((C, T)) if u is None else np.asarray(u, dtype=np.float64))
     if current is None:
         cur_lw, cur = lw[:, 0].copy(), np.zeros(C, dtype=np.int64)
         idx[:, 0], acc[:, 0], dH[:, 0] = 0, True, 0.0
@@ -94,62 +95,6 @@ def imh_chain(log_w: np.ndarray, rng: np.random.Generator, current: np.ndarray |
         cur_lw = np.where(a, lw[:, t], cur_lw)
         idx[:, t], acc[:, t], dH[:, t] = cur, a, d
     return idx, acc, dH
-
-
-def _block_size(block, shape):
-    b = (int(block),) * len(shape) if np.isscalar(block) else tuple(int(v) for v in block)
-    if len(b) != len(shape) or any(v < 1 or v > L for v, L in zip(b, shape)):
-        raise ParameterError(f"block {block} does not fit the lattice {tuple(shape)}")
-    return b
-
-
-def random_blocks(shape, block, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n boolean masks (n, *shape): a block of sides ``block`` at a uniformly random periodic offset.
-
-    >>> random_blocks((4, 4), 2, 3, np.random.default_rng(0)).sum(axis=(1, 2)).tolist()
-    [4, 4, 4]
-    """
-    shape = tuple(shape)
-    b = _block_size(block, shape)
-    masks = np.zeros((n, *shape), dtype=bool)
-    offs = _offsets(shape, n, rng)
-    for i in range(n):
-        masks[(i,) + np.ix_(*[(np.arange(bs) + o) % L for bs, o, L in zip(b, offs[i], shape)])] = True
-    return masks
-
-
-def _offsets(shape, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n uniformly random periodic block offsets (n, d)."""
-    return np.stack([rng.integers(0, L, n) for L in shape], 1)
-
-
-def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator,
-                 fs: FlowSettings = FlowSettings(), window=None):
-    """One neural block Metropolis-Hastings update of every chain in ``phi`` (C, *shape); with
-    ``window`` (sides W, or one per axis) the conditional flow runs on a window around each block
-    (:mod:`phi4si.model.window`: exact for any window, the cost of the window at any volume).
-
-    Returns ``(phi_new, accepted, log_alpha)``; ``phi`` is not modified.
-    """
-    from .window import cut, paste, window_indices, window_size
-
-    phi = np.asarray(phi, dtype=np.float64)
-    shape, b = phi.shape[1:], _block_size(block, phi.shape[1:])
-    w = window_size(window, b, shape)
-    if w is None:                      # the flow runs on the whole lattice, one mask per chain
-        src, masks = phi, random_blocks(shape, block, len(phi), rng)
-    else:                              # on each chain's window, the block at the window's centre
-        rows, masks = window_indices(shape, b, _offsets(shape, len(phi), rng), w)
-        src = cut(phi, rows)
-    seed = int(rng.integers(0, 2**62))
-    prop = propose_block(model, src, masks, fs, seed=seed)
-    lq_old, _ = conditional_log_prob(model, src, masks, fs, seed=stream_seed(seed, "block_reverse"))
-    if w is not None:
-        prop = dataclasses.replace(prop, phi=paste(phi, prop.phi, rows, masks))
-    log_alpha = (log_target(prop.phi, params) - prop.log_q) - (log_target(phi, params) - lq_old)
-    acc = np.log(rng.random(len(phi))) < log_alpha
-    new = np.where(acc.reshape(-1, *([1] * (phi.ndim - 1))), prop.phi, phi)
-    return new, acc, log_alpha
 
 
 # settings only some methods use: {name: (methods, default)}; given to another method they are refused
@@ -205,7 +150,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
                   hmc_traj: int | None = None, hmc_eps: float | None = None, hmc_steps: int | None = None,
                   n_therm: int | None = None, window=None, shape=None, seed: int = 0, dtype: str = "float32", overwrite: bool = False,
                   resume: bool = False, progress: bool | None = None, model_path: str | None = None, flush_every: int = 10,
-                  command: str | None = None, posterior=None) -> dict:
+                  command: str | None = None, posterior=None, ranks=None) -> dict:
     """Run an exact sampler with ``model`` and write an ensemble file ``out``; returns a summary.
 
     ``n``: proposals (reweight), proposals per chain (imh) or sweeps per chain (block, hybrid)
@@ -229,7 +174,17 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     The file is written in chunks (``fs.batch_size`` proposals, or ``flush_every`` sweeps) with the
     random state after each, so an interrupted run keeps what it wrote and ``resume=True`` continues
     it to ``n`` with the samples an uninterrupted run gives, bit for bit.
+
+    ``ranks`` (:func:`phi4si.model.ranks.current` under torchrun): reweight and imh share each round
+    of proposal chunks among the processes; rank 0 writes the file of a single process.
     """
+    from .ranks import Ranks
+
+    ranks = ranks or Ranks.single()
+    if ranks.world > 1 and method not in ("reweight", "imh"):
+        raise ParameterError(f"method {method!r} runs its chains in one process; under torchrun only reweight and "
+                             "imh share their proposals out (run block or hybrid chains as separate jobs with "
+                             "different seeds and analyze the files together)")
     s = _check(method, n, chains, seed, dtype, posterior, dict(block=block, updates=updates, n_therm=n_therm,
                                                                hmc_traj=hmc_traj, hmc_eps=hmc_eps, hmc_steps=hmc_steps,
                                                                window=window))
@@ -238,7 +193,7 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
     if "block" in s:
         from .window import window_size
 
-        s["block"] = list(_block_size(s["block"], params.shape))
+        s["block"] = list(block_size(s["block"], params.shape))
         w = window_size(s["window"], s["block"], params.shape)
         s["window"] = None if w is None else list(w)
     if posterior is not None and tuple(params.shape) != tuple(model.shape):
@@ -255,21 +210,30 @@ def sample_neural(model, method: str, out, n: int, *, h: float = 0.0, k: float =
            "command": command or "phi4si.model.exact.sample_neural"}
     t0 = time.time()
     C = 1 if method == "reweight" else s["chains"]
-    with lock_output(out):                 # one writer per file, for the whole run
-        if resume:
-            r = _resume(out, s["n"], C, params, sampler, run, dtype, t0)
-        else:
-            r = _start(model, method, out, C, params, fs, sampler, run, dtype, t0)
+    run["processes"] = ranks.world
+    with contextlib.ExitStack() as held:
+        def open_run():
+            held.enter_context(lock_output(out))    # one writer per file, for the whole run
+            opened.append(_resume(out, s["n"], C, params, sampler, run, dtype, t0) if resume
+                          else _start(model, method, out, C, params, fs, sampler, run, dtype, t0))
+            return opened[0].snapshot()
+
+        opened = []
+        snap = ranks.shared(open_run)
+        r = opened[0] if ranks.leader else _Run(rng_from_json(snap[0]), *snap[1:4], _Count(snap[4]), 0.0, t0)
         hmc = None
         if method == "hybrid":
             from ..mcmc.hmc import HMC
 
             hmc = HMC(params, n_steps=s["hmc_steps"])
         try:
-            _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress)
+            _run_chunks(model, method, r, s, params, fs, posterior, hmc, flush_every, progress, ranks)
         finally:
-            r.writer.end({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
-                          "eps": float(s["hmc_eps"] if hmc else 0.0)})
+            if ranks.leader:
+                r.writer.end({"n_done": r.writer.n, "wall_time": float(r.wall0 + time.time() - t0),
+                              "eps": float(s["hmc_eps"] if hmc else 0.0)})
+    if not ranks.leader:
+        return {"method": method, "n_done": r.writer.n}
     summary = _summary(out, method, r.counts)
     summary["wall_time"] = r.wall0 + time.time() - t0
     return summary
@@ -302,11 +266,23 @@ class _Run:
     wall0: float
     t0: float
 
-    def state(self, log_w=None) -> dict:
-        """Resume state after the current chunk (the writer sets n_done itself)."""
-        return {"rng": {"rng": rng_to_json(self.rng), "log_w": None if log_w is None else list(map(float, log_w)),
+    def snapshot(self):
+        """What another process needs to follow this run (:func:`sample_neural` under torchrun)."""
+        return rng_to_json(self.rng), self.cur, self.cur_lw, self.counts, self.writer.n
+
+    def state(self, log_w=None, rng=None) -> dict:
+        """Resume state after the current chunk (the writer sets n_done itself); ``rng``: the random
+        stream's state after that chunk as JSON (default: now)."""
+        return {"rng": {"rng": rng or rng_to_json(self.rng), "log_w": None if log_w is None else list(map(float, log_w)),
                         "counts": self.counts},
                 "wall_time": self.wall0 + time.time() - self.t0}
+
+
+@dataclass
+class _Count:
+    """The file's sample count as a process that does not write it follows it."""
+
+    n: int
 
 
 def _start(model, method, out, C, params, fs, sampler, run, dtype, t0) -> _Run:
@@ -348,12 +324,13 @@ def _resume(out, n, C, params, sampler, run, dtype, t0) -> _Run:
                 float(state["wall_time"]), t0)
 
 
-def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_every, progress):
+def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_every, progress, ranks):
     """Thermalise (block, hybrid; once per file), then write chunks until the file holds ``n``."""
     from ..progress import bar as progress_bar
 
     unit = {"reweight": "proposal", "imh": "step"}.get(method, "sweep")
-    bar = progress_bar(s["n"], f"sample-neural {method}", unit=unit, initial=r.writer.n, enabled=progress)
+    bar = progress_bar(s["n"], f"sample-neural {method}", unit=unit, initial=r.writer.n,
+                       enabled=progress if ranks.leader else False)
     try:
         if method in ("block", "hybrid") and r.writer.n == 0 and not r.counts.get("thermalised"):
             for _ in range(s["n_therm"]):
@@ -361,47 +338,59 @@ def _run_chunks(model, method, r: _Run, s, params, fs, posterior, hmc, flush_eve
                                s.get("hmc_eps"), r.rng, fs, None)
             r.counts["thermalised"] = True
         with graceful_stop() as stop:     # Ctrl-C/SIGTERM: stop between two chunks (each one ends durable)
-            while r.writer.n < s["n"] and not stop.requested():
-                if method == "reweight":
-                    _reweight_chunk(model, r, s["n"], params, fs, posterior)
-                elif method == "imh":
-                    _imh_chunk(model, r, s["n"], params, fs, posterior)
+            while r.writer.n < s["n"] and not (ranks.any(stop.requested()) if ranks.world > 1 else stop.requested()):
+                if method in ("reweight", "imh"):
+                    _proposal_round(model, method, r, s["n"], params, fs, posterior, ranks)
                 else:
                     _sweep_chunk(model, r, min(s["n"] - r.writer.n, flush_every), params, fs, s, hmc)
                 if bar is not None:
                     bar.n = r.writer.n
                     bar.refresh()
-        if stop.requested() and r.writer.n < s["n"]:
-            print(f"\n{stop.name}: stopped after {r.writer.n} of {s['n']} with everything saved in {r.writer.path}; "
-                  "continue with the same command and --resume", file=sys.stderr)
+        if r.writer.n < s["n"]:          # (a stop, here or in another process)
+            if ranks.leader:
+                print(f"\n{stop.name or 'SIGTERM'}: stopped after {r.writer.n} of {s['n']} with everything saved in "
+                      f"{r.writer.path}; continue with the same command and --resume", file=sys.stderr)
             raise said()
     finally:
         if bar is not None:
             bar.close()
 
 
-def _reweight_chunk(model, r: _Run, n, params, fs, posterior):
-    """Up to ``fs.batch_size`` model samples with their importance log-weights."""
-    T = min(n - r.writer.n, fs.batch_size)
-    prop = sample(model, T, fs, params.shape, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
-    lw = log_weights(prop.phi, prop.log_q, params)
-    r.writer.append(prop.phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=r.state(),
-                    state_phi=np.zeros((1, params.volume)))
-
-
-def _imh_chunk(model, r: _Run, n, params, fs, posterior):
-    """One batch of proposals, shared out among the chains, and the chains run through their share."""
-    C = len(r.cur)
-    T = min(n - r.writer.n, max(1, fs.batch_size // C))
-    prop = sample(model, C * T, fs, params.shape, seed=int(r.rng.integers(0, 2**62)), posterior=posterior)
-    lw = log_weights(prop.phi, prop.log_q, params).reshape(C, T)
-    idx, acc, dH = imh_chain(lw, r.rng, current=r.cur_lw)
-    pool = prop.phi.reshape(C, T, *params.shape)
-    held = np.where((idx >= 0).reshape(C, T, *([1] * len(params.shape))),
-                    pool[np.arange(C)[:, None], np.maximum(idx, 0)], r.cur[:, None])
-    r.cur = held[:, -1].copy()
-    r.cur_lw = np.where(idx[:, -1] >= 0, lw[np.arange(C), np.maximum(idx[:, -1], 0)], r.cur_lw)
-    r.writer.append(held, acc.astype(float), dH, None, state=r.state(r.cur_lw), state_phi=r.cur)
+def _proposal_round(model, method, r: _Run, n, params, fs, posterior, ranks):
+    """A round of proposal chunks (reweight: ``fs.batch_size`` model samples with their log-weights;
+    imh: a batch shared out among the chains, which then run through their share), one chunk per
+    process.  Every process draws each chunk's seed and accept uniforms from the one stream, in the
+    order of a single process, and generates its own chunk; rank 0 writes them all in order."""
+    C, plan, done = len(r.cur) if method == "imh" else 1, [], r.writer.n
+    while len(plan) < ranks.world and done < n:
+        T = min(n - done, fs.batch_size if method == "reweight" else max(1, fs.batch_size // C))
+        seed = int(r.rng.integers(0, 2**62))
+        plan.append((seed, T, r.rng.random((C, T)) if method == "imh" else None, rng_to_json(r.rng)))
+        done += T
+    mine = {}
+    for j, (seed, T, _, _) in enumerate(plan):
+        if ranks.owns(j):
+            prop = sample(model, C * T, fs, params.shape, seed=seed, posterior=posterior)
+            mine[j] = (prop.phi, prop.log_q)
+    got = {j: v for part in ranks.gather(mine) or [] for j, v in part.items()}
+    for j, (_, T, u, st) in enumerate(plan):
+        if not ranks.leader:
+            r.writer.n += T
+            continue
+        phi, lq = got[j]
+        lw = log_weights(phi, lq, params)
+        if method == "reweight":
+            r.writer.append(phi[None], np.ones((1, T)), np.zeros((1, T)), lw[None], state=r.state(rng=st),
+                            state_phi=np.zeros((1, params.volume)))
+            continue
+        lw = lw.reshape(C, T)
+        idx, acc, dH = imh_chain(lw, r.rng, current=r.cur_lw, u=u)
+        pool = phi.reshape(C, T, *params.shape)
+        held = np.where((idx >= 0).reshape(C, T, *([1] * len(params.shape))),
+                        pool[np.arange(C)[:, None], np.maximum(idx, 0)], r.cur[:, None])
+        r.cur = held[:, -1].copy()
+        r.cur_lw = np.where(idx[:, -1] >= 0, lw[np.arange(C), np.maximum(idx[:, -1], 0)], r.cur_lw)
+        r.writer.append(held, acc.astype(float), dH, None, state=r.state(r.cur_lw, rng=st), state_phi=r.cur)
 
 
 def _sweep_chunk(model, r: _Run, T, params, fs, s, hmc):

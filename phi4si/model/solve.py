@@ -113,23 +113,37 @@ def solve(drift, path, x_start: torch.Tensor, settings: SolveSettings, generator
 
 
 def solve_iter(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
-               bar=None, done: int = 0, sign: bool = False):
+               bar=None, done: int = 0, sign: bool = False, owns=None):
     """Yield ``(offset, batch)`` for the samples ``done``..``n - 1``, ``settings.batch_size`` at a time:
     normalised batches (b, C, *shape) on the model's device (C = model.channels).
     ``make_start(noise, offset, size)`` turns standard normal noise of a batch into its start states;
     ``path`` is a Path or a callable ``(offset, size) -> Path`` (one mask per sample); every batch's
     noise comes from ``generator``, in order (a resumed run passes the state after sample ``done``).
     ``sign``: each sample gets a random global sign s after its noise (same generator), and is
-    ``s * Flow(s * start)`` (:mod:`~phi4si.model.z2`)."""
+    ``s * Flow(s * start)`` (:mod:`~phi4si.model.z2`).  ``owns(j)``: whether batch j (counted from
+    ``done``) is solved here; for another's batch every random draw is made (noise, start, signs, the
+    SDE's noise) and ``(offset, None)`` yielded (:mod:`~phi4si.model.ranks`)."""
     from .z2 import flip, signs
 
     dev, dt, C = model.device, model.dtype, getattr(model, "channels", 1)
+    j = 0
     while done < n:
         b = min(settings.batch_size, n - done)
         noise = torch.randn((b, C, *shape), generator=generator)
         s = signs(b, generator) if sign else None
         x_start = make_start(noise, done, b).to(device=dev, dtype=dt)
         p = path(done, b) if callable(path) else path
+        mine, j = owns is None or owns(j), j + 1
+        if not mine:
+            if settings.sde:
+                from ..interpolant.integrate import skip_sde_noise
+
+                skip_sde_noise(p, x_start, settings.steps, settings.grid_power, generator)
+            if bar is not None:
+                bar.update(b)
+            yield done, None
+            done += b
+            continue
         if sign:
             x_start = flip(x_start, s)
         x = solve(drift, p, x_start, settings, generator)
@@ -142,9 +156,16 @@ def solve_iter(model, drift, n: int, shape, make_start, path, settings: SolveSet
 
 
 def solve_loop(model, drift, n: int, shape, make_start, path, settings: SolveSettings, generator: torch.Generator,
-               bar=None) -> torch.Tensor:
-    """Normalised samples (n, C, *shape) on the model's device: every batch of :func:`solve_iter`."""
-    return torch.cat([x for _, x in solve_iter(model, drift, n, shape, make_start, path, settings, generator, bar)])
+               bar=None, ranks=None) -> torch.Tensor:
+    """Normalised samples (n, C, *shape) on the model's device: every batch of :func:`solve_iter`.
+    ``ranks`` (a :class:`~phi4si.model.ranks.Ranks` of several processes): each solves its batches and
+    every rank gets all of them (the samples of a single process)."""
+    if ranks is None or ranks.world == 1:
+        return torch.cat([x for _, x in solve_iter(model, drift, n, shape, make_start, path, settings, generator, bar)])
+    mine = {o: x.cpu() for o, x in solve_iter(model, drift, n, shape, make_start, path, settings, generator, bar,
+                                              owns=ranks.owns) if x is not None}
+    every = {o: x for part in ranks.all_gather(mine) for o, x in part.items()}
+    return torch.cat([every[o] for o in sorted(every)]).to(model.device)
 
 
 def solve_batches(model, n: int, shape, make_start, path, settings: SolveSettings) -> torch.Tensor:
@@ -157,17 +178,57 @@ def solve_batches(model, n: int, shape, make_start, path, settings: SolveSetting
     return solve_loop(model, model.drift(), int(n), tuple(shape), make_start, path, settings, gen).double().cpu()
 
 
-def pilot_runner(model, drift, path, make_start, shape, settings: SolveSettings, cap: int | None = None):
+def pilot_runner(model, drift, path, make_start, shape, settings: SolveSettings, cap: int | None = None, ranks=None):
     """``pilot_run(m, x1, round)`` for :func:`~phi4si.model.posterior.pilot_start`: m (at most ``cap``)
     normalised samples of the task on the posterior ``path`` (a StartAt), started with data part
-    ``x1(b)``, each round with its own random stream."""
+    ``x1(b)``, each round with its own random stream (shared out among ``ranks``, if several)."""
     def pilot_run(m, x1, r):
         g = torch_generator(settings.seed, "pilot", r)     # round r: its own stream (phi4si.seeds)
         lifted = lambda z, i, b: path.lift(make_start(z, i, b), x1(b))  # noqa: E731
         m = m if cap is None else min(m, cap)
-        return solve_loop(model, drift, m, shape, lifted, path, settings, g).double()
+        return solve_loop(model, drift, m, shape, lifted, path, settings, g, ranks=ranks).double()
 
     return pilot_run
+
+
+def _rounds(batches, world: int, gen):
+    """The batches of :func:`solve_iter` in rounds of ``world``: lists of (offset, x or None, the noise
+    stream's state after the batch)."""
+    rnd = []
+    for offset, x in batches:
+        rnd.append((offset, x, gen.get_state().numpy().copy()))
+        if len(rnd) == world:
+            yield rnd
+            rnd = []
+    if rnd:
+        yield rnd
+
+
+def _physical(model, batches, finish):
+    """(offset, physical configurations (b, *shape) as numpy, completed by ``finish``) of each solved
+    batch of :func:`solve_iter`; (offset, None) for another rank's."""
+    for offset, x in batches:
+        if x is None:
+            yield offset, None
+            continue
+        phi = model.to_physical(x.double()).cpu().numpy()[:, 0]
+        if finish is not None:
+            finish(phi, offset)
+        yield offset, phi
+
+
+def _gathered(rnd, ranks, batch_size: int, n: int):
+    """A round's batches (offset, phi, state) on rank 0, in order (one process: as they are).
+    Several: each rank sends the batches it solved to rank 0; the others get empty placeholders of
+    the batches' lengths, so that their ``output.done`` advances alike."""
+    if ranks.world == 1:
+        return rnd
+    sent = {o: x for o, x, _ in rnd if x is not None}
+    parts = ranks.gather(sent)
+    if not ranks.leader:
+        return [(o, np.empty((min(batch_size, n - o), 0)), st) for o, _, st in rnd]
+    every = {o: x for part in parts for o, x in part.items()}
+    return [(o, every[o], st) for o, _, st in rnd]
 
 
 def progress_bar(enabled: bool | None, total: int, desc: str, initial: int = 0):
@@ -191,22 +252,29 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
     it is done, with the noise stream's state, and nothing is returned; the run starts after the
     file's ``done`` samples (a resume), and Ctrl-C or SIGTERM stop it between two batches
     (:class:`KeyboardInterrupt` once the file says how to continue).  ``settings.z2`` resolves with
-    the posterior's field (:func:`~phi4si.model.z2.use_sign`; the pilot runs never flip)."""
+    the posterior's field (:func:`~phi4si.model.z2.use_sign`; the pilot runs never flip).
+
+    Under torchrun the ``output`` of every rank (:class:`~phi4si.model.ranks.Output`) carries the
+    :class:`~phi4si.model.ranks.Ranks`: the batches (and the pilot runs' batches) are shared out, rank
+    0 writes them all, in order, and the file is the one of a single process."""
     from ..interrupts import graceful_stop, said
     from .posterior import drift_and_path, pilot_start
+    from .ranks import Ranks
     from .z2 import use_sign
 
+    ranks = getattr(output, "ranks", None) or Ranks.single()
     sign = use_sign(model, settings.z2, 0.0 if posterior is None else posterior.h)
     drift, run_path = drift_and_path(model, path, posterior)
     done = 0 if output is None else output.done
-    bar = progress_bar(settings.progress, n, task if posterior is None else f"posterior {task}", initial=done)
+    bar = progress_bar(settings.progress if ranks.leader else False, n,
+                       task if posterior is None else f"posterior {task}", initial=done)
     try:
         with graceful_stop(output is not None) as stop:
             start = make_start
             if posterior is not None:
                 # with data, the pilot uses the first samples' data (at most n of them)
                 pilot_run = pilot_runner(model, drift, run_path, make_start, shape, settings,
-                                         None if site_average else int(n))
+                                         None if site_average else int(n), ranks)
                 x1 = pilot_start(model, posterior, pilot_run, site_average, settings.seed)
                 for k in range(0, done, settings.batch_size):   # a resume: replay the done batches' draws
                     x1(min(settings.batch_size, n - k))
@@ -214,19 +282,19 @@ def run_task(model, n: int, shape, make_start, path, settings: SolveSettings, po
             gen = torch.Generator().manual_seed(int(settings.seed))
             if output is not None and output.generator_state is not None:
                 gen.set_state(torch.from_numpy(np.asarray(output.generator_state, dtype=np.uint8)))
-            batches = solve_iter(model, drift, int(n), shape, start, run_path, settings, gen, bar, done, sign)
             if output is None:
+                batches = solve_iter(model, drift, int(n), shape, start, run_path, settings, gen, bar, done, sign)
                 x = model.to_physical(torch.cat([x for _, x in batches]).double()).cpu().numpy()[:, 0]
                 if finish is not None:
                     finish(x, 0)
                 return x
-            for offset, x in batches:
-                phi = model.to_physical(x.double()).cpu().numpy()[:, 0]
-                if finish is not None:
-                    finish(phi, offset)
-                output.write(phi, gen.get_state().numpy())
-                if stop.requested() and output.done < n:
-                    output.stopped(stop.name)
+            batches = solve_iter(model, drift, int(n), shape, start, run_path, settings, gen, bar, done, sign,
+                                 None if ranks.world == 1 else ranks.owns)
+            for rnd in _rounds(_physical(model, batches, finish), ranks.world, gen):
+                for offset, phi, state in _gathered(rnd, ranks, settings.batch_size, int(n)):
+                    output.write(phi, state)
+                if (stop.requested() if ranks.world == 1 else ranks.any(stop.requested())) and output.done < n:
+                    output.stopped(stop.name or "SIGTERM")
                     raise said()
     finally:
         if bar is not None:
