@@ -35,6 +35,12 @@ def _add_train_parser(sub):
                               "--out bit-exactly (CPU, --steps): repeat the original command with --resume added "
                               "(--steps/--minutes, --device, --threads may change)")
     t.add_argument("--data", required=True, help="training ensemble (HDF5 file of sample-mcmc)")
+    t.add_argument("--reference", default=None, metavar="FILE",
+                   help="an ensemble of the training couplings (e.g. an independent HMC run): at each validation "
+                        "the EMA model's samples are compared with it (phi4si compare: <|m|>, chi, U4, xi_2, <S>/V, "
+                        "<phi^2>, <phi^4>, G(p), the m histogram) and the result logged under 'reference'")
+    t.add_argument("--reference-n", type=integer_at_least(8), default=256,
+                   help="samples generated for each --reference comparison (default 256)")
     add_train_flags(t, init=True)
     t.set_defaults(func=cmd_train)
 
@@ -86,8 +92,9 @@ def cmd_train(args, argv):
     from ..errors import EnsembleFileError
 
     check_train_flags(args)
-    if not Path(args.data).exists():
-        raise EnsembleFileError(f"{args.data}: no such file")
+    for flag, path in (("--data", args.data), ("--reference", args.reference)):
+        if path is not None and not Path(path).exists():
+            raise EnsembleFileError(f"{flag} {path}: no such file")
     run_training(args.data, args, argv)
 
 

@@ -60,12 +60,21 @@ def run_training(data, args, argv):
                       augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
                       checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
                       model_overrides=overrides, init=init, amp=args.amp)
+    reference = None
+    if getattr(args, "reference", None) is not None:
+        from ..model.watch import ReferenceCheck
+
+        reference = ReferenceCheck(args.reference, n=args.reference_n)
     res = train(data, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=args.progress,
-                log_path=args.log, command=command_line(argv))
+                log_path=args.log, command=command_line(argv), reference=reference)
     last = res["history"][-1] if res["history"] else {}
     val = ", ".join(f"{k} {v:.4g}" for k, v in (last.get("val") or {}).items())
+    ref = last.get("reference") or {}
+    vs = ", ".join(f"{k} {100 * ref[k]['rel']:+.1f} %" for k in ("abs_m", "chi", "s") if (ref.get(k) or {}).get("rel")
+                   is not None)
     print(f"wrote {out} (step {res['step']}, {res['wall_time']:.1f} s"
-          + (f"; validation loss: {val}" if val else "") + ")", file=sys.stderr)
+          + (f"; validation loss: {val}" if val else "") + (f"; against {args.reference}: {vs}" if vs else "") + ")",
+          file=sys.stderr)
 
 
 def _net_value(v):

@@ -355,12 +355,15 @@ def _resumable(out: Path) -> dict:
 
 
 def train(data, out, config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False,
-          progress: bool | None = None, log_path=None, command: str = "", max_steps_this_call: int | None = None) -> dict:
+          progress: bool | None = None, log_path=None, command: str = "", max_steps_this_call: int | None = None,
+          reference=None) -> dict:
     """Train a model on ``data`` (an ensemble file, or any :class:`~phi4si.model.data.TrainingData` such as
     :class:`~phi4si.model.data.ArrayData`); write the checkpoint ``out``; return a summary.
 
     ``resume=True`` continues ``out`` (same data, same config) bit-exactly on CPU.
-    ``max_steps_this_call`` stops early (tests of resume).
+    ``max_steps_this_call`` stops early (tests of resume).  ``reference``: a
+    :class:`~phi4si.model.watch.ReferenceCheck` whose comparison of the EMA model with an ensemble of
+    the target is logged (``"reference"``) at each validation (rank 0).
 
     >>> import tempfile, os
     >>> from phi4si import Phi4Params, sample_mcmc
@@ -400,6 +403,9 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
             tr.resume(ck)
         tr.wrap_ddp()
         tr.make_validation_sets()
+        if reference is not None:
+            reference.check_data({**data.params, "shape": list(tr.shape)})
+        tr.reference = reference if rank == 0 else None
         _loop(tr, progress, log_path, max_steps_this_call, owned_group)
     return {"step": tr.step, "wall_time": tr.wall, "history": tr.history, "out": str(out), "shape": tr.shape,
             "normalisation": data.normalisation, "odd": tr.odd}
@@ -454,6 +460,11 @@ def _loop(tr: _Trainer, progress: bool, log_path, max_steps_this_call, owned_gro
                 if tr.step % cfg.val_every == 0 or limit():
                     rec = {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": loss_ema,
                            "grad_norm": gnorm, "val": tr.validate() if tr.val else {}}
+                    if getattr(tr, "reference", None) is not None:
+                        from .checkpoint import TrainedModel
+
+                        rec["reference"] = tr.reference(TrainedModel(tr.ema, tr.fam, cfg.param, tr.data.mean,
+                                                                     tr.data.scale, tuple(tr.shape), tr.lattice))
                     tr.history.append(rec)
                 if log_f is not None and (rec is not None or tr.step % 50 == 0):
                     log_f.write(json.dumps(rec or {"step": tr.step, "wall": round(tr.wall, 2), "lr": lr, "loss": lv,
