@@ -90,6 +90,9 @@ def add_parsers(sub):
     p = sub.add_parser("plot", help="histogram, MC history, correlator, configurations (PNG)")
     p.add_argument("file")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--reference", default=None, metavar="REF",
+                   help="an ensemble of the same couplings (e.g. HMC) overlaid on FILE: compare_hist_m.png, "
+                        "compare_spectrum.png, compare_correlator.png")
     p.set_defaults(func=cmd_plot)
 
 
@@ -176,5 +179,5 @@ def cmd_compare(args, argv):
 def cmd_plot(args, argv):
     from ..analysis.plot import plot_ensemble
 
-    for path in plot_ensemble(args.file, args.out):
+    for path in plot_ensemble(args.file, args.out, reference=args.reference):
         print(path)
