@@ -8,7 +8,9 @@ For each reward (a field h, or an extra coupling k) the script compares
 3. the raw posterior generator: the model trained at h = 0 run with the posterior drift of the reward
    transform (phi4si.model.posterior; no retraining), for one or several start settings (a0, start),
 
-on <m>, <|m|>, chi, U4 (Gamma-method errors), writes a JSON file, a markdown table and a figure of
+on <m>, <|m|>, chi, U4 and <S>/V (Gamma-method errors; S with the reward's terms) and, for the
+generator, the worst relative deviation of the momentum spectrum G(p) from HMC's (phi4si.compare),
+writes a JSON file, a markdown table and a figure of
 the histograms of m.
 
     python papers/negrel2025/posterior_study.py --model W/l8.pt --prior W/l8_ref.h5 \
@@ -29,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-OBS = ("m", "abs_m", "chi", "binder")
-LABEL = {"m": "<m>", "abs_m": "<|m|>", "chi": "chi", "binder": "U4"}
+OBS = ("m", "abs_m", "chi", "binder", "s")
+LABEL = {"m": "<m>", "abs_m": "<|m|>", "chi": "chi", "binder": "U4", "s": "<S>/V"}
 
 
 def _est(res):
@@ -105,6 +107,10 @@ def run_reward(model, params, prior_phi, hmc_path, h, k, n, steps, solver, varia
             v, e = ent[o]
             ent[f"rel_{o}"] = (v - ref) / ref if ref else None
             ent[f"z_{o}"] = (v - ref) / np.hypot(e, err)
+        from phi4si.analysis.compare import compare, configurations
+
+        sp = compare([hmc_path, configurations(phi, pr, label="generator")]).spectra["generator"]
+        ent["G_p"] = {"max_rel": sp["max_rel"], "max_z": sp["max_z"], "n_z3": sp["n_z3"]}
         row["generator"].append(ent)
         if i == 0:
             hists["generator"] = (phi.reshape(n, -1).mean(-1), None)
@@ -120,23 +126,28 @@ def table(rows, name, shape, meta):
            f"{meta['n']} posterior samples per row ({meta['solver']}:{meta['steps']}); HMC at the same h or k; "
            f"reweighting of the prior HMC ensemble ({rows[0]['reweight']['n']} configurations).",
            "",
-           "| reward | method | <m> | <\\|m\\|> | chi | U4 | vs HMC (<m> for h, <\\|m\\|> for k) | note |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| reward | method | <m> | <\\|m\\|> | chi | U4 | <S>/V | vs HMC (<m> for h, <\\|m\\|> for k) | <S>/V vs HMC "
+           "| G(p): worst rel. dev. | note |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rew = ", ".join(f"{k}={v:g}" for k, v in r["reward"].items() if v)
 
         def cells(d):
             return " | ".join(f"{d[o][0]:.4g}({d[o][1]:.2g})" for o in OBS)
-        out.append(f"| {rew} | HMC | {cells(r['hmc'])} | | |")
+        out.append(f"| {rew} | HMC | {cells(r['hmc'])} | | | | |")
         rw = r["reweight"]
         o = "m" if r["reward"]["h"] else "abs_m"           # <m> vanishes for a pure k reward
-        out.append(f"| {rew} | reweight | {cells(rw)} | z={rw['z_' + o]:+.1f} | ESS/N {rw['ess_fraction']:.2f} |")
+        out.append(f"| {rew} | reweight | {cells(rw)} | z={rw['z_' + o]:+.1f} | z={rw['z_s']:+.1f} | | "
+                   f"ESS/N {rw['ess_fraction']:.2f} |")
         for g in r["generator"]:
             v = g["variant"]
             st = f" {meta['solver']}:{v['steps']}" if v.get("steps", meta["steps"]) != meta["steps"] else ""
             st += f" {v['rounds']} rounds" if v.get("rounds") is not None and v["rounds"] != 2 else ""
+            gp = g.get("G_p") or {}
+            gps = f"{100 * gp['max_rel']:.1f}% (max z {gp['max_z']:.1f})" if gp.get("max_rel") is not None else ""
             out.append(f"| {rew} | generator a0={v['a0']:.3g} {v['start']}{st} | {cells(g)} | "
-                       f"{100 * g['rel_' + o]:+.1f}% z={g['z_' + o]:+.1f} | {g['seconds']:.0f} s |")
+                       f"{100 * g['rel_' + o]:+.1f}% z={g['z_' + o]:+.1f} | {100 * g['rel_s']:+.1f}% z={g['z_s']:+.1f} | "
+                       f"{gps} | {g['seconds']:.0f} s |")
     return "\n".join(out) + "\n"
 
 
