@@ -222,6 +222,7 @@ def _run_task(args, task, *data, **keywords):
 def cmd_generate(args, argv):
     solve, rec = _task_settings(args)
     check_out(args.out, args.overwrite, resume=args.resume)
+    ranks = _ranks(args, "phi4si generate")        # (first: under torchrun on CUDA it picks this rank's GPU)
     model = load_model(args.model, args.device)
     shape = model.check_shape(model.shape if args.shape is None else args.shape)
     post = _posterior(args)
@@ -232,7 +233,6 @@ def cmd_generate(args, argv):
     sampler = {"sampler": "interpolant", "exact": False, "task": "sequential" if args.order else "generate",
                **rec, **_model_record(model, args.model), **_posterior_record(post, model),
                **z2_record(args, model, post)}
-    ranks = _ranks(args, "phi4si generate")
     run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv), "processes": ranks.world}
     with _sample_file(args, params, args.n, sampler, run, args.dtype, ranks) as f:
         _run_task(args, sequential if args.order else generate, model, args.n, shape=shape, **solve, posterior=post,
@@ -334,6 +334,7 @@ def cmd_inpaint(args, argv):
     if args.n is not None and args.n < 1:  # how many configurations of --data: read here, not by the library
         raise ParameterError(f"--n must be >= 1, got {args.n}")
     solve, rec = _task_settings(args)
+    ranks = _ranks(args, "phi4si inpaint")         # (first: under torchrun on CUDA it picks this rank's GPU)
     out, model, data, data_dtype, attrs = _inpaint_input(args)
     shape = tuple(data.shape[1:])
     from ..model.generate import inpaint, parse_mask, sequential
@@ -350,7 +351,6 @@ def cmd_inpaint(args, argv):
                "unknown": np.asarray(unknown, dtype=np.uint8).tolist(), "n_unknown": int(unknown.sum()),
                "data": str(Path(args.data).resolve()), "data_params": attrs.get("params"),
                "data_selection": "first n configurations, chain-major"}
-    ranks = _ranks(args, "phi4si inpaint")
     run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv), "processes": ranks.world}
     with _sample_file(args, params, len(data), sampler, run, dtype, ranks) as f:
         if args.order:

@@ -153,12 +153,12 @@ def cmd_sample_neural(args, argv):
                           max_batch=args.max_batch, z2=args.z2,
                           **given(args, "probes", "period"), quadrature=_quadrature(args))
     out = prepare_output(args.out, args.overwrite, resume=args.resume, what="--out")
+    from ..model.ranks import current
+
+    ranks = current(args.device, "phi4si sample-neural")   # (first: under torchrun on CUDA, this rank's GPU)
     model = load_model(args.model, args.device)
     z2_record(args, model, proposal, NEURAL_KEYWORDS)     # a refused --z2 before anything runs
     set_threads(args.threads)
-    from ..model.ranks import current
-
-    ranks = current(args.device, "phi4si sample-neural")
     with _neural_terms():
         summary = sample_neural(model, args.method, out, args.n, h=args.h, k=args.k, chains=args.chains, fs=fs,
                                 seed=args.seed, posterior=proposal, dtype=args.dtype, overwrite=args.overwrite,

@@ -135,11 +135,11 @@ def current(device: str = "cpu", what: str = "this task") -> Ranks:
         raise ParameterError(f"WORLD_SIZE={world} without RANK: launch {what} with torchrun")
     from .device import init_distributed
 
-    rank, world, local, owned = init_distributed(device)
-    if str(device).startswith("cuda"):
+    if str(device).startswith("cuda"):             # this rank's GPU before nccl starts (and before the model loads)
         import torch
 
-        torch.cuda.set_device(local)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world, _, owned = init_distributed(device)
     return Ranks(rank=rank, world=world, owned=owned, device=str(device))
 
 
