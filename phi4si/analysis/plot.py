@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_ensemble(path, out_dir, max_chains: int = 4, reference=None) -> list[Path]:
-    """Write the PNGs listed in the module docstring; returns their paths.  ``reference``: an
-    ensemble of the same couplings (e.g. HMC beside a model's file) overlaid on this one in the
-    figures of :func:`comparison_figures` (``compare_*.png``; refused before any figure when the
-    couplings differ).
+def plot_ensemble(path, out_dir, max_chains: int = 4) -> list[Path]:
+    """Write the PNGs listed in the module docstring; returns their paths (``phi4si plot --reference``
+    adds the overlays of :func:`comparison_figures`).
 
     >>> import os, tempfile
     >>> from phi4si.lattice import Phi4Params
@@ -43,11 +41,6 @@ def plot_ensemble(path, out_dir, max_chains: int = 4, reference=None) -> list[Pa
     from ..errors import ParameterError
 
     out_dir = output_folder(out_dir, create=False)
-    overlay = None
-    if reference is not None:
-        from .compare import compare
-
-        overlay = compare([reference, path], labels=[f"reference ({Path(reference).name})", Path(path).name])
     ds = open_ensemble(path)
     if ds.sizes.get("traj", 0) == 0:
         ds.close()
@@ -130,8 +123,6 @@ def plot_ensemble(path, out_dir, max_chains: int = 4, reference=None) -> list[Pa
         fig.tight_layout()
         written.append(save_png(fig, out_dir / "configs.png"))
     ds.close()
-    if overlay is not None:
-        written += comparison_figures(overlay, out_dir)
     return written
 
 

@@ -179,5 +179,16 @@ def cmd_compare(args, argv):
 def cmd_plot(args, argv):
     from ..analysis.plot import plot_ensemble
 
-    for path in plot_ensemble(args.file, args.out, reference=args.reference):
+    overlay = None
+    if args.reference is not None:               # (other couplings: refused before any figure)
+        from pathlib import Path
+
+        from ..analysis.compare import compare
+
+        overlay = compare([args.reference, args.file],
+                          labels=[f"reference ({Path(args.reference).name})", Path(args.file).name])
+    written = plot_ensemble(args.file, args.out)
+    if overlay is not None:
+        written += overlay.plot(args.out)
+    for path in written:
         print(path)

@@ -156,16 +156,16 @@ def test_plot_outlines_the_inpainted_sites(cli, tmp_path, monkeypatch):
     assert calls == []
 
 
-def test_plot_overlays_a_reference_and_refuses_other_couplings(tmp_path):
-    from phi4si.errors import ParameterError
+def test_plot_overlays_a_reference_and_refuses_other_couplings(tmp_path, capsys):
+    from phi4si.cli import main
 
     p = Phi4Params((4, 4), m2=1.0, lam=0.0)
     a = sample_mcmc(p, tmp_path / "a.h5", chains=2, n_traj=30, n_therm=5, seed=1, progress=False)
     b = sample_mcmc(p, tmp_path / "b.h5", chains=2, n_traj=30, n_therm=5, seed=2, progress=False)
-    names = {Path(q).name for q in plot_ensemble(a, tmp_path / "plots", reference=b)}
+    assert main(["plot", str(a), "--out", str(tmp_path / "plots"), "--reference", str(b)]) in (0, None)
+    names = {q.name for q in (tmp_path / "plots").iterdir()}
     assert {"compare_hist_m.png", "compare_spectrum.png", "compare_correlator.png", "hist_m.png"} <= names
     other = sample_mcmc(Phi4Params((4, 4), m2=2.0, lam=0.0), tmp_path / "c.h5", chains=1, n_traj=10, n_therm=2,
                         progress=False)
-    with pytest.raises(ParameterError):
-        plot_ensemble(a, tmp_path / "plots2", reference=other)
+    assert main(["plot", str(a), "--out", str(tmp_path / "plots2"), "--reference", str(other)]) == 1
     assert not (tmp_path / "plots2").exists()
