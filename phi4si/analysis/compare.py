@@ -45,7 +45,7 @@ from . import stats
 from .observables import KEYS, analyze_configs, analyze_dataset, correlator_primaries, weighted_primary
 from .report import KINDS, LABELS as REPORT_LABELS, kind_of, number
 
-__all__ = ["Summary", "Comparison", "summarize", "configurations", "compare", "kind_of", "KINDS"]
+__all__ = ["Summary", "Comparison", "summarize", "configurations", "compare", "couplings", "kind_of", "KINDS"]
 
 SCALARS = KEYS + ("phi2", "phi4")
 LABELS = {**REPORT_LABELS, "phi2": "<phi^2>", "phi4": "<phi^4>"}
@@ -171,7 +171,12 @@ def configurations(phi, params, log_w=None, label: str = "configurations", kind:
     return _summary(label, kind, params.to_dict(), res, m, log_w, phi, log_w, S)
 
 
-def _couplings(p: dict) -> dict:
+def couplings(p: dict) -> dict:
+    """The lattice and couplings of a ``params`` record, normalised for comparison (absent h, k: 0).
+
+    >>> couplings({"shape": [4, 4], "m2": -4, "lam": 8})
+    {'shape': (4, 4), 'm2': -4.0, 'lam': 8.0, 'h': 0.0, 'k': 0.0}
+    """
     return {k: (tuple(p[k]) if k == "shape" else float(p.get(k, 0.0))) for k in COUPLINGS}
 
 
@@ -332,9 +337,9 @@ def _params_of(e) -> dict:
 def _check_couplings(named):
     (ref_name, ref), others = named[0], named[1:]
     for name, p in others:
-        if _couplings(p) != _couplings(ref):
-            raise ParameterError(f"{name} has couplings {_couplings(p)}, the reference {ref_name} "
-                                 f"{_couplings(ref)}: compare ensembles of the same lattice and couplings")
+        if couplings(p) != couplings(ref):
+            raise ParameterError(f"{name} has couplings {couplings(p)}, the reference {ref_name} "
+                                 f"{couplings(ref)}: compare ensembles of the same lattice and couplings")
 
 
 def compare(ensembles, labels=None, S: float = 2.0, seed: int = 0) -> Comparison:

@@ -44,10 +44,9 @@ class ReferenceCheck:
 
     def check_data(self, params: dict) -> None:
         """Refuse, before training, a reference of other couplings or another lattice than the data."""
-        ref = dict(self.summary.params)
-        keys = ("shape", "m2", "lam", "h", "k")
-        a = {k: (list(ref.get(k, [])) if k == "shape" else float(ref.get(k, 0.0))) for k in keys}
-        b = {k: (list(params.get(k, [])) if k == "shape" else float(params.get(k, 0.0))) for k in keys}
+        from ..analysis.compare import couplings
+
+        a, b = couplings(self.summary.params), couplings(params)
         if a != b:
             raise ParameterError(f"--reference {self.path} has {a}, the training data {b}: give an ensemble of "
                                  "the training couplings and lattice")
