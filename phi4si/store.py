@@ -838,8 +838,9 @@ def _truncate(f, n_done):
         f["phi"].resize(keep, axis=1)
 
 
-def open_ensemble(path, load: bool = False):
-    """Open an ensemble as an :class:`xarray.Dataset` (lazy unless ``load``).
+def open_ensemble(path, load: bool = False, chunks=None):
+    """Open an ensemble as an :class:`xarray.Dataset` (lazy unless ``load``; with ``chunks`` - e.g.
+    ``{}`` for the file's own HDF5 chunks - its arrays are dask arrays, read block by block when computed).
 
     Close it (``ds.close()`` or ``with open_ensemble(p) as ds:``) when done: while it
     is open, a sampler still writing the file postpones its checkpoints.
@@ -865,7 +866,8 @@ def open_ensemble(path, load: bool = False):
         return open_ensembles(path, load=load)
     attrs = check_ensemble(path)
     try:
-        orig = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort", driver_kwds={"swmr": True})
+        orig = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort", driver_kwds={"swmr": True},
+                               chunks=chunks)
     except Exception as e:  # pragma: no cover - depends on h5netcdf internals
         raise EnsembleFileError(f"{path}: cannot read as an ensemble ({e})") from None
     raw = orig.drop_vars([v for v in orig.variables if str(v).startswith("state")], errors="ignore")
@@ -887,7 +889,9 @@ def open_ensembles(paths, load: bool = False):
     streams) - as one dataset whose chains are all the parts' chains, in the order given.  Parts that
     differ in any of these, or share a seed (they would repeat each other's chains), are refused.
     Attributes: the first part's, with ``parts`` (the paths), ``wall_time`` summed and ``acceptance``
-    averaged over the chains.  The parts' arrays are read into memory by the concatenation.
+    averaged over the chains.  Unless ``load``, nothing is read: the arrays are dask arrays over the
+    parts' HDF5 chunks (dask concatenates lazily, xarray alone would read every part into memory), and
+    the files stay open until the dataset is closed (``with open_ensembles(...) as ds:``).
 
     >>> import os, tempfile
     >>> from phi4si import Phi4Params, sample_mcmc
@@ -910,9 +914,9 @@ def open_ensembles(paths, load: bool = False):
     parts = []
     try:
         for p in paths:
-            parts.append(open_ensemble(p))
+            parts.append(open_ensemble(p, chunks={}))
         _check_parts(paths, parts)
-        ds = xr.concat(parts, dim="chain", coords="minimal", compat="override", combine_attrs="override").load()
+        ds = xr.concat(parts, dim="chain", coords="minimal", compat="override", combine_attrs="override")
         if "chain" in ds.coords:
             ds = ds.assign_coords(chain=np.arange(ds.sizes["chain"]))
         chains = [d.sizes["chain"] for d in parts]
@@ -920,9 +924,18 @@ def open_ensembles(paths, load: bool = False):
         ds.attrs = dict(parts[0].attrs, parts=[str(p) for p in paths],
                         wall_time=float(sum(float(d.attrs.get("wall_time") or 0.0) for d in parts)),
                         acceptance=float(np.dot(acc, chains) / sum(chains)))
-    finally:
+    except BaseException:
         for d in parts:
             d.close()
+        raise
+
+    def close_all():
+        for d in parts:
+            d.close()
+    ds.set_close(close_all)
+    if load:
+        ds = ds.load()
+        ds.close()
     return ds
 
 

@@ -36,6 +36,26 @@ def test_two_files_are_one_file_with_all_chains(parts):
     assert joined["abs_m"]["error"] < analyze_file(parts[0])["abs_m"]["error"]     # three times the data
 
 
+def test_parts_open_lazily_and_close_together(parts):
+    """Nothing is read until asked for (dask arrays over the parts' chunks); closing the joined dataset
+    closes every part's file, and ``load=True`` gives the same numbers in memory."""
+    import h5py
+
+    ds = open_ensembles(parts)
+    try:
+        assert ds["phi"].chunks is not None and ds["m"].chunks is not None
+        assert sum(ds["phi"].chunks[0]) == 6                  # blocks of the six chains, unread
+        lazy = np.asarray(ds["phi"].isel(cfg=-1).values)
+    finally:
+        ds.close()
+    for p in parts:                                           # closed: a writer may open it again
+        with h5py.File(p, "r+"):
+            pass
+    with open_ensembles(parts, load=True) as mem:
+        assert mem["phi"].chunks is None
+        assert np.array_equal(lazy, np.asarray(mem["phi"].isel(cfg=-1).values))
+
+
 def test_cli_analyze_takes_the_parts(cli, parts):
     rc, out, err = cli("analyze", *parts[:2])
     assert rc == 0, err
