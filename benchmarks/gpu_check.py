@@ -22,8 +22,8 @@ Reads the files the shell script wrote into OUTDIR and checks, each row PASS or 
   samples are exact: |z| < 4 on <|m|>, chi and <S>/V;
 * torchrun: the one-process torchrun generate equals the plain DEVICE run of the same seed (bit for
   bit on the CPU; max |difference| < 1e-3 on CUDA);
-* compile: phi4si train has no --compile flag (unless the script found one), so torch.compile of the
-  trained U-Net is checked here against eager: the float32 forward (inference) and a bf16-autocast
+* compile: the training ran with phi4si train --compile (inductor on cuda, aot_eager on a CPU dry run)
+  where the flag exists, and torch.compile of the trained U-Net is checked here against eager: the float32 forward (inference) and a bf16-autocast
   forward + backward (a training step), outputs within tolerance, and their throughputs.
 
 Then throughput: configurations (training: samples) per second of every step from OUTDIR/times.tsv

@@ -13,8 +13,9 @@
 #   1. HMC 8x8, m2 = -4, lam = 8 (CPU, numba): training data (seed 1), an independent reference
 #      (seed 2) and a reference at h = 0.05 (seed 3) for the posterior; 8 chains x 500 trajectories each;
 #   2. phi4si train on DEVICE with bf16 autocast (--amp bf16), --reference ref.h5 logged at each
-#      validation; --compile when phi4si train has that flag (it has none yet: the eager/compiled
-#      comparison is then done by gpu_check.py on the trained network); --minutes 2 (GPU_CHECK_MINUTES),
+#      validation; --compile (inductor on cuda; aot_eager on a CPU dry run, which traces the same graph
+#      without generating code) when phi4si train has that flag, and gpu_check.py compares the trained
+#      network compiled with inductor against eager as well; --minutes 2 (GPU_CHECK_MINUTES),
 #      or GPU_CHECK_STEPS steps (a CPU dry run defaults to 1000 steps);
 #   3. generate, inpaint (block:4x4@0,0 of data.h5), posterior (--h 0.05) and sample-neural --method
 #      reweight with the trained model on DEVICE, then the same commands with --device cpu and the same
@@ -117,8 +118,8 @@ fi
 COMPILE=()
 TRAIN_HELP=$(phi4si train --help)            # (not piped into grep -q: with pipefail a SIGPIPE reads as false)
 if [[ $TRAIN_HELP == *--compile* ]]; then
-  COMPILE=(--compile)
-  echo "   phi4si train has --compile: training with it"
+  if [[ $DEVICE == cuda* ]]; then COMPILE=(--compile inductor); else COMPILE=(--compile aot_eager); fi
+  echo "   phi4si train has --compile: training with ${COMPILE[*]}"
 else
   echo "   phi4si train has no --compile flag: gpu_check.py compares torch.compile with eager on the trained net"
 fi

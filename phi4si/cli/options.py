@@ -194,6 +194,9 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, in
     t.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
                    help="bfloat16 autocast of the network: auto (default: on CUDA and on CPUs with native bfloat16, "
                         "AVX512-BF16 or AMX; before 2026-12 CUDA only), bf16 (always) or none (float32)")
+    t.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="torch.compile the training forward (backend, default inductor: worth it on a GPU, where the "
+                        "first steps pay the compilation); a resume may switch it on or off")
     t.add_argument("--val-every", type=integer, default=250, help="validation interval in steps (default 250)")
     t.add_argument("--checkpoint-every", type=integer, default=500, help="checkpoint interval in steps (default 500)")
     t.add_argument("--log", default=None, help="JSON-lines log (default: OUT.log, appended to)")

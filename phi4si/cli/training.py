@@ -59,7 +59,8 @@ def run_training(data, args, argv):
                       ema=args.ema, param=args.param, measure=args.measure, model=model or "small", odd=args.odd,
                       augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
                       checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
-                      model_overrides=overrides, init=init, amp=args.amp)
+                      model_overrides=overrides, init=init, amp=args.amp,
+                      compile=args.compile)
     reference = None
     if getattr(args, "reference", None) is not None:
         from ..model.watch import ReferenceCheck

@@ -108,3 +108,18 @@ def close_distributed(owned: bool) -> None:
         dist.barrier()
     if owned:
         dist.destroy_process_group()
+
+
+def check_compile_backend(backend) -> None:
+    """Refuse a ``torch.compile`` backend torch does not know (None: no compilation).  "inductor" is the
+    one that generates kernels (Triton on CUDA, C++ on CPU: it needs a C compiler); "aot_eager" traces
+    the graph and its backward without generating code (a cheap check of the compiled path)."""
+    if backend is None:
+        return
+    import torch._dynamo
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in known:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"compile must be a torch.compile backend (e.g. inductor, aot_eager), got {backend!r}")

@@ -39,7 +39,7 @@ from ..errors import ParameterError, ResumeError, TrainingDivergedError
 from ..interrupts import graceful_stop, said
 from ..io import atomic_write, check_resume, lock_output, prepare_output
 from ..seeds import torch_generator
-from .device import close_distributed, init_distributed, set_threads
+from .device import check_compile_backend, close_distributed, init_distributed, set_threads
 from .checkpoint import CHECKPOINT_FORMAT
 from .defaults import legacy_config, resolve_defaults
 from .finetune import read_init
@@ -83,6 +83,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: str = "auto"            # "auto" (bf16 where native: phi4si.model.defaults), "bf16", "none"
     threads: int | None = None
+    compile: str | None = None   # torch.compile backend of the training forward ("inductor"; None: eager)
     init: str | None = None      # fine-tune: start from this model's EMA weights (a checkpoint or a shipped name)
 
     def validate(self, shape=None, channels: int = 1):
@@ -109,6 +110,7 @@ class TrainConfig:
             raise ParameterError(f"ema must be in [0, 1), got {self.ema}")
         if self.param not in PARAMETRISATIONS:
             raise ParameterError(f"param must be one of {PARAMETRISATIONS}, got {self.param!r}")
+        check_compile_backend(self.compile)
         if self.amp not in ("auto", "bf16", "none"):
             raise ParameterError(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
         if self.device.split(":")[0] not in ("cpu", "cuda"):
@@ -143,10 +145,6 @@ def _loss(net, family, param, x0, x1, a, amp_ctx):
     w = (a > 0).to(x1.dtype).expand_as(x1)
     per = ((out.float() - target) ** 2 * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
     return per.mean()
-
-
-def _rng_state(gens: dict) -> dict:
-    return {k: g.get_state() for k, g in gens.items()}
 
 
 def _build(cfg: TrainConfig, data, device, init: dict | None = None):
@@ -194,8 +192,7 @@ class _Trainer:
         # each rank's four streams: children of SeedSequence(seed) (phi4si.seeds, stream "train")
         self.gens = {name: torch_generator(cfg.seed, "train", rank, i)
                      for i, name in enumerate(("data", "noise", "measure", "augment"))}
-        self.step, self.wall0, self.history = 0, 0.0, []
-        self.wall = 0.0
+        self.step, self.wall0, self.history, self.wall = 0, 0.0, [], 0.0
         self.command = command
         self.lattice = {"shape": list(self.shape), "params": data.params, "d": len(self.shape)}
         self.data_meta = {"path": data.source, "n_chains": data.n_chains, "n_cfg": data.n_cfg,
@@ -213,7 +210,7 @@ class _Trainer:
         now = asdict(cfg)
         check_resume(out, legacy_config(ck["train_config"], ck["model_config"]), now, label="setting ",
                      keys=[k for k in now if k not in ("steps", "minutes", "device", "threads", "checkpoint_every",
-                                                       "val_every")])
+                                                       "val_every", "compile")])
         if ck["lattice"]["params"] != data.params or list(ck["lattice"]["shape"]) != list(self.shape):
             raise ResumeError(f"cannot resume {out}: it was trained on different data ({ck['lattice']})")
         self.net.load_state_dict(ck["model_state"])
@@ -228,11 +225,14 @@ class _Trainer:
                               f"({ck['data'].get('path')}: {ck['data'].get('n_chains')} chains x {ck['data'].get('n_cfg')} "
                               f"configurations, scale {ck['normalisation']['scale']:.6g})")
 
-    def wrap_ddp(self):
+    def wrap_model(self):
+        """The module the training step calls: the network, in DDP over ranks, then compiled if asked."""
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.model = DDP(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.cfg.compile is not None:
+            self.model = torch.compile(self.model, backend=self.cfg.compile)
 
     def make_validation_sets(self):
         """Fixed validation sets, one per task family (component of the measure)."""
@@ -270,7 +270,7 @@ class _Trainer:
               "optimizer": self.opt.state_dict(), "family": self.fam.to_dict(), "param": self.cfg.param,
               "measure": self.measure.to_dict(), "normalisation": {"mean": self.data.mean, "scale": self.data.scale},
               "lattice": self.lattice, "data": self.data_meta, "train_config": asdict(self.cfg), "step": self.step,
-              "wall_time": self.wall, "rng": _rng_state(self.gens), "history": self.history,
+              "wall_time": self.wall, "rng": {k: g.get_state() for k, g in self.gens.items()}, "history": self.history,
               "command": self.command, "world_size": self.world, "final": final, "init": self.init_record}
         import io
 
@@ -401,7 +401,7 @@ def train(data, out, config: TrainConfig | None = None, *, resume: bool = False,
         tr = _Trainer(data, out, cfg, rank, world, device, command, init)
         if resume:
             tr.resume(ck)
-        tr.wrap_ddp()
+        tr.wrap_model()
         tr.make_validation_sets()
         if reference is not None:
             reference.check_data({**data.params, "shape": list(tr.shape)})

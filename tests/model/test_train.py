@@ -197,7 +197,8 @@ def test_nan_loss(ens, tmp_path, nan_loss_at):
 @pytest.mark.parametrize("kw, match", [(dict(steps=0), "steps"), (dict(steps=None, minutes=None), "steps or minutes"),
                                        (dict(minutes=-1.0), "minutes"), (dict(lr=0.0), "lr"),
                                        (dict(ema=1.0), "ema"), (dict(param="x"), "param"),
-                                       (dict(batch_size=0), "batch_size"), (dict(device="tpu"), "device")])
+                                       (dict(batch_size=0), "batch_size"), (dict(device="tpu"), "device"),
+                                       (dict(compile="no-such-backend"), "torch.compile backend")])
 def test_bad_config(ens, tmp_path, kw, match):
     with pytest.raises(ParameterError, match=match):
         train(ens, tmp_path / "m.pt", tiny(**kw), progress=False)
@@ -389,6 +390,22 @@ def test_bf16_autocast_on_cpu_trains_close_to_float32_and_resumes_bit_exactly(en
     assert _states_equal(cb["model_state"], torch.load(c, weights_only=False)["model_state"])
     with pytest.raises(ResumeError, match="amp was 'bf16', now 'none'"):
         train(ens, c, tiny(steps=50, amp="none"), progress=False, resume=True)
+
+
+def test_compiled_training_forward_follows_eager_and_resumes_either_way(ens, tmp_path):
+    """compile="aot_eager" runs the training step through dynamo's graph capture and AOT autograd (the
+    path inductor takes, without generating code, so it runs anywhere); the weights follow eager ones
+    to float round-off, and a run may be resumed with compilation switched on or off."""
+    a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    train(ens, a, tiny(steps=12, val_every=6), progress=False)
+    train(ens, b, tiny(steps=12, val_every=6, compile="aot_eager"), progress=False)
+    sa, sb = (torch.load(p, weights_only=False)["model_state"] for p in (a, b))
+    assert torch.load(b, weights_only=False)["train_config"]["compile"] == "aot_eager"
+    assert max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa) < 1e-4
+    train(ens, c, tiny(steps=12, val_every=6, compile="aot_eager"), progress=False, max_steps_this_call=6)
+    train(ens, c, tiny(steps=12, val_every=6), progress=False, resume=True)
+    sc = torch.load(c, weights_only=False)["model_state"]
+    assert max(float((sa[k].float() - sc[k].float()).abs().max()) for k in sa) < 1e-4
 
 
 # ------------------------------------------------------------------------------------------------ defaults

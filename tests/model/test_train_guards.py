@@ -40,6 +40,7 @@ def _one_line_error(rc, err, *names):
 @pytest.mark.parametrize("args, names", [
     (("--batch-size", 100_000_000), ("--batch-size", "needs about", "but the machine has 64 GiB")),
     (("--net", "base_channels=1000000"), ("base_channels=1000000", "parameters", "lower base_channels")),
+    (("--compile", "nonesuch"), ("torch.compile backend", "'nonesuch'")),
 ])
 def test_refused_before_anything_is_written(cli, ens, tmp_path, monkeypatch, args, names):
     monkeypatch.setattr(resources, "physical_memory", lambda: 64 * 2**30)   # the same answer on any machine
