@@ -1,8 +1,10 @@
 """Fourier-accelerated samplers: FA-HMC, preconditioned Langevin and MALA (THEORY.md section 3).
 
 All three (each a :class:`~phi4si.mcmc.base.Sampler`) use a kernel diagonal in momentum space
-built from p_hat^2 (real, even in p, so real fields stay real).  FFTs are batched over chains with
-``scipy.fft`` (threaded); forces come from the numba kernels, parallel over chains.
+built from p_hat^2 (real, even in p, so real fields stay real).  ``engine="numba"`` (default) runs
+whole trajectories and Langevin/MALA steps in compiled kernels with the FFTs inside, parallel over
+chains (:mod:`phi4si.mcmc.fourier_kernels`); ``engine="scipy"`` is the reference path (batched,
+threaded ``scipy.fft`` from Python, forces from the numba kernels), equal to it to round-off.
 
 Fourier-accelerated HMC
     Mass M(p) = (p_hat^2 + M_fa^2) / (max_p p_hat^2 + M_fa^2) (the highest mode keeps unit
@@ -36,7 +38,11 @@ from ..errors import ParameterError
 from ..lattice import kernels
 from ..lattice.fourier import p_hat2
 from ..lattice.params import Phi4Params
+from . import fourier_kernels as fk
 from .hmc import OMELYAN_LAMBDA, INTEGRATORS
+
+ENGINES = ("numba", "scipy")
+_NO_ROWS = np.empty((0, 0))
 
 
 def _workers() -> int:
@@ -46,16 +52,21 @@ def _workers() -> int:
 
 
 class _FourierBase:
-    def __init__(self, params: Phi4Params, mass: float):
+    def __init__(self, params: Phi4Params, mass: float, engine: str = "numba"):
         mass = float(mass)
         if not math.isfinite(mass) or mass <= 0:
             raise ParameterError(f"Fourier mass parameter must be finite and > 0, got {mass}")
+        if engine not in ENGINES:
+            raise ParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.engine = engine
         self.params = params
         self.mass = mass
         self._shape = np.array(params.shape, dtype=np.int64)
         self._axes = tuple(range(1, params.d + 1))
         self._ph2 = p_hat2(params.shape, rfft=True)
         self._workers = _workers()
+        self._dims = tuple(int(L) for L in params.shape)
+        self._wgt = fk.parseval_weights(params.shape)
 
     def _rfft(self, x):
         return sfft.rfftn(x, axes=self._axes, workers=self._workers)
@@ -96,8 +107,9 @@ class FourierHMC(_FourierBase):
     default_n_steps = 10
     default_target = 0.8
 
-    def __init__(self, params: Phi4Params, n_steps: int = 10, integrator: str = "leapfrog", mass: float = 1.0):
-        super().__init__(params, mass)
+    def __init__(self, params: Phi4Params, n_steps: int = 10, integrator: str = "leapfrog", mass: float = 1.0,
+                 engine: str = "numba"):
+        super().__init__(params, mass, engine)
         if integrator not in INTEGRATORS:
             raise ParameterError(f"unknown integrator {integrator!r}; choose from {sorted(INTEGRATORS)}")
         if int(n_steps) < 1:
@@ -144,6 +156,16 @@ class FourierHMC(_FourierBase):
         n = phi.shape[0]
         xi = rng.standard_normal(phi.shape)
         u = rng.random(n)
+        if self.engine == "numba":
+            p = self.params
+            x, dH = np.empty_like(phi), np.empty(n)
+            fk.fahmc_trajectories(phi, xi, self._sqrtM, self._invM, self._wgt, self._shape, self._dims, p.mass_term,
+                                  p.lam, p.h, float(eps), self.n_steps, fk.OMELYAN if self.integrator == "omelyan"
+                                  else fk.LEAPFROG, OMELYAN_LAMBDA, x, _NO_ROWS, dH)
+            with np.errstate(over="ignore", invalid="ignore"):
+                acc = (u < np.exp(-dH)).astype(np.float64)
+            phi[acc == 1.0] = x[acc == 1.0]
+            return acc, dH
         pi = self._apply(xi, self._sqrtM)
         h0 = self.kinetic(pi) + self._action(phi)
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging trajectory gives inf/NaN: rejected
@@ -157,8 +179,8 @@ class FourierHMC(_FourierBase):
 class _LangevinCore(_FourierBase):
     default_n_steps = 10
 
-    def __init__(self, params: Phi4Params, n_steps: int = 10, mass: float = 1.0):
-        super().__init__(params, mass)
+    def __init__(self, params: Phi4Params, n_steps: int = 10, mass: float = 1.0, engine: str = "numba"):
+        super().__init__(params, mass, engine)
         if int(n_steps) < 1:
             raise ParameterError(f"n_steps must be >= 1, got {n_steps}")
         self.n_steps = int(n_steps)
@@ -201,10 +223,16 @@ class Langevin(_LangevinCore):
     exact = False
 
     def step(self, phi, rng, eps):
+        n = phi.shape[0]
+        if self.engine == "numba":
+            p = self.params
+            xi = rng.standard_normal((self.n_steps,) + phi.shape)     # the scipy path's draws, in its order
+            fk.langevin_steps(phi, xi, self.D, self._sqrtD, self._dims, 2.0 * (p.m2 - p.k - self.mass**2), p.lam, p.h,
+                              float(eps), self.n_steps)
+            return np.ones(n), np.full(n, np.nan)
         for _ in range(self.n_steps):
             xi = rng.standard_normal(phi.shape)
             phi[...] = self.mean(phi, eps) + self.noise(xi, eps)
-        n = phi.shape[0]
         return np.ones(n), np.full(n, np.nan)
 
 
@@ -225,6 +253,16 @@ class MALA(_LangevinCore):
 
     def step(self, phi, rng, eps):
         n = phi.shape[0]
+        if self.engine == "numba":
+            p = self.params
+            xi, u = np.empty((self.n_steps,) + phi.shape), np.empty((self.n_steps, n))
+            for s in range(self.n_steps):                             # the scipy path's draws, in its order
+                xi[s], u[s] = rng.standard_normal(phi.shape), rng.random(n)
+            acc, dH = np.empty(n), np.empty(n)
+            with np.errstate(over="ignore", invalid="ignore"):
+                fk.mala_steps(phi, xi, u, self.D, self._sqrtD, self._wgt, self._shape, self._dims, p.mass_term,
+                              2.0 * (p.m2 - p.k - self.mass**2), p.lam, p.h, float(eps), self.n_steps, acc, dH)
+            return acc, dH
         Cinv = (1.0 + 2.0 * eps) / (math.sqrt(2.0 * eps) * self._sqrtD)
         acc_tot = np.zeros(n)
         s_x = self._action(phi)
