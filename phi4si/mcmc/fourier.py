@@ -132,10 +132,27 @@ class FourierHMC(_FourierBase):
         return 0.5 * np.einsum("ij,ij->i", pi, self._apply(pi, self._invM))
 
     def integrate(self, phi, pi, eps, n_steps=None):
-        """Molecular dynamics (copies returned)."""
+        """Molecular dynamics from (phi, pi) (copies returned)."""
+        n = self.n_steps if n_steps is None else int(n_steps)
+        if self.engine == "numba":
+            xi = self._apply(np.asarray(pi, dtype=np.float64), 1.0 / self._sqrtM)   # pi = F^-1 sqrt(M) F xi
+            x, p, _ = self._trajectories(np.array(phi, dtype=np.float64), xi, eps, n, with_momentum=True)
+            return x, p
+        return self._integrate_scipy(phi, pi, eps, n)
+
+    def _trajectories(self, phi, xi, eps, n_steps, with_momentum=False):
+        """(end fields, end momenta or None, dH) of the compiled trajectories from momenta F^-1 sqrt(M) F xi."""
+        p = self.params
+        x, dH = np.empty_like(phi), np.empty(phi.shape[0])
+        mom = np.empty_like(phi) if with_momentum else _NO_ROWS
+        fk.fahmc_trajectories(phi, xi, self._sqrtM, self._invM, self._wgt, self._shape, self._dims, p.mass_term,
+                              p.lam, p.h, float(eps), int(n_steps),
+                              fk.OMELYAN if self.integrator == "omelyan" else fk.LEAPFROG, OMELYAN_LAMBDA, x, mom, dH)
+        return x, (mom if with_momentum else None), dH
+
+    def _integrate_scipy(self, phi, pi, eps, n):
         x = np.array(phi, dtype=np.float64, copy=True)
         p = np.array(pi, dtype=np.float64, copy=True)
-        n = self.n_steps if n_steps is None else int(n_steps)
         drift = lambda w: x.__iadd__(w * self._apply(p, self._invM))  # noqa: E731
         if self.integrator == "leapfrog":
             p += 0.5 * eps * self._force(x)
@@ -157,11 +174,7 @@ class FourierHMC(_FourierBase):
         xi = rng.standard_normal(phi.shape)
         u = rng.random(n)
         if self.engine == "numba":
-            p = self.params
-            x, dH = np.empty_like(phi), np.empty(n)
-            fk.fahmc_trajectories(phi, xi, self._sqrtM, self._invM, self._wgt, self._shape, self._dims, p.mass_term,
-                                  p.lam, p.h, float(eps), self.n_steps, fk.OMELYAN if self.integrator == "omelyan"
-                                  else fk.LEAPFROG, OMELYAN_LAMBDA, x, _NO_ROWS, dH)
+            x, _, dH = self._trajectories(phi, xi, eps, self.n_steps)
             with np.errstate(over="ignore", invalid="ignore"):
                 acc = (u < np.exp(-dH)).astype(np.float64)
             phi[acc == 1.0] = x[acc == 1.0]

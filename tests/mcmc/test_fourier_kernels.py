@@ -1,0 +1,74 @@
+"""The compiled Fourier kernels (phi4si.mcmc.fourier_kernels) against the scipy reference path of the
+same samplers, on odd and even sides and in d = 1, 2, 3; Parseval weights; refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phi4si.errors import ParameterError
+from phi4si.lattice import Phi4Params
+from phi4si.mcmc.fourier import MALA, FourierHMC, Langevin
+from phi4si.mcmc.fourier_kernels import parseval_weights
+
+SHAPES = [(8, 8), (7, 9), (12,), (11,), (4, 5, 6)]
+
+
+def _params(shape):
+    return Phi4Params(shape, m2=-1.0, lam=1.0, h=0.1, k=0.05)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_parseval_weights(shape):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2,) + shape)
+    A, B = np.fft.rfftn(a), np.fft.rfftn(b)
+    half = (parseval_weights(shape) * (A * B.conj()).real).sum() / a.size
+    assert half == pytest.approx(float((a * b).sum()), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fahmc_trajectory_equals_the_scipy_path(shape, integrator):
+    p = _params(shape)
+    ref = FourierHMC(p, n_steps=5, integrator=integrator, mass=0.7, engine="scipy")
+    new = FourierHMC(p, n_steps=5, integrator=integrator, mass=0.7)
+    rng = np.random.default_rng(1)
+    phi = 0.5 * rng.standard_normal((3, p.volume))
+    pi = ref._apply(rng.standard_normal(phi.shape), ref._sqrtM)
+    x0, p0 = ref.integrate(phi, pi, 0.1)
+    x1, p1 = new.integrate(phi, pi, 0.1)
+    assert np.abs(x1 - x0).max() < 1e-12 and np.abs(p1 - p0).max() < 1e-12
+    xi = ref._apply(pi, 1.0 / ref._sqrtM)
+    _, _, dH = new._trajectories(phi, xi, 0.1, 5)
+    dH_ref = ref.kinetic(p0) + ref._action(x0) - ref.kinetic(pi) - ref._action(phi)
+    assert np.abs(dH - dH_ref).max() < 1e-10 * max(1.0, np.abs(dH_ref).max())
+
+
+@pytest.mark.parametrize("cls, eps", [(FourierHMC, 0.1), (Langevin, 0.05), (MALA, 0.2)])
+@pytest.mark.parametrize("shape", [(8, 8), (7, 9), (11,), (3, 4, 5)])
+def test_steps_equal_the_scipy_path(cls, eps, shape):
+    """Same random numbers in the same order: the same chain, to round-off, with the same accept/reject."""
+    p = _params(shape)
+    runs = []
+    for engine in ("numba", "scipy"):
+        s = cls(p, n_steps=4, mass=1.0, engine=engine)
+        rng = np.random.default_rng(5)
+        phi = 0.5 * np.random.default_rng(2).standard_normal((3, p.volume))
+        accs, dHs = [], []
+        for _ in range(6):
+            acc, dH = s.step(phi, rng, eps)
+            accs.append(acc)
+            dHs.append(dH)
+        runs.append((phi, np.array(accs), np.array(dHs)))
+    (a, acc_a, dh_a), (b, acc_b, dh_b) = runs
+    assert np.array_equal(acc_a, acc_b) and np.abs(a - b).max() < 1e-12
+    if cls is not Langevin:
+        assert 0 < acc_a.mean() and np.abs(dh_a - dh_b).max() < 1e-9
+
+
+def test_bad_engine_refused():
+    p = _params((4, 4))
+    for cls in (FourierHMC, Langevin, MALA):
+        with pytest.raises(ParameterError, match="engine"):
+            cls(p, engine="cupy")
