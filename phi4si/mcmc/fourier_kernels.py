@@ -67,9 +67,24 @@ def _weighted_norm2(X, mult, wgt):
     return s
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})
 def _kick(P, f, a, dims):
-    P += a * _fwd(f, dims)
+    """P~ += a F f (the transform's output folded in without a temporary)."""
+    F = _fwd(f, dims).ravel()
+    Pf = P.ravel()
+    for i in range(Pf.shape[0]):
+        Pf[i] += a * F[i]
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})
+def _drift(x, P, invM, buf, a, dims):
+    """x += a F^-1[M^-1 P~] (``buf``: the half-grid workspace)."""
+    Pf, mf, bf = P.ravel(), invM.ravel(), buf.ravel()
+    for i in range(Pf.shape[0]):
+        bf[i] = mf[i] * Pf[i]
+    y = _inv(buf, dims)
+    for i in range(x.shape[0]):
+        x[i] += a * y[i]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -84,21 +99,22 @@ def fahmc_trajectories(phi, xi, sqrtM, invM, wgt, shape, dims, c, lam, h, eps, n
         x = phi[b].copy()
         f = np.empty(V)
         P = sqrtM * _fwd(xi[b], dims)
+        buf = np.empty_like(P)
         h0 = _weighted_norm2(P, invM, wgt) / (2.0 * V) + action_with(x, f, shape, c, lam, h)
         force_into(x, f, shape, c, lam, h)
         if integrator == LEAPFROG:
             _kick(P, f, 0.5 * eps, dims)
             for s in range(n_steps):
-                x += eps * _inv(invM * P, dims)
+                _drift(x, P, invM, buf, eps, dims)
                 force_into(x, f, shape, c, lam, h)
                 _kick(P, f, eps if s < n_steps - 1 else 0.5 * eps, dims)
         else:
             _kick(P, f, lm * eps, dims)
             for s in range(n_steps):
-                x += 0.5 * eps * _inv(invM * P, dims)
+                _drift(x, P, invM, buf, 0.5 * eps, dims)
                 force_into(x, f, shape, c, lam, h)
                 _kick(P, f, (1.0 - 2.0 * lm) * eps, dims)
-                x += 0.5 * eps * _inv(invM * P, dims)
+                _drift(x, P, invM, buf, 0.5 * eps, dims)
                 force_into(x, f, shape, c, lam, h)
                 _kick(P, f, 2.0 * lm * eps if s < n_steps - 1 else lm * eps, dims)
         dH[b] = _weighted_norm2(P, invM, wgt) / (2.0 * V) + action_with(x, f, shape, c, lam, h) - h0
