@@ -50,7 +50,8 @@ from _common import machine_info, save, threading_layer  # noqa: E402
 
 from phi4si.lattice import Phi4Params  # noqa: E402
 from phi4si.mcmc import make_sampler  # noqa: E402
-from phi4si.mcmc.run import SAMPLER_SETTINGS, sample_mcmc  # noqa: E402
+from phi4si.mcmc.run import sample_mcmc  # noqa: E402
+from phi4si.mcmc.settings import SAMPLER_SETTINGS  # noqa: E402
 from phi4si.analysis.stats import gamma  # noqa: E402
 from phi4si.store import open_ensemble  # noqa: E402
 
@@ -72,12 +73,14 @@ def pilot_seconds_per_traj(name, params, chains, mass, tmp):
     n = 0
     for n in (10, 40, 160):
         t0 = time.perf_counter()
-        sample_mcmc(params, path, sampler=name, chains=chains, n_traj=n, n_therm=0, every=0, seed=1,
+        # half of it adapting the step size (a fixed default step can be far too large, and the
+        # driver then stops a run whose chains accept nothing)
+        sample_mcmc(params, path, sampler=name, chains=chains, n_traj=n, n_therm=n, every=0, seed=1,
                     progress=False, n_steps=N_STEPS, overwrite=True, **mass_kw(name, mass))
         dt = time.perf_counter() - t0
         if dt > 0.5:
             break
-    return dt / n
+    return dt / (2 * n)
 
 
 def run_one(name, L, mass, chains, budget, seed, tmp, max_traj):
