@@ -53,6 +53,22 @@ def power_spectrum(phi: np.ndarray, ndim: int) -> np.ndarray:
     return (ft.real**2 + ft.imag**2) / V
 
 
+def two_point_half(phi: np.ndarray, shape) -> np.ndarray:
+    """Connected two-point function on the rfft half grid from a batch of flat configurations
+    ``phi`` (n, V): G(p) = < |phi~(p)|^2 >/V - |< phi~(p) >|^2/V (the second term is the disconnected
+    part, non-zero at p = 0 only, where h != 0 or the symmetry is broken).
+
+    >>> rng = np.random.default_rng(0)
+    >>> G = two_point_half(rng.standard_normal((4000, 16)), (4, 4))   # white noise: G = 1
+    >>> G.shape, bool(np.allclose(G, 1.0, atol=0.1))
+    ((4, 3), True)
+    """
+    shape = tuple(int(s) for s in shape)
+    X = np.fft.rfftn(np.asarray(phi, dtype=np.float64).reshape((-1,) + shape), axes=tuple(range(1, len(shape) + 1)))
+    V = float(np.prod(shape))
+    return (np.abs(X) ** 2).mean(0) / V - np.abs(X.mean(0)) ** 2 / V
+
+
 def momentum_orbits(shape) -> tuple[np.ndarray, np.ndarray]:
     """The symmetry orbit of every momentum: ``(index, labels)`` with ``index`` on the FFT grid of
     ``shape`` and ``labels[k]`` the |n_mu| (n_mu in -L/2 .. L/2) of orbit k, axes ordered by length and

@@ -108,7 +108,7 @@ class FourierHMC(_FourierBase):
     default_target = 0.8
 
     def __init__(self, params: Phi4Params, n_steps: int = 10, integrator: str = "leapfrog", mass: float = 1.0,
-                 engine: str = "numba"):
+                 engine: str = "numba", two_point=None):
         super().__init__(params, mass, engine)
         if integrator not in INTEGRATORS:
             raise ParameterError(f"unknown integrator {integrator!r}; choose from {sorted(INTEGRATORS)}")
@@ -116,17 +116,41 @@ class FourierHMC(_FourierBase):
             raise ParameterError(f"n_steps must be >= 1, got {n_steps}")
         self.n_steps = int(n_steps)
         self.integrator = integrator
+        self.two_point = None
         m2 = self.mass**2
-        self.M = (self._ph2 + m2) / (self._ph2.max() + m2)
-        self._sqrtM = np.sqrt(self.M)
-        self._invM = 1.0 / self.M
+        self._set_mass((self._ph2 + m2) / (self._ph2.max() + m2))
+        if two_point is not None:
+            self.set_two_point(two_point)
+
+    def _set_mass(self, M):
+        self.M = M
+        self._sqrtM = np.sqrt(M)
+        self._invM = 1.0 / M
+
+    def set_two_point(self, G):
+        """Use the kinetic kernel of a measured two-point function: M(p) = G_min / G(p), i.e. M
+        proportional to 1/G (the inverse covariance of the Gaussian part of the action: exact for it at
+        any coupling, so every Gaussian mode moves with one frequency), the most massive mode at unit
+        mass as with p_hat^2 + M_fa^2.  ``G``: positive, finite, on the rfft half grid of the lattice
+        (:func:`phi4si.lattice.fourier.two_point_half`); ``mass`` is then unused."""
+        G = np.array(G, dtype=np.float64)
+        if G.shape != self._ph2.shape:
+            raise ParameterError(f"two_point must have the rfft half-grid shape {self._ph2.shape}, got {G.shape}")
+        if not (np.isfinite(G).all() and (G > 0).all()):
+            raise ParameterError("two_point must be finite and > 0 at every momentum (a measured G(p) that is not "
+                                 "needs more configurations)")
+        self.two_point = G
+        self._set_mass(G.min() / G)
 
     @property
     def forces_per_trajectory(self) -> int:
         return self.n_steps * (1 if self.integrator == "leapfrog" else 2) + 1
 
     def meta(self) -> dict:
-        return {"sampler": self.name, "n_steps": self.n_steps, "integrator": self.integrator, "mass": self.mass}
+        out = {"sampler": self.name, "n_steps": self.n_steps, "integrator": self.integrator, "mass": self.mass}
+        if self.two_point is not None:
+            out.update(kernel="measured", two_point=self.two_point.tolist())
+        return out
 
     def kinetic(self, pi):
         return 0.5 * np.einsum("ij,ij->i", pi, self._apply(pi, self._invM))

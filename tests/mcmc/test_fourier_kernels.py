@@ -72,3 +72,62 @@ def test_bad_engine_refused():
     for cls in (FourierHMC, Langevin, MALA):
         with pytest.raises(ParameterError, match="engine"):
             cls(p, engine="cupy")
+
+
+# ------------------------------------------------------------------------------------------------ measured kernel
+def _gaussian_draws(shape, G_full, n, seed):
+    """Exact draws of a Gaussian field with power spectrum G_full (full FFT grid)."""
+    w = np.random.default_rng(seed).standard_normal((n,) + shape)
+    axes = tuple(range(1, len(shape) + 1))
+    return np.fft.ifftn(np.sqrt(G_full) * np.fft.fftn(w, axes=axes), axes=axes).real.reshape(n, -1)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (4, 3, 4)], ids=["2d", "3d"])
+def test_free_field_exact_with_a_measured_kernel(shape):
+    """M ~ 1/G with G measured from 3000 configurations (noisy, so not the exact propagator): still
+    the exact free field in every momentum mode, since any positive kernel keeps FA-HMC exact."""
+    from test_samplers import assert_matches, run_spectrum
+
+    from phi4si.lattice import free_propagator
+    from phi4si.lattice.fourier import two_point_half
+
+    m2 = 0.3
+    p = Phi4Params(shape, m2=m2, lam=0.0)
+    G = two_point_half(_gaussian_draws(shape, free_propagator(shape, m2), 3000, seed=4), shape)
+    s = FourierHMC(p, n_steps=6, two_point=G)
+    assert s.meta()["kernel"] == "measured" and not np.allclose(s.M, s.M.min())
+    ps, _, acc = run_spectrum(s, p, 0.06)
+    assert acc > 0.3
+    assert_matches(ps, free_propagator(shape, m2))
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
+def test_measured_kernel_reversible_and_dH_of_order_eps_squared(integrator):
+    from test_samplers import thermal_config
+
+    from phi4si.lattice.fourier import two_point_half
+
+    p = Phi4Params((8, 8), m2=-4.0, lam=8.0)
+    phi, rng = thermal_config(p)
+    s = FourierHMC(p, n_steps=20, integrator=integrator, two_point=two_point_half(phi, p.shape) + 0.05)
+    mom = s._apply(rng.standard_normal(phi.shape), s._sqrtM)
+    x1, p1 = s.integrate(phi, mom, 0.05)
+    x2, p2 = s.integrate(x1, -p1, 0.05)
+    assert np.abs(x1 - phi).max() > 0.1
+    np.testing.assert_allclose(x2, phi, atol=1e-10)
+    np.testing.assert_allclose(-p2, mom, atol=1e-10)
+    T, dh = 0.5, []
+    for n in (10, 20, 40):
+        xi = s._apply(mom, 1.0 / s._sqrtM)
+        _, _, d = s._trajectories(phi, xi, T / n, n)
+        dh.append(np.sqrt(np.mean(d**2)))
+    r1, r2 = dh[0] / dh[1], dh[1] / dh[2]
+    lo, hi = (3.3, 4.8) if integrator == "leapfrog" else (3.0, 5.5)
+    assert lo < r1 < hi and lo < r2 < hi, (dh, r1, r2)
+
+
+@pytest.mark.parametrize("G, match", [(np.ones((8, 4)), "half-grid shape"), (np.zeros((8, 5)), "> 0"),
+                                      (np.full((8, 5), np.nan), "finite")])
+def test_bad_measured_kernels_refused(G, match):
+    with pytest.raises(ParameterError, match=match):
+        FourierHMC(Phi4Params((8, 8), m2=1.0, lam=0.0), two_point=G)
