@@ -912,6 +912,10 @@ def open_ensembles(paths, load: bool = False):
     if len({p.resolve() for p in paths}) != len(paths):
         raise EnsembleFileError("an ensemble file is given twice")
     parts = []
+
+    def close_all():
+        for d in parts:
+            d.close()
     try:
         for p in paths:
             parts.append(open_ensemble(p, chunks={}))
@@ -925,13 +929,8 @@ def open_ensembles(paths, load: bool = False):
                         wall_time=float(sum(float(d.attrs.get("wall_time") or 0.0) for d in parts)),
                         acceptance=float(np.dot(acc, chains) / sum(chains)))
     except BaseException:
-        for d in parts:
-            d.close()
+        close_all()
         raise
-
-    def close_all():
-        for d in parts:
-            d.close()
     ds.set_close(close_all)
     if load:
         ds = ds.load()

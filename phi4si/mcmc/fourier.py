@@ -197,17 +197,13 @@ class FourierHMC(_FourierBase):
         n = phi.shape[0]
         xi = rng.standard_normal(phi.shape)
         u = rng.random(n)
-        if self.engine == "numba":
-            x, _, dH = self._trajectories(phi, xi, eps, self.n_steps)
-            with np.errstate(over="ignore", invalid="ignore"):
-                acc = (u < np.exp(-dH)).astype(np.float64)
-            phi[acc == 1.0] = x[acc == 1.0]
-            return acc, dH
-        pi = self._apply(xi, self._sqrtM)
-        h0 = self.kinetic(pi) + self._action(phi)
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging trajectory gives inf/NaN: rejected
-            x, p = self.integrate(phi, pi, eps)
-            dH = self.kinetic(p) + self._action(x) - h0
+            if self.engine == "numba":
+                x, _, dH = self._trajectories(phi, xi, eps, self.n_steps)
+            else:
+                pi = self._apply(xi, self._sqrtM)
+                x, p = self._integrate_scipy(phi, pi, eps, self.n_steps)
+                dH = self.kinetic(p) + self._action(x) - (self.kinetic(pi) + self._action(phi))
             acc = (u < np.exp(-dH)).astype(np.float64)
         phi[acc == 1.0] = x[acc == 1.0]
         return acc, dH
@@ -231,10 +227,16 @@ class _LangevinCore(_FourierBase):
     def meta(self) -> dict:
         return {"sampler": self.name, "n_steps": self.n_steps, "mass": self.mass}
 
+    @property
+    def _rest_linear(self) -> float:
+        """a = 2 (m2 - k - M^2): the linear coefficient of the explicit gradient (below)."""
+        p = self.params
+        return 2.0 * (p.m2 - p.k - self.mass**2)
+
     def rest_grad(self, x):
         """g = grad of S minus the implicit part phi^T (-Delta + M^2) phi."""
         p = self.params
-        return 2.0 * (p.m2 - p.k - self.mass**2) * x + 4.0 * p.lam * x**3 - p.h
+        return self._rest_linear * x + 4.0 * p.lam * x**3 - p.h
 
     def mean(self, x, dt):
         """Deterministic part mu(x) of the semi-implicit update."""
@@ -264,7 +266,7 @@ class Langevin(_LangevinCore):
         if self.engine == "numba":
             p = self.params
             xi = rng.standard_normal((self.n_steps,) + phi.shape)     # the scipy path's draws, in its order
-            fk.langevin_steps(phi, xi, self.D, self._sqrtD, self._dims, 2.0 * (p.m2 - p.k - self.mass**2), p.lam, p.h,
+            fk.langevin_steps(phi, xi, self.D, self._sqrtD, self._dims, self._rest_linear, p.lam, p.h,
                               float(eps), self.n_steps)
             return np.ones(n), np.full(n, np.nan)
         for _ in range(self.n_steps):
@@ -298,7 +300,7 @@ class MALA(_LangevinCore):
             acc, dH = np.empty(n), np.empty(n)
             with np.errstate(over="ignore", invalid="ignore"):
                 fk.mala_steps(phi, xi, u, self.D, self._sqrtD, self._wgt, self._shape, self._dims, p.mass_term,
-                              2.0 * (p.m2 - p.k - self.mass**2), p.lam, p.h, float(eps), self.n_steps, acc, dH)
+                              self._rest_linear, p.lam, p.h, float(eps), self.n_steps, acc, dH)
             return acc, dH
         Cinv = (1.0 + 2.0 * eps) / (math.sqrt(2.0 * eps) * self._sqrtD)
         acc_tot = np.zeros(n)
