@@ -398,6 +398,8 @@ def _create(tmp, shape, n_chains, dtype, params, sampler, run, state_phi, state,
         g.create_dataset("rng", data=np.zeros(1, dtype=f"S{RNG_BYTES}"))
         if state.get("generator") is not None:   # a torch generator's state (generated samples): its own bytes
             g.create_dataset("generator", data=np.asarray(state["generator"], dtype=np.uint8))
+        if state.get("kernel") is not None:      # the sums of a measured two-point function (phi4si.mcmc.kernel)
+            g.create_dataset("kernel", data=np.asarray(state["kernel"], dtype=np.float64))
         c = g.create_dataset("counters", data=np.zeros(len(COUNTERS)))
         c.attrs["names"] = json.dumps(COUNTERS)
         _write_state(g, None, state)
@@ -417,6 +419,8 @@ def _write_state(g, state_phi, state: dict):
     g["rng"][0] = rng
     if state.get("generator") is not None:
         g["generator"][...] = np.asarray(state["generator"], dtype=np.uint8)
+    if state.get("kernel") is not None:
+        g["kernel"][...] = np.asarray(state["kernel"], dtype=np.float64)
     g["counters"][...] = np.array([float(state.get(k, 0.0)) for k in COUNTERS])
 
 
@@ -447,6 +451,8 @@ def _read_state(f, path=None) -> tuple[np.ndarray, dict]:
         state["rng"] = json.loads(bytes(g["rng"][0]).rstrip(b"\0").decode())
         if "generator" in g:
             state["generator"] = g["generator"][...]
+        if "kernel" in g:
+            state["kernel"] = g["kernel"][...]
         phi = g["phi"][...]
     except (KeyError, OSError, RuntimeError, TypeError, ValueError) as e:  # JSON and decode errors are ValueErrors
         raise EnsembleFileError(f"{path or f.filename}: damaged resume state /state ({type(e).__name__}: {e})") from None

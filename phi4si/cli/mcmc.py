@@ -22,8 +22,8 @@ def add_parsers(sub):
 
     s = sub.add_parser("sample-mcmc", help="generate a phi^4 ensemble with an exact MCMC sampler (HDF5)",
                        epilog="sampler-specific flags: hmc: --integrator --target-accept --no-adapt; "
-                              "fahmc: --integrator --mass --target-accept --no-adapt; langevin: --mass; "
-                              "mala: --mass --target-accept --no-adapt (others apply to every sampler); "
+                              "hmc/fahmc: --traj-length; fahmc: --integrator --mass --target-accept --no-adapt --kernel; "
+                              "langevin: --mass --kernel; mala: --mass --target-accept --no-adapt --kernel (others apply to every sampler); "
                               "a flag the chosen sampler does not use is an error")
     s.add_argument("--shape", type=integer_at_least(2), nargs="+", default=[8, 8], help="lattice sides (default 8 8)")
     s.add_argument("--m2", type=finite_float, default=None, help="bare mass squared (default -4)")
@@ -48,6 +48,12 @@ def add_parsers(sub):
                    help="hmc, fahmc (default leapfrog)")
     s.add_argument("--mass", type=finite_float, default=None,
                    help="Fourier mass M_fa (fahmc) / M (langevin, mala) (default 1)")
+    s.add_argument("--kernel", choices=("lattice", "measured"), default=None,
+                   help="kinetic kernel (fahmc) / mobility (langevin, mala): lattice p_hat^2 + M^2 (default) or "
+                        "measured: 1/G(p) measured during thermalisation, frozen at n_therm/2, recorded in the file")
+    s.add_argument("--traj-length", type=_traj_length, default=None, metavar="T|auto",
+                   help="trajectory length (hmc, fahmc): the steps follow eps (round(T/eps)); auto: the quarter "
+                        "period of the slowest mode, from G(p) measured during thermalisation")
     s.add_argument("--target-accept", type=finite_float, default=None,
                    help="acceptance the step-size adaptation aims at (hmc, fahmc, mala)")
     s.add_argument("--no-adapt", action="store_true", help="keep eps fixed during thermalisation (hmc, fahmc, mala)")
@@ -96,6 +102,11 @@ def add_parsers(sub):
     p.set_defaults(func=cmd_plot)
 
 
+def _traj_length(text: str):
+    """``auto`` or a finite number (its range is checked by sample_mcmc)."""
+    return "auto" if text == "auto" else finite_float(text)
+
+
 def _and(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -133,6 +144,7 @@ def cmd_sample(args, argv):
     sample_mcmc(params, args.out, sampler=args.sampler, chains=args.chains, n_traj=args.n_traj, n_therm=args.n_therm,
                 every=args.every, eps=args.eps, n_steps=args.n_steps, integrator=args.integrator, mass=args.mass,
                 target_accept=args.target_accept, adapt=False if args.no_adapt else None, jitter=args.jitter,
+                kernel=args.kernel, traj_length=args.traj_length,
                 seed=args.seed, resume=args.resume, overwrite=args.overwrite, dtype=args.dtype,
                 flush_seconds=args.flush_seconds, progress=args.progress, command=command_line(argv))
     print(f"wrote {args.out}", file=sys.stderr)

@@ -8,7 +8,8 @@ threaded ``scipy.fft`` from Python, forces from the numba kernels), equal to it 
 
 Fourier-accelerated HMC
     Mass M(p) = (p_hat^2 + M_fa^2) / (max_p p_hat^2 + M_fa^2) (the highest mode keeps unit
-    mass, as in plain HMC).  pi = F^-1[ sqrt(M) F xi ] ~ N(0, M), kinetic energy
+    mass, as in plain HMC); or the measured kernel M(p) = G_min / G(p) (``two_point=G``,
+    :mod:`phi4si.mcmc.kernel`).  pi = F^-1[ sqrt(M) F xi ] ~ N(0, M), kinetic energy
     1/2 <pi, M^-1 pi>, drift phi += eps M^-1 pi.  For the free field with M_fa^2 = m2 every
     mode has the same frequency.  Exact through the Metropolis step.
 
@@ -21,6 +22,9 @@ Preconditioned Langevin (semi-implicit; biased by O(dt))
 
     For the free field with M^2 = m2 the chain is Gaussian with variance
     1/(2 (m2 + p_hat^2) (1 + dt)): the bias is the factor 1/(1 + dt).
+
+    Measured kernel (``two_point=G``): K'(p) = 1/(2 G(p)), D = 2 G, and g = grad S - 2 K' phi, whose
+    non-local part is applied in Fourier space (:meth:`Langevin.set_two_point`).
 
 MALA
     The same update used as a Gaussian proposal y = mu(x) + C xi (C(p) =
@@ -49,6 +53,28 @@ def _workers() -> int:
     import os
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _check_two_point(G, shape, last_side: int) -> np.ndarray:
+    G = np.array(G, dtype=np.float64)
+    if G.shape != shape:
+        raise ParameterError(f"two_point must have the rfft half-grid shape {shape}, got {G.shape}")
+    if not (np.isfinite(G).all() and (G > 0).all()):
+        raise ParameterError("two_point must be finite and > 0 at every momentum (a measured G(p) that is not "
+                             "needs more configurations)")
+    return _even(G, last_side)
+
+
+def _even(G, last_side: int) -> np.ndarray:
+    """G with G(p) and G(-p) averaged where both lie on the rfft half grid (the planes k_last = 0 and, for an
+    even side, L/2): a kernel of real fields is even in p, and one that is not would not be real."""
+    mirror = G
+    for ax in range(G.ndim - 1):
+        mirror = np.roll(np.flip(mirror, axis=ax), 1, axis=ax)        # index i -> -i mod L
+    out = G.copy()
+    for j in {0, last_side // 2} if last_side % 2 == 0 else {0}:   # the self-mirrored planes
+        out[..., j] = 0.5 * (G[..., j] + mirror[..., j])
+    return out
 
 
 class _FourierBase:
@@ -133,12 +159,7 @@ class FourierHMC(_FourierBase):
         any coupling, so every Gaussian mode moves with one frequency), the most massive mode at unit
         mass as with p_hat^2 + M_fa^2.  ``G``: positive, finite, on the rfft half grid of the lattice
         (:func:`phi4si.lattice.fourier.two_point_half`); ``mass`` is then unused."""
-        G = np.array(G, dtype=np.float64)
-        if G.shape != self._ph2.shape:
-            raise ParameterError(f"two_point must have the rfft half-grid shape {self._ph2.shape}, got {G.shape}")
-        if not (np.isfinite(G).all() and (G > 0).all()):
-            raise ParameterError("two_point must be finite and > 0 at every momentum (a measured G(p) that is not "
-                                 "needs more configurations)")
+        G = _check_two_point(G, self._ph2.shape, self.params.shape[-1])
         self.two_point = G
         self._set_mass(G.min() / G)
 
@@ -212,35 +233,59 @@ class FourierHMC(_FourierBase):
 class _LangevinCore(_FourierBase):
     default_n_steps = 10
 
-    def __init__(self, params: Phi4Params, n_steps: int = 10, mass: float = 1.0, engine: str = "numba"):
+    def __init__(self, params: Phi4Params, n_steps: int = 10, mass: float = 1.0, engine: str = "numba",
+                 two_point=None):
         super().__init__(params, mass, engine)
         if int(n_steps) < 1:
             raise ParameterError(f"n_steps must be >= 1, got {n_steps}")
         self.n_steps = int(n_steps)
-        self.D = 1.0 / (self._ph2 + self.mass**2)
-        self._sqrtD = np.sqrt(self.D)
+        self.two_point = None
+        self._set_mobility(1.0 / (self._ph2 + self.mass**2), np.zeros_like(self._ph2))
+        if two_point is not None:
+            self.set_two_point(two_point)
+
+    def _set_mobility(self, D, B):
+        self.D, self._B = D, B
+        self._sqrtD = np.sqrt(D)
+
+    def set_two_point(self, G):
+        """Use the measured kinetic kernel: implicit part K'(p) = 1/(2 G(p)) (the Gaussian action of the
+        measured covariance), mobility D = 1/K' = 2 G; the explicit gradient is then
+        g~ = (4 lam phi^3 - h)~ + B phi~ with B(p) = 2 (p_hat^2 + m2 - k) - 1/G(p) (a = 0), which is
+        grad S - 2 K' phi.  For the free field B = 0 and this is p_hat^2 + M^2 at M^2 = m2.  ``G`` as in
+        :meth:`FourierHMC.set_two_point`; ``mass`` is then unused."""
+        G = _check_two_point(G, self._ph2.shape, self.params.shape[-1])
+        p = self.params
+        self.two_point = G
+        self._set_mobility(2.0 * G, 2.0 * (self._ph2 + p.m2 - p.k) - 1.0 / G)
 
     @property
     def forces_per_trajectory(self) -> int:
         return self.n_steps
 
     def meta(self) -> dict:
-        return {"sampler": self.name, "n_steps": self.n_steps, "mass": self.mass}
+        out = {"sampler": self.name, "n_steps": self.n_steps, "mass": self.mass}
+        if self.two_point is not None:
+            out.update(kernel="measured", two_point=self.two_point.tolist())
+        return out
 
     @property
     def _rest_linear(self) -> float:
-        """a = 2 (m2 - k - M^2): the linear coefficient of the explicit gradient (below)."""
+        """a = 2 (m2 - k - M^2) (lattice kernel) or 0 (measured): the local linear coefficient of g (below)."""
         p = self.params
-        return 2.0 * (p.m2 - p.k - self.mass**2)
+        return 0.0 if self.two_point is not None else 2.0 * (p.m2 - p.k - self.mass**2)
 
     def rest_grad(self, x):
-        """g = grad of S minus the implicit part phi^T (-Delta + M^2) phi."""
+        """The local part of g = grad S - 2 K' phi: a x + 4 lam x^3 - h (the rest, B phi~, is in Fourier space)."""
         p = self.params
         return self._rest_linear * x + 4.0 * p.lam * x**3 - p.h
 
     def mean(self, x, dt):
-        """Deterministic part mu(x) of the semi-implicit update."""
-        return (x - dt * self._apply(self.rest_grad(x), self.D)) / (1.0 + 2.0 * dt)
+        """Deterministic part mu(x) of the semi-implicit update: F^-1 (phi~ - dt D g~) / (1 + 2 dt)."""
+        n = x.shape[0]
+        X = self._rfft(x.reshape((n,) + self.params.shape))
+        g = self._rfft(self.rest_grad(x).reshape(X.shape[:1] + self.params.shape)) + self._B * X
+        return self._irfft((X - dt * self.D * g) / (1.0 + 2.0 * dt)).reshape(n, -1)
 
     def noise(self, xi, dt):
         return self._apply(xi, math.sqrt(2.0 * dt) * self._sqrtD) / (1.0 + 2.0 * dt)
@@ -266,7 +311,7 @@ class Langevin(_LangevinCore):
         if self.engine == "numba":
             p = self.params
             xi = rng.standard_normal((self.n_steps,) + phi.shape)     # the scipy path's draws, in its order
-            fk.langevin_steps(phi, xi, self.D, self._sqrtD, self._dims, self._rest_linear, p.lam, p.h,
+            fk.langevin_steps(phi, xi, self.D, self._B, self._sqrtD, self._dims, self._rest_linear, p.lam, p.h,
                               float(eps), self.n_steps)
             return np.ones(n), np.full(n, np.nan)
         for _ in range(self.n_steps):
@@ -299,7 +344,7 @@ class MALA(_LangevinCore):
                 xi[s], u[s] = rng.standard_normal(phi.shape), rng.random(n)
             acc, dH = np.empty(n), np.empty(n)
             with np.errstate(over="ignore", invalid="ignore"):
-                fk.mala_steps(phi, xi, u, self.D, self._sqrtD, self._wgt, self._shape, self._dims, p.mass_term,
+                fk.mala_steps(phi, xi, u, self.D, self._B, self._sqrtD, self._wgt, self._shape, self._dims, p.mass_term,
                               self._rest_linear, p.lam, p.h, float(eps), self.n_steps, acc, dH)
             return acc, dH
         Cinv = (1.0 + 2.0 * eps) / (math.sqrt(2.0 * eps) * self._sqrtD)

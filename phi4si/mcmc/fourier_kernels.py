@@ -133,9 +133,10 @@ def _rest_grad(x, g, a, lam, h):
 
 
 @nb.njit(cache=True, parallel=True)
-def langevin_steps(phi, xi, D, sqrtD, dims, a, lam, h, dt, n_steps):
+def langevin_steps(phi, xi, D, B, sqrtD, dims, a, lam, h, dt, n_steps):
     """``n_steps`` semi-implicit preconditioned Langevin updates of every chain, in place:
-    phi~' = (phi~ - dt D g~ + sqrt(2 dt D) xi~) / (1 + 2 dt); ``xi`` has shape (n_steps, n, V)."""
+    phi~' = (phi~ - dt D g~ + sqrt(2 dt D) xi~) / (1 + 2 dt), g~ = (a x + 4 lam x^3 - h)~ + B phi~ (B = 0 for
+    the lattice kernel, see :class:`phi4si.mcmc.fourier.Langevin`); ``xi`` has shape (n_steps, n, V)."""
     n, V = phi.shape
     r = 1.0 / (1.0 + 2.0 * dt)
     cn = np.sqrt(2.0 * dt)
@@ -145,15 +146,15 @@ def langevin_steps(phi, xi, D, sqrtD, dims, a, lam, h, dt, n_steps):
         X = _fwd(x, dims)
         for s in range(n_steps):
             _rest_grad(x, g, a, lam, h)
-            X = (X - dt * D * _fwd(g, dims) + cn * sqrtD * _fwd(xi[s, b], dims)) * r
+            X = (X - dt * D * (_fwd(g, dims) + B * X) + cn * sqrtD * _fwd(xi[s, b], dims)) * r
             x = _inv(X, dims)
         phi[b] = x
 
 
 @nb.njit(cache=True, parallel=True)
-def mala_steps(phi, xi, u, D, sqrtD, wgt, shape, dims, c, a, lam, h, dt, n_steps, acc_out, dH_out):
+def mala_steps(phi, xi, u, D, B, sqrtD, wgt, shape, dims, c, a, lam, h, dt, n_steps, acc_out, dH_out):
     """``n_steps`` MALA steps of every chain, in place: the Langevin update y = mu(x) + C xi as the
-    proposal (C~ = sqrt(2 dt D) / (1 + 2 dt)), accepted when u < exp(-dH),
+    proposal (C~ = sqrt(2 dt D) / (1 + 2 dt); g~ as in :func:`langevin_steps`), accepted when u < exp(-dH),
     dH = S(y) - S(x) + |C^-1 (x - mu(y))|^2 / 2 - |xi|^2 / 2 (the reverse norm by Parseval).  Writes the
     fraction of accepted steps to ``acc_out`` and the last step's dH to ``dH_out``; ``xi``: (n_steps, n, V),
     ``u``: (n_steps, n)."""
@@ -166,7 +167,7 @@ def mala_steps(phi, xi, u, D, sqrtD, wgt, shape, dims, c, a, lam, h, dt, n_steps
         g = np.empty(V)
         X = _fwd(x, dims)
         _rest_grad(x, g, a, lam, h)
-        G = _fwd(g, dims)
+        G = _fwd(g, dims) + B * X
         s_x = action_with(x, g, shape, c, lam, h)
         acc = 0.0
         dH = 0.0
@@ -175,7 +176,7 @@ def mala_steps(phi, xi, u, D, sqrtD, wgt, shape, dims, c, a, lam, h, dt, n_steps
             y = _inv(Y, dims)
             s_y = action_with(y, g, shape, c, lam, h)
             _rest_grad(y, g, a, lam, h)
-            Gy = _fwd(g, dims)
+            Gy = _fwd(g, dims) + B * Y
             back = _weighted_norm2(X - (Y - dt * D * Gy) * r, inv_c2, wgt) / V
             xs = xi[s, b]
             dH = (s_y - s_x) + 0.5 * back - 0.5 * np.dot(xs, xs)

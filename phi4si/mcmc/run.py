@@ -30,13 +30,15 @@ from ..interrupts import graceful_stop, said
 from ..io import check_resume, lock_output, prepare_output, rng_from_json, rng_to_json, temporary_name, utc_now
 from ..lattice.params import Phi4Params
 from . import make_sampler
+from .kernel import TwoPointWindow, quarter_period, steps_for
 from .settings import check_resources, check_settings
 
 
 def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 4, n_traj: int = 1000,
                 n_therm: int = 200, every: int = 1, eps: float | None = None, n_steps: int | None = None,
                 integrator: str | None = None, mass: float | None = None, target_accept: float | None = None,
-                adapt: bool | None = None, jitter: float | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
+                adapt: bool | None = None, jitter: float | None = None, kernel: str | None = None,
+                traj_length: float | str | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
                 dtype: str = "float64", flush_seconds: float = 5.0, progress: bool | None = None,
                 command: str | None = None, max_trajectories: int | None = None):
     """Run a multi-chain MCMC and write (or continue) the ensemble file ``out``.
@@ -46,7 +48,10 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     before any file is touched.  ``integrator``, ``mass``, ``target_accept`` and ``adapt``
     default to None (the sampler's default: leapfrog, 1.0, the sampler's target, True) and
     are refused for samplers that do not use them (see :data:`~phi4si.mcmc.settings.SAMPLER_SETTINGS`).
-    ``jitter`` randomises eps per trajectory (see the module docstring).  ``every`` thins
+    ``jitter`` randomises eps per trajectory (see the module docstring).  ``kernel="measured"`` (fahmc,
+    langevin, mala) and ``traj_length`` (hmc, fahmc: a length T, or "auto" for the slowest mode's quarter
+    period) are described in :mod:`phi4si.mcmc.kernel`: G(p) is measured and frozen during thermalisation,
+    and recorded in the file (attribute ``two_point``).  ``every`` thins
     the stored configurations (0 stores none); scalars are stored every trajectory.
     ``max_trajectories`` stops after that many trajectories of this call (therm +
     measured), for tests of resume.  ``command`` is recorded in the file (``run.command``;
@@ -70,7 +75,7 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     cfg = check_settings(sampler, chains=chains, n_traj=n_traj, n_therm=n_therm, every=every, seed=seed,
                           n_steps=n_steps, dtype=dtype, eps=eps, integrator=integrator, mass=mass,
                           target_accept=target_accept, adapt=adapt, jitter=jitter, flush_seconds=flush_seconds,
-                          max_trajectories=max_trajectories)
+                          max_trajectories=max_trajectories, kernel=kernel, traj_length=traj_length)
     check_resources(params, sampler, cfg, out, resume=resume, overwrite=overwrite)
     smp = make_sampler(sampler, params, n_steps=cfg["n_steps"], integrator=cfg["integrator"] or "leapfrog",
                        mass=1.0 if cfg["mass"] is None else cfg["mass"])
@@ -83,6 +88,10 @@ def sample_mcmc(params: Phi4Params, out, *, sampler: str = "hmc", chains: int = 
     smeta.update({"target_accept": target if smp.adaptive else None, "adapt": bool(adapt and smp.adaptive),
                   "eps_initial": cfg["eps"] if cfg["eps"] is not None else smp.default_eps,
                   "exact": smp.exact, "jitter": cfg["jitter"]})
+    if cfg["kernel"] is not None:
+        smeta["kernel"] = cfg["kernel"]
+    if cfg["traj_length"] is not None:
+        smeta["traj_length"] = cfg["traj_length"]
     run = {**{k: cfg[k] for k in ("seed", "chains", "n_traj", "n_therm", "every")}, "dtype": dtype,
            "version": __version__, "command": command or "", "date": utc_now(), "start": "0.1 * gaussian(0,1)"}
     r = _Run(params, smp, cfg, out, adapt=adapt and smp.adaptive, target=target)
@@ -105,6 +114,23 @@ class _Run:
         # a new run writes under a temporary name until its first flush: until then an existing file
         # (--overwrite) survives a failed or killed run, and no half-made file bears the final name
         self.tmp = None
+        # a measured G(p) (kernel "measured", traj_length "auto"): phi4si.mcmc.kernel
+        self.window = (TwoPointWindow(params.shape, cfg["n_therm"], cfg["chains"])
+                       if cfg["kernel"] == "measured" or cfg["traj_length"] == "auto" else None)
+        self.T = cfg["traj_length"] if cfg["traj_length"] != "auto" else None
+
+    def _state(self, wall: float) -> dict:
+        return _state(self.rng, self.eps, self.t_therm, self.acc_sum, self.t_meas, wall,
+                      None if self.window is None else self.window.sums)
+
+    def _freeze(self):
+        """Freeze the measured G(p): the sampler's kernel and/or the trajectory length."""
+        G = self.window.two_point(self.t_therm)
+        if self.cfg["kernel"] == "measured":
+            self.smp.set_two_point(G)
+        if self.cfg["traj_length"] == "auto":
+            self.T = quarter_period(G, getattr(self.smp, "M", 1.0))
+        self.G = G
 
     def create(self, run: dict, smeta: dict):
         cfg, params = self.cfg, self.params
@@ -118,7 +144,7 @@ class _Run:
         self.tmp = temporary_name(self.out)
         store.create_ensemble(self.tmp, shape=params.shape, n_chains=cfg["chains"], dtype=cfg["dtype"],
                               params=params.to_dict(), sampler=smeta, run=run, state_phi=self.phi,
-                              state=_state(self.rng, self.eps, 0, 0.0, 0, 0.0))
+                              state=self._state(0.0))
 
     def resume(self, run: dict, smeta: dict):
         out, params, cfg = self.out, self.params, self.cfg
@@ -128,7 +154,8 @@ class _Run:
         if attrs["params"] != params.to_dict():
             raise ResumeError(f"cannot resume {out}: parameters differ ({attrs['params']} vs {params.to_dict()})")
         check_resume(out, old_s, smeta, keys=("sampler", "n_steps", "integrator", "mass", "target_accept", "adapt",
-                                              "eps_initial", "jitter"), label="sampler setting ")
+                                              "eps_initial", "jitter", "kernel", "traj_length"),
+                     label="sampler setting ")
         if cfg["n_traj"] < state["n_done"]:
             raise ResumeError(f"cannot resume {out}: it already holds {state['n_done']} > n_traj={cfg['n_traj']} "
                               "trajectories")
@@ -139,6 +166,12 @@ class _Run:
         self.eps = float(state["eps"])
         self.t_therm, self.t_meas = int(state["t_therm"]), int(state["n_done"])
         self.wall0, self.acc_sum = float(state["wall_time"]), float(state["acc_sum"])
+        if self.window is not None:
+            if "kernel" not in state:
+                raise ResumeError(f"cannot resume {out}: its resume state has no two-point sums (/state/kernel)")
+            self.window = TwoPointWindow(params.shape, cfg["n_therm"], cfg["chains"], sums=state["kernel"])
+            if self.window.frozen(self.t_therm):
+                self._freeze()
         # provenance: the original run's record stays; every resume is appended to it
         store.record_resume(out, old_run, {"date": run["date"], "command": run["command"], "version": __version__,
                                            "n_done": self.t_meas, "n_traj": cfg["n_traj"]}, n_traj=cfg["n_traj"])
@@ -148,7 +181,7 @@ class _Run:
         write when the disk could not take it, and gives a new run its final name at the first flush
         (:class:`~phi4si.store.EnsembleWriter`)."""
         wall = self.wall0 + time.perf_counter() - self.t_start
-        state = _state(self.rng, self.eps, self.t_therm, self.acc_sum, self.t_meas, wall)
+        state = self._state(wall)
         buf = self.buf
         if buf.traj:
             self.writer.append(scalars=buf.scalars(), gp=buf.gp_array(), configs=buf.cfg_array(),
@@ -161,9 +194,14 @@ class _Run:
 
     def finish(self):
         self.flush()
-        self.writer.close({"n_done": self.t_meas, "n_therm_done": self.t_therm, "eps": self.eps,
-                           "wall_time": self.wall0 + time.perf_counter() - self.t_start,
-                           "acceptance": self.acc_sum / self.t_meas if self.t_meas else float("nan")})
+        summary = {"n_done": self.t_meas, "n_therm_done": self.t_therm, "eps": self.eps, "n_steps": self.smp.n_steps,
+                   "wall_time": self.wall0 + time.perf_counter() - self.t_start,
+                   "acceptance": self.acc_sum / self.t_meas if self.t_meas else float("nan")}
+        if self.window is not None and self.window.frozen(self.t_therm):
+            summary.update(two_point=self.G, two_point_window=[self.window.start, self.window.stop])
+        if self.T is not None:
+            summary["traj_length"] = self.T
+        self.writer.close(summary)
         if self.bar is not None:
             self.bar.close()
 
@@ -174,6 +212,8 @@ class _Run:
 
         cfg, params, rng = self.cfg, self.params, self.rng
         jitter = cfg["jitter"]
+        if self.T is not None:                 # a fixed trajectory length: the steps follow eps
+            self.smp.n_steps = steps_for(self.T, self.eps)
         step_eps = self.eps * (1.0 + jitter * (2.0 * rng.random() - 1.0)) if jitter else self.eps
         # an unstable step overflows to inf/NaN: detected just below, with a clear error
         # instead of numpy's overflow warnings
@@ -187,9 +227,16 @@ class _Run:
         if self.smp.exact:
             self._watch(acc, dH, step_eps, adapting=self.adapt and self.t_therm < cfg["n_therm"])
         if self.t_therm < cfg["n_therm"]:
+            t0 = 0
+            if self.window is not None:
+                self.window.observe(self.t_therm, self.phi)
+                t0 = self.window.stop if self.t_therm >= self.window.stop else 0   # a new kernel: adapt anew
             self.t_therm += 1
+            if self.window is not None and self.t_therm == self.window.stop:
+                self._freeze()
             if self.adapt:
-                self.eps = float(math.exp(math.log(self.eps) + (a - self.target) / (1.0 + self.t_therm / 10.0) ** 0.6))
+                gain = (1.0 + (self.t_therm - t0) / 10.0) ** 0.6
+                self.eps = float(math.exp(math.log(self.eps) + (a - self.target) / gain))
         else:
             m, S, gp = kernels.measure_batch(self.phi, self.shape_arr, params.mass_term, params.lam, params.h,
                                              *self.phase)
@@ -311,9 +358,9 @@ def _diverged_message(bad, traj, step_eps, n_meas, out, sampler):
             " --n-steps to keep the trajectory length")
 
 
-def _state(rng, eps, t_therm, acc_sum, n_done, wall_time):
+def _state(rng, eps, t_therm, acc_sum, n_done, wall_time, kernel=None):
     return {"rng": rng_to_json(rng), "eps": float(eps), "t_therm": int(t_therm), "acc_sum": float(acc_sum),
-            "n_done": int(n_done), "wall_time": float(wall_time)}
+            "n_done": int(n_done), "wall_time": float(wall_time), "kernel": kernel}
 
 
 def _phase(params):

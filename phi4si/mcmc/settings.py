@@ -12,7 +12,7 @@ can fit: memory for the chains and the flush buffer, disk for the file (:func:`c
 ...                flush_seconds=5.0, max_trajectories=None)
 Traceback (most recent call last):
 ...
-phi4si.errors.ParameterError: sampler langevin does not use integrator (--integrator); leave it out (settings by sampler -- hmc: --integrator, --target-accept, --no-adapt; fahmc: --integrator, --mass, --target-accept, --no-adapt; langevin: --mass; mala: --mass, --target-accept, --no-adapt; all samplers: --eps, --n-steps, --jitter)
+phi4si.errors.ParameterError: sampler langevin does not use integrator (--integrator); leave it out (settings by sampler -- hmc: --integrator, --target-accept, --no-adapt, --traj-length; fahmc: --integrator, --mass, --target-accept, --no-adapt, --kernel, --traj-length; langevin: --mass, --kernel; mala: --mass, --target-accept, --no-adapt, --kernel; all samplers: --eps, --n-steps, --jitter)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..errors import ParameterError
 from ..lattice.params import Phi4Params
 from . import SAMPLERS
 from .hmc import INTEGRATORS
+from .kernel import KERNELS, MIN_THERM
 
 __all__ = ["DTYPES", "SAMPLER_SETTINGS", "check_settings", "check_resources"]
 
@@ -38,10 +39,10 @@ DTYPES = ("float32", "float64")
 # setting the chosen sampler does not use is refused rather than silently ignored.  eps,
 # n_steps and jitter apply to every sampler (for langevin: dt, updates per trajectory).
 SAMPLER_SETTINGS = {
-    "hmc": ("integrator", "target_accept", "adapt"),
-    "fahmc": ("integrator", "mass", "target_accept", "adapt"),
-    "langevin": ("mass",),
-    "mala": ("mass", "target_accept", "adapt"),
+    "hmc": ("integrator", "target_accept", "adapt", "traj_length"),
+    "fahmc": ("integrator", "mass", "target_accept", "adapt", "kernel", "traj_length"),
+    "langevin": ("mass", "kernel"),
+    "mala": ("mass", "target_accept", "adapt", "kernel"),
 }
 _FLAGS = {"adapt": "--no-adapt"}  # command-line spellings that are not --name-with-dashes
 
@@ -74,8 +75,11 @@ def _check_float(name, v, what="finite and > 0", ok=lambda x: x > 0):
 
 
 def check_settings(sampler, *, chains, n_traj, n_therm, every, seed, n_steps, dtype, eps, integrator, mass,
-                    target_accept, adapt, jitter, flush_seconds, max_trajectories):
-    """Validate and normalise every setting of :func:`sample_mcmc` (the one place; the CLI forwards)."""
+                    target_accept, adapt, jitter, flush_seconds, max_trajectories, kernel=None, traj_length=None):
+    """Validate and normalise every setting of :func:`sample_mcmc` (the one place; the CLI forwards).
+    ``kernel``: "lattice" (p_hat^2 + M^2) or "measured"; ``traj_length``: a trajectory length T > 0 (then
+    n_steps = round(T / eps) follows eps) or "auto" (the slowest mode's quarter period, measured:
+    :mod:`phi4si.mcmc.kernel`)."""
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise ParameterError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     out = {"chains": _check_int("chains", chains, 1), "n_traj": _check_int("n_traj", n_traj, 1),
@@ -100,14 +104,26 @@ def check_settings(sampler, *, chains, n_traj, n_therm, every, seed, n_steps, dt
         target_accept = float(target_accept)
     if adapt is not None and not isinstance(adapt, (bool, np.bool_)):
         raise ParameterError(f"{_name('adapt')} must be True or False, got {adapt!r}")
-    given = {"integrator": integrator, "mass": mass, "target_accept": target_accept, "adapt": adapt}
+    if kernel is not None and kernel not in KERNELS:
+        raise ParameterError(f"unknown {_name('kernel')} {kernel!r}; choose from {', '.join(KERNELS)}")
+    if traj_length is not None and traj_length != "auto":
+        traj_length = _check_float("traj_length", traj_length, "'auto' or finite and > 0")
+        if n_steps is not None:
+            raise ParameterError(f"{_name('traj_length')} sets the number of steps (round(T / eps)); leave out "
+                                 f"{_name('n_steps')}")
+    if (kernel == "measured" or traj_length == "auto") and out["n_therm"] < MIN_THERM:
+        what = "kernel 'measured'" if kernel == "measured" else "traj_length 'auto'"
+        raise ParameterError(f"{what} measures G(p) during thermalisation (trajectories [n_therm/4, n_therm/2)) "
+                             f"and needs {_name('n_therm')} >= {MIN_THERM}, got {out['n_therm']}")
+    given = {"integrator": integrator, "mass": mass, "target_accept": target_accept, "adapt": adapt,
+             "kernel": kernel, "traj_length": traj_length}
     unused = [k for k, v in given.items() if v is not None and k not in SAMPLER_SETTINGS[sampler]]
     if unused:
         table = "; ".join(f"{s}: {', '.join(_flag(k) for k in ks)}" for s, ks in SAMPLER_SETTINGS.items())
         raise ParameterError(f"sampler {sampler} does not use {' or '.join(_name(k) for k in unused)}; leave "
                              f"{'it' if len(unused) == 1 else 'them'} out "
                              f"(settings by sampler -- {table}; all samplers: --eps, --n-steps, --jitter)")
-    out.update(dtype=dtype, integrator=integrator, target_accept=target_accept,
+    out.update(dtype=dtype, integrator=integrator, target_accept=target_accept, kernel=kernel, traj_length=traj_length,
                adapt=None if adapt is None else bool(adapt))
     return out
 

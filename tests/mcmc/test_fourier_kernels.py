@@ -45,14 +45,25 @@ def test_fahmc_trajectory_equals_the_scipy_path(shape, integrator):
     assert np.abs(dH - dH_ref).max() < 1e-10 * max(1.0, np.abs(dH_ref).max())
 
 
+def _noisy_two_point(shape, seed=0):
+    """A positive G(p) on the half grid, free-like with noise (a stand-in for a measured one)."""
+    from phi4si.lattice.fourier import p_hat2
+
+    ph2 = p_hat2(shape, rfft=True)
+    return 1.0 / (2.0 * (ph2 + 0.7)) * np.exp(0.2 * np.random.default_rng(seed).standard_normal(ph2.shape))
+
+
+@pytest.mark.parametrize("kernel", ["lattice", "measured"])
 @pytest.mark.parametrize("cls, eps", [(FourierHMC, 0.1), (Langevin, 0.05), (MALA, 0.2)])
 @pytest.mark.parametrize("shape", [(8, 8), (7, 9), (11,), (3, 4, 5)])
-def test_steps_equal_the_scipy_path(cls, eps, shape):
-    """Same random numbers in the same order: the same chain, to round-off, with the same accept/reject."""
+def test_steps_equal_the_scipy_path(cls, eps, shape, kernel):
+    """Same random numbers in the same order: the same chain, to round-off, with the same accept/reject
+    (both kinetic kernels)."""
     p = _params(shape)
+    G = _noisy_two_point(shape) if kernel == "measured" else None
     runs = []
     for engine in ("numba", "scipy"):
-        s = cls(p, n_steps=4, mass=1.0, engine=engine)
+        s = cls(p, n_steps=4, mass=1.0, engine=engine, two_point=G)
         rng = np.random.default_rng(5)
         phi = 0.5 * np.random.default_rng(2).standard_normal((3, p.volume))
         accs, dHs = [], []
@@ -101,6 +112,30 @@ def test_free_field_exact_with_a_measured_kernel(shape):
     assert_matches(ps, free_propagator(shape, m2))
 
 
+@pytest.mark.parametrize("shape", [(6, 6), (3, 4, 4)], ids=["2d", "3d"])
+def test_free_field_exact_for_mala_with_a_measured_kernel(shape):
+    """MALA with D = 2 G, G measured from 3000 configurations: the exact free field in every mode.  With
+    the exact propagator the measured kernel is the lattice kernel at M^2 = m2 (B = 0)."""
+    from test_samplers import assert_matches, run_spectrum
+
+    from phi4si.lattice import free_propagator
+    from phi4si.lattice.fourier import two_point_half
+
+    m2 = 0.3
+    p = Phi4Params(shape, m2=m2, lam=0.0)
+    G = two_point_half(_gaussian_draws(shape, free_propagator(shape, m2), 3000, seed=5), shape)
+    s = MALA(p, n_steps=4, two_point=G)
+    assert s.meta()["kernel"] == "measured" and np.abs(s._B).max() > 0.01
+    ps, _, acc = run_spectrum(s, p, 0.3)
+    assert acc > 0.3
+    assert_matches(ps, free_propagator(shape, m2))
+    exact = MALA(p, two_point=two_point_half(_gaussian_draws(shape, free_propagator(shape, m2), 2, 0), shape))
+    exact.set_two_point(free_propagator(shape, m2)[..., : shape[-1] // 2 + 1])
+    lattice = MALA(p, mass=m2**0.5)
+    np.testing.assert_allclose(exact._B, 0.0, atol=1e-12)
+    np.testing.assert_allclose(exact.D, lattice.D, rtol=1e-12)
+
+
 @pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
 def test_measured_kernel_reversible_and_dH_of_order_eps_squared(integrator):
     from test_samplers import thermal_config
@@ -128,6 +163,12 @@ def test_measured_kernel_reversible_and_dH_of_order_eps_squared(integrator):
 
 @pytest.mark.parametrize("G, match", [(np.ones((8, 4)), "half-grid shape"), (np.zeros((8, 5)), "> 0"),
                                       (np.full((8, 5), np.nan), "finite")])
-def test_bad_measured_kernels_refused(G, match):
+@pytest.mark.parametrize("cls", [FourierHMC, Langevin, MALA])
+def test_bad_measured_kernels_refused(G, match, cls):
+    s = cls(Phi4Params((8, 8), m2=1.0, lam=0.0))
     with pytest.raises(ParameterError, match=match):
-        FourierHMC(Phi4Params((8, 8), m2=1.0, lam=0.0), two_point=G)
+        cls(Phi4Params((8, 8), m2=1.0, lam=0.0), two_point=G)
+    D = getattr(s, "D", getattr(s, "M", None)).copy()
+    with pytest.raises(ParameterError, match=match):
+        s.set_two_point(G)
+    assert s.two_point is None and np.array_equal(getattr(s, "D", getattr(s, "M", None)), D)  # unchanged
