@@ -227,10 +227,10 @@ def report(rows, sizes, samplers, info, setup, out, quick):
     bad = [c for c in checks if not c["ok"]]
     print(f"observables agree with hmc within 3 sigma: {len(checks) - len(bad)}/{len(checks)}"
           + ("" if not bad else "; not: " + ", ".join(f"{c['sampler']}@{c['L']} {c['z']}" for c in bad)))
-    save(out, {"benchmark": "critical_slowing", "quick": quick, "machine": info, "setup": setup,
+    save(out.name, {"benchmark": "critical_slowing", "quick": quick, "machine": info, "setup": setup,
                "runs": rows, "z": {k: {"z": v[0], "error": v[1]} for k, v in fits.items()},
                "z_steps": {k: {"z": v[0], "error": v[1]} for k, v in fits_steps.items()},
-               "ess_ratio_vs_hmc": {str(k): v for k, v in ratios.items()}, "agreement": checks})
+               "ess_ratio_vs_hmc": {str(k): v for k, v in ratios.items()}, "agreement": checks}, out=str(out))
     plot(rows, fits, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
