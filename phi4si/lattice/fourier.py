@@ -63,10 +63,22 @@ def two_point_half(phi: np.ndarray, shape) -> np.ndarray:
     >>> G.shape, bool(np.allclose(G, 1.0, atol=0.1))
     ((4, 3), True)
     """
+    s2, s1, n = fourier_sums(phi, shape)
+    return connected_two_point(s2, s1, n, shape)
+
+
+def fourier_sums(phi: np.ndarray, shape):
+    """``(sum |phi~(p)|^2, sum phi~(p), n)`` of a batch of flat configurations on the rfft half grid: the
+    sums behind :func:`two_point_half`, which can be accumulated over batches."""
     shape = tuple(int(s) for s in shape)
     X = np.fft.rfftn(np.asarray(phi, dtype=np.float64).reshape((-1,) + shape), axes=tuple(range(1, len(shape) + 1)))
+    return (X.real**2 + X.imag**2).sum(0), X.sum(0), X.shape[0]
+
+
+def connected_two_point(s2, s1, n, shape) -> np.ndarray:
+    """G(p) = s2/(n V) - |s1/n|^2 / V from the sums of :func:`fourier_sums` over n configurations."""
     V = float(np.prod(shape))
-    return (np.abs(X) ** 2).mean(0) / V - np.abs(X.mean(0)) ** 2 / V
+    return s2 / (n * V) - np.abs(s1 / n) ** 2 / V
 
 
 def momentum_orbits(shape) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ import math
 import numpy as np
 
 from ..errors import ParameterError
+from ..lattice.fourier import connected_two_point, fourier_sums
 
 KERNELS = ("lattice", "measured")
 MIN_THERM = 8   # the window needs a few trajectories: [n_therm // 4, n_therm // 2) holds >= 2
@@ -63,7 +64,6 @@ class TwoPointWindow:
         self.shape = tuple(int(s) for s in shape)
         self.chains = int(chains)
         self.start, self.stop = n_therm // 4, n_therm // 2
-        self._axes = tuple(range(1, len(self.shape) + 1))
         self.sums = np.zeros((3,) + half_shape(self.shape)) if sums is None else np.array(sums, dtype=np.float64)
         if self.sums.shape != (3,) + half_shape(self.shape):
             raise ParameterError(f"two-point sums of shape {self.sums.shape} do not fit the lattice {self.shape}")
@@ -71,10 +71,10 @@ class TwoPointWindow:
     def observe(self, t: int, phi) -> None:
         """Add the configurations after thermalisation trajectory ``t`` (0-based) if it is in the window."""
         if self.start <= t < self.stop:
-            X = np.fft.rfftn(np.asarray(phi).reshape((-1,) + self.shape), axes=self._axes)
-            self.sums[0] += (X.real**2 + X.imag**2).sum(0)
-            self.sums[1] += X.real.sum(0)
-            self.sums[2] += X.imag.sum(0)
+            s2, s1, _ = fourier_sums(phi, self.shape)
+            self.sums[0] += s2
+            self.sums[1] += s1.real
+            self.sums[2] += s1.imag
 
     def frozen(self, t_therm: int) -> bool:
         return t_therm >= self.stop
@@ -84,10 +84,8 @@ class TwoPointWindow:
         n_traj = min(max(t_therm - self.start, 0), self.stop - self.start)
         if n_traj == 0:
             raise ParameterError("no configuration of the two-point window has been observed yet")
-        V = float(np.prod(self.shape))
-        s, re, im = self.sums
-        n = n_traj * self.chains
-        return s / (n * V) - ((re / n) ** 2 + (im / n) ** 2) / V
+        s2, re, im = self.sums
+        return connected_two_point(s2, re + 1j * im, n_traj * self.chains, self.shape)
 
     def meta(self) -> dict:
         return {"two_point_window": [self.start, self.stop]}
