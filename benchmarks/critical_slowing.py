@@ -43,13 +43,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, save  # noqa: E402
 
+from phi4si.analysis.observables import analyze_dataset  # noqa: E402
 from phi4si.analysis.stats import gamma  # noqa: E402
 from phi4si.lattice import Phi4Params  # noqa: E402
 from phi4si.mcmc.run import sample_mcmc  # noqa: E402
 from phi4si.store import open_ensemble  # noqa: E402
 
 M2 = -4.0
-LINE = {6: 6.975, 12: 5.276, 20: 4.807, 32: 4.572, 64: 4.398}      # Gerdes et al., L/xi ~ 4
+GERDES = {6: 6.975, 12: 5.276, 20: 4.807, 32: 4.572, 64: 4.398}    # Gerdes et al., L/xi ~ 4
+
+
+def line_fit(points=GERDES, L_min=20):
+    """lam(L) = lam_c + a / L (finite-size scaling with nu = 1, the 2d Ising class) fitted by least squares
+    to the line's points with L >= ``L_min``: (lam_c, a).  Holding L/xi fixed means L ~ xi ~ |lam - lam_c|^-nu."""
+    L = np.array([k for k in points if k >= L_min], dtype=float)
+    lam = np.array([points[int(k)] for k in L])
+    A = np.stack([np.ones_like(L), 1.0 / L], 1)
+    (lam_c, a), *_ = np.linalg.lstsq(A, lam, rcond=None)
+    return float(lam_c), float(a)
+
+
+LAM_C, LINE_A = line_fit()
+LINE = {**GERDES, 128: round(LAM_C + LINE_A / 128, 3)}       # L = 128 extrapolated; L/xi_2 measured
+BUDGET_SCALE = {6: 1, 12: 1, 20: 1, 32: 2, 64: 4, 128: 8}
 SAMPLERS = {
     "hmc": dict(sampler="hmc", n_steps=10),
     "hmc_auto": dict(sampler="hmc", traj_length="auto"),
@@ -88,10 +104,14 @@ def run_one(name, L, budget, seed, tmp):
         m = np.asarray(ds["m"].values, dtype=np.float64)
         gp = np.asarray(ds["gp"].values, dtype=np.float64).mean(-1)
         a = dict(ds.attrs)
+        obs = analyze_dataset(ds)
     wall = float(a["wall_time"])
     row = {"sampler": name, "L": L, "lam": LINE[L], "settings": kw, "n_therm": n_therm, "n_traj": total - n_therm,
            "eps": float(a["eps"]), "n_steps": int(a["n_steps"]), "traj_length": a.get("traj_length"),
            "acceptance": float(a["acceptance"]), "wall_time": wall, "seconds_per_traj": wall / total}
+    xi = obs["xi2"]
+    row["xi2"] = {"value": float(xi.value), "error": float(xi.error)}
+    row["L_over_xi2"] = L / float(xi.value) if xi.value > 0 else None
     for lab, ser in (("m2", m * m), ("abs_m", np.abs(m)), ("gp_min", gp)):
         e = gamma(ser)
         row[lab] = {"value": e.value, "error": e.error, "tau_int": e.tau_int, "tau_int_error": e.tau_int_error,
@@ -119,14 +139,15 @@ def fit_z(rows, obs="m2", L_min=12, per_step=False):
 
 
 def agree(rows):
-    """Per (sampler, L): |<obs> - <obs>_hmc| / sqrt(err^2 + err_hmc^2) for m^2 and |m|."""
+    """Per (sampler, L): |<obs> - <obs>_hmc| / sqrt(err^2 + err_hmc^2) for m^2, |m| and xi_2 (where recorded)."""
     ref = {r["L"]: r for r in rows if r["sampler"] == "hmc"}
     out = []
     for r in rows:
         h = ref.get(r["L"])
         if h is None or r["sampler"] == "hmc":
             continue
-        z = {o: abs(r[o]["value"] - h[o]["value"]) / math.hypot(r[o]["error"], h[o]["error"]) for o in ("m2", "abs_m")}
+        obs = [o for o in ("m2", "abs_m", "xi2") if o in r and o in h and math.isfinite(r[o]["value"] + h[o]["value"])]
+        z = {o: abs(r[o]["value"] - h[o]["value"]) / math.hypot(r[o]["error"], h[o]["error"]) for o in obs}
         out.append({"sampler": r["sampler"], "L": r["L"], "z": z, "ok": all(v < 3 for v in z.values())})
     return out
 
@@ -170,7 +191,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", type=int, nargs="+", default=None, choices=sorted(LINE))
     ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
-    ap.add_argument("--budget", type=float, default=8.0, help="wall seconds per run at L <= 20 (x2 at 32, x4 at 64)")
+    ap.add_argument("--budget", type=float, default=8.0,
+                    help="wall seconds per run at L <= 20 (x2 at 32, x4 at 64, x8 at 128)")
+    ap.add_argument("--merge", default=None, metavar="FILE",
+                    help="add these runs to a results file's (a run with the same sampler and L replaces the old one)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out", default=None)
     ap.add_argument("--from-json", default=None, metavar="FILE",
@@ -189,20 +213,35 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for L in sizes:
             for name in args.samplers:
-                b = budget * (1 if L <= 20 else 2 if L == 32 else 4)
+                b = budget * BUDGET_SCALE[L]
                 r = run_one(name, L, b, args.seed, tmp)
                 rows.append(r)
                 print(f"L={L:3d} {name:15s} eps={r['eps']:.4f} steps={r['n_steps']:4d} acc={r['acceptance']:.2f} "
                       f"s/traj={r['seconds_per_traj']:.2e} tau(m2)={r['m2']['tau_int']:8.1f}+-{r['m2']['tau_int_error']:.1f} "
-                      f"ESS/s(m2)={r['m2']['ess_per_s']:8.1f}", flush=True)
+                      f"ESS/s(m2)={r['m2']['ess_per_s']:8.1f} L/xi2={r['L_over_xi2'] or float('nan'):.2f}", flush=True)
     info["loadavg_end_sampling"] = list(os.getloadavg())
-    setup = {"d": 2, "m2": M2, "line": LINE, "chains": CHAINS, "budget_seconds": budget,
+    cmd = "python benchmarks/critical_slowing.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for r in rows:
+        r["command"] = cmd
+    if args.merge:
+        import json
+
+        old = json.loads(Path(args.merge).read_text())
+        new = {(r["sampler"], r["L"]) for r in rows}
+        rows = [r for r in old["runs"] if (r["sampler"], r["L"]) not in new] + rows
+        rows.sort(key=lambda r: (r["L"], list(SAMPLERS).index(r["sampler"])))
+        sizes = sorted({r["L"] for r in rows})
+        args.samplers = list(SAMPLERS)
+        info = {"this_run": info, "merged_into": old["machine"], "merged_into_setup": old["setup"]}
+    setup = {"d": 2, "m2": M2, "line": LINE, "line_fit": {"lam_c": LAM_C, "a": LINE_A, "form": "lam = lam_c + a / L",
+                                                           "fitted_to": {k: v for k, v in GERDES.items() if k >= 20}},
+             "budget_scale": BUDGET_SCALE, "chains": CHAINS, "budget_seconds": budget,
              "therm_fraction": THERM_FRACTION, "samplers": SAMPLERS, "seed": args.seed,
              "z_fit": "weighted least squares of log tau_int(m^2) on log L, L >= 12 (in trajectories, and "
                       "in integrator steps: tau_int x n_steps)",
-             "command": "python benchmarks/critical_slowing.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+             "command": cmd}
     res = Path(__file__).resolve().parent / "results"
-    out = Path(args.out) if args.out else res / ("critical_slowing_quick.json" if args.quick else "critical_slowing.json")
+    out = Path(args.out or args.merge or res / ("critical_slowing_quick.json" if args.quick else "critical_slowing.json"))
     report(rows, sizes, args.samplers, info, setup, out, args.quick)
 
 
