@@ -42,6 +42,7 @@ STREAMS = {
     "evaluate": 7,           # image evaluation: (task, what, repeat) (tasks.images)
     "plan_pass": 8,          # maze planner: each pass of solves (tasks.maze.planner)
     "block_reverse": 9,      # neural block MH: the reverse flow's probes (model.exact)
+    "restore_fill": 10,      # image restoration: the N(0, 1) filling of missing pixels (tasks.restore)
 }
 
 

@@ -5,6 +5,9 @@
     phi4si image inpaint  --model M.pt --mask random:0.7 --out F.h5 [--noise 0.01 --data SRC]
     phi4si image edit     --model M.pt --region block:3x3@1,1 --region ... --out F.h5
     phi4si image evaluate --model M.pt --out R.json [--figure G.png]    PSNR/SSIM vs baselines
+    phi4si image train    --data digits16 --family corruption --out R.pt     a restoration model
+    phi4si image deblur   --model R.pt --blur 1 --noise 0.01 [--mask random:0.3] --out F.h5
+    phi4si image denoise  --model R.pt --noise 0.05 --out F.h5            (E[x | y], THEORY.md 8.1)
 
 Every command checks its input before anything on disk is touched; errors are one-line messages.
 """
@@ -19,7 +22,8 @@ from .training import check_train_flags, run_training
 from .options import (ORDERS, add_train_flags, add_trained_model_flags, command_line, finite_float, flag_terms,
                       integer_at_least, prepare_run, task_record)
 
-__all__ = ["add_parsers", "image_train", "image_generate", "image_inpaint", "image_edit", "image_evaluate"]
+__all__ = ["add_parsers", "image_train", "image_generate", "image_inpaint", "image_edit", "image_evaluate",
+           "image_restore"]
 
 
 def add_parsers(sub):
@@ -31,7 +35,11 @@ def add_parsers(sub):
     t.add_argument("--n-test", type=integer_at_least(0), default=300, help="held-out test images (default 300)")
     t.add_argument("--split-seed", type=integer_at_least(0), default=0, help="seed of the train/test split (default 0)")
     t.add_argument("--padding", choices=("zeros", "reflect"), default="zeros", help="U-Net padding (default zeros)")
-    add_train_flags(t, model="medium", measure="images", measures=("generation", "multitask", "curriculum", "images"))
+    t.add_argument("--family", choices=("hadamard", "corruption"), default="hadamard",
+                   help="hadamard (default: generation, inpainting, editing) or corruption (deblur, denoise, missing "
+                        "pixels; implies --measure restore --param eta1)")
+    add_train_flags(t, model="medium", measure=None,
+                    measures=("generation", "multitask", "curriculum", "images", "restore"))
     t.set_defaults(func=image_train)
 
     g = isub.add_parser("generate", help="images from noise, at once or block by block in any order")
@@ -76,6 +84,26 @@ def add_parsers(sub):
                    help="also score the mean of this many samples per image (default 0: off)")
     v.add_argument("--figure", default=None, help="figure grid (PNG): original, masked, phi4si, biharmonic")
     v.set_defaults(func=image_evaluate)
+
+    for name, hlp in (("deblur", "deblur noisy images (and fill missing pixels: --mask) with a corruption model"),
+                      ("denoise", "denoise images (and fill missing pixels: --mask) with a corruption model")):
+        r = isub.add_parser(name, help=hlp)
+        add_trained_model_flags(r)
+        if name == "deblur":
+            r.add_argument("--blur", type=finite_float, required=True, help="std of the Gaussian blur in pixels")
+        r.add_argument("--noise", type=finite_float, default=0.01 if name == "deblur" else None,
+                       required=name == "denoise", help="std of the observation noise (data units)"
+                                                        + (" (default 0.01)" if name == "deblur" else ""))
+        r.add_argument("--mask", default=None, help="missing pixels too: random:F | block:HxW | block:HxW@I,J | FILE.npy")
+        r.add_argument("--data", default=None,
+                       help="clean images to corrupt and restore, with scores (default: the model's held-out images)")
+        r.add_argument("--observed", default=None,
+                       help="already corrupted images to restore (no scores); with --mask for their missing pixels")
+        r.add_argument("--n", type=integer_at_least(1), default=None, help="number of images (default: 16, or all)")
+        r.add_argument("--n-mean", type=integer_at_least(1), default=1,
+                       help="average over this many fillings of the missing pixels (default 1)")
+        r.add_argument("--figure", default=None, help="also draw clean, corrupted, unsupervised Wiener, phi4si (PNG)")
+        r.set_defaults(func=image_restore, **({"blur": 0.0} if name == "denoise" else {}))
     return im
 
 
@@ -102,9 +130,16 @@ def _images_from(args, model, n):
 
 
 def image_train(args, argv):
+    from ..errors import ParameterError
     from ..tasks import images as im
 
     check_train_flags(args)
+    if args.family == "corruption":
+        if args.measure not in (None, "restore"):
+            raise ParameterError(f"--family corruption trains on the corruption channels: --measure restore, not "
+                                 f"{args.measure!r}")
+        args.measure, args.param = "restore", "eta1" if args.param == "b" else args.param
+    args.measure = args.measure or "images"
     run_training(im.image_data(args.data, args.n_test, args.split_seed, padding=args.padding), args, argv)
 
 
@@ -219,6 +254,54 @@ def image_evaluate(args, argv):
         d = r["phi4si_minus_biharmonic"]
         print(f"{name}: phi4si - biharmonic: PSNR {d['psnr']:+.2f} +- {d['psnr_err']:.2f} dB, "
               f"SSIM {d['ssim']:+.3f} +- {d['ssim_err']:.3f}")
+
+
+def image_restore(args, argv):
+    import numpy as np
+
+    from ..errors import ParameterError
+    from ..seeds import stream_seed
+    from ..tasks import images as im
+    from ..tasks import restore as rs
+
+    if args.observed is not None and args.data is not None:
+        raise ParameterError("give --data (clean images to corrupt) or --observed (corrupted ones), not both")
+    model = _model(args)
+    src = args.data if args.observed is None else args.observed
+    x = _images_from(argparse_ns(data=src), model, args.n)
+    missing = None if args.mask is None else im.parse_image_mask(args.mask, len(x), model.shape, args.seed)
+    with flag_terms("blur", "noise"):
+        rs.check_corruption(args.blur, args.noise, len(x), model.family.s_max if hasattr(model.family, "s_max")
+                            else None)
+        y = x if args.observed is not None else rs.corrupt(x, args.blur, args.noise, missing,
+                                                           seed=stream_seed(args.seed, "observation_noise"))
+        out = rs.restore(model, y, args.blur, args.noise, missing, seed=stream_seed(args.seed, "restore_fill"), n_mean=args.n_mean,
+                         batch_size=args.batch_size)
+    extra = {"observed": y.astype(np.float32)}
+    rec = task_record(args, argv, task=args.task, blur=args.blur, noise=args.noise, mask=args.mask, n_mean=args.n_mean)
+    if args.observed is None:
+        extra["original"] = x
+        sc = rs.scores(x, out)
+        rec["scores"] = {"phi4si": sc, "observed": rs.scores(x, y)}
+        print(f"PSNR {sc['psnr']:.2f} dB, SSIM {sc['ssim']:.3f} (observed: {rec['scores']['observed']['psnr']:.2f} dB)",
+              file=sys.stderr)
+    if missing is not None:
+        extra["masks"] = missing
+    im.write_images(args.out, out, rec, extra=extra, overwrite=args.overwrite)
+    _wrote(args.out, len(out))
+    if args.figure:
+        cols = {"clean": x} if args.observed is None else {}
+        cols.update({"corrupted": y, "unsup. Wiener": rs.baseline_restore(y, args.blur, args.noise, missing,
+                                                                         "unsupervised_wiener", seed=args.seed)
+                     if args.blur > 0 else rs.baseline_restore(y, 0.0, args.noise, missing, "wavelet", 1.0),
+                     "phi4si": out})
+        im.plot_grid(args.figure, cols, title=f"{args.task}: blur {args.blur}, noise {args.noise}, mask {args.mask}")
+
+
+def argparse_ns(**kw):
+    import argparse
+
+    return argparse.Namespace(**kw)
 
 
 def _wrote(path, n):

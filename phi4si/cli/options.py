@@ -179,7 +179,7 @@ def add_train_flags(t, model="small", measure="multitask", measures=MEASURES, in
                    help="override a U-Net field of the preset (repeatable), e.g. --net norm=group "
                         "--net linear_head=false --net channel_mult=1,2,2 (fields: phi4si.nn.UNetConfig)")
     t.add_argument("--param", choices=PARAMETRISATIONS, default="b", help="drift parametrisation (default b)")
-    t.add_argument("--measure", choices=measures, default=measure, help=f"task measure (default {measure})")
+    t.add_argument("--measure", choices=measures, default=measure, help=f"task measure (default {measure or 'by --family'})")
     t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=None,
                    help="exactly odd network (b(-x) = -b(x)), two trunk passes, for data symmetric under x -> -x "
                         "(default: one pass; a symmetric prior is then sampled with a random global sign, see --z2; "

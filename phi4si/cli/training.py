@@ -60,7 +60,7 @@ def run_training(data, args, argv):
                       augment=not args.no_augment, seed=args.seed, val_every=args.val_every,
                       checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
                       model_overrides=overrides, init=init, amp=args.amp,
-                      compile=args.compile)
+                      compile=args.compile, family=getattr(args, "family", None) or "hadamard")
     reference = None
     if getattr(args, "reference", None) is not None:
         from ..model.watch import ReferenceCheck

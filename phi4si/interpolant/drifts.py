@@ -1,7 +1,7 @@
 """The drifts eta0, eta1 and the velocity b, and how they relate (THEORY.md 4.2).
 
     eta0(x) = E[x0 | I = x],   eta1(x) = E[x1 | I = x],   b = eta0 - eta1
-    x = alpha eta0 + beta eta1            (beta = Id - alpha for every family in phi4si)
+    x = alpha eta0 + beta eta1            (beta = Id - alpha for every family with a transport)
     =>  eta1 = x - alpha b,   eta0 = x + beta b           (no inversion needed from b)
         b = alpha^-1 (x - eta1)  (from eta1),   b = beta^-1 (eta0 - x)  (from eta0)
     score of the law of I (x0 ~ N(0, Id)):  s(x) = -alpha^-1 eta0
@@ -117,6 +117,9 @@ class NeuralDrift(Drift):
             raise ParameterError(f"unknown parametrisation {param!r} (choose from {PARAMETRISATIONS})")
         self.model, self.param = model, param
         self.family = family if family is not None else Hadamard()
+        if not self.family.transports:
+            raise ParameterError(f"a model of the {self.family.name!r} family has no drift to transport along a "
+                                 f"path (generation, inpainting, posteriors); use it through phi4si.tasks.restore")
 
     def b(self, x, a):
         a = a.expand(x.shape[0], *a.shape[1:]) if a.shape[0] != x.shape[0] else a

@@ -13,9 +13,12 @@ must cover every a that inference will visit:
   the rest at a = t  (planning: start, goal and waypoints of a trajectory)
 * :class:`Mixture`    a weighted mixture of the above, with a curriculum: weights that change
   with the training progress (e.g. the paper's "diagonal first, then hypercube and blocks").
+* :class:`Corruptions` the channels (blur s, noise sigma, missing mask m) of the
+  :class:`~phi4si.interpolant.operators.Corruption` family, ``a`` of shape ``(n, 3, *spatial)``.
 
-Every measure draws ``a`` of shape ``(n, 1, *spatial)`` from a ``torch.Generator`` (same seed,
-same draws) and round-trips through ``to_dict``/:func:`measure_from_dict` (checkpoints).
+Every measure but :class:`Corruptions` draws ``a`` of shape ``(n, 1, *spatial)`` from a
+``torch.Generator`` (same seed, same draws); all round-trip through ``to_dict``/:func:`measure_from_dict`
+(checkpoints).
 
 >>> import torch
 >>> g = torch.Generator().manual_seed(0)
@@ -32,8 +35,8 @@ import torch
 from ..errors import ParameterError
 from .partitions import block_ids, coarse_to_fine_ids
 
-__all__ = ["Measure", "Diagonal", "Hypercube", "Sequential", "Masks", "Anchors", "Mixture", "MEASURE_PRESETS", "measure_from_dict",
-           "preset_measure"]
+__all__ = ["Measure", "Diagonal", "Hypercube", "Sequential", "Masks", "Anchors", "Mixture", "Corruptions",
+           "MEASURE_PRESETS", "measure_from_dict", "preset_measure"]
 
 
 def _u(n, gen, device, dtype, *shape):
@@ -289,7 +292,51 @@ class Mixture(Measure):
                 "stages": [[u, ws] for u, ws in self.stages]}
 
 
-_KINDS = {c.name: c for c in (Diagonal, Hypercube, Sequential, Masks, Anchors)}
+class Corruptions(Measure):
+    """Channels of the :class:`~phi4si.interpolant.operators.Corruption` family, per sample:
+
+    * blur s = 0 with probability ``p_sharp``, else s ~ U(0, ``s_max``) pixels;
+    * noise sigma log-uniform on ``sigma_range`` (model units: the data's standard deviation is 1);
+    * with probability ``p_mask`` missing pixels, drawn as by :class:`Masks` (an iid fraction or a
+      rectangle; observed fraction in [``f_min``, ``f_max``]); else none.
+
+    >>> a = Corruptions().sample(4, (8, 8), torch.Generator().manual_seed(0))
+    >>> tuple(a.shape), bool((a[:, 0] <= 3).all() and (a[:, 1] > 0).all())
+    ((4, 3, 8, 8), True)
+    """
+
+    name = "corruptions"
+    a_channels = 3
+
+    def __init__(self, s_max: float = 3.0, p_sharp: float = 0.2, sigma_range=(1e-3, 1.0), p_mask: float = 0.3,
+                 f_min: float = 0.2, f_max: float = 0.95):
+        lo, hi = (float(v) for v in sigma_range)
+        if not (s_max > 0 and 0 <= p_sharp <= 1 and 0 < lo <= hi and 0 <= p_mask <= 1):
+            raise ParameterError(f"Corruptions needs s_max > 0, 0 <= p_sharp, p_mask <= 1 and 0 < sigma_lo <= "
+                                 f"sigma_hi, got s_max={s_max}, p_sharp={p_sharp}, sigma_range={sigma_range}, "
+                                 f"p_mask={p_mask}")
+        self.s_max, self.p_sharp, self.sigma_range, self.p_mask = float(s_max), float(p_sharp), (lo, hi), float(p_mask)
+        self.masks = Masks(0.5, f_min, f_max)
+
+    def sample(self, n, shape, generator, device="cpu", dtype=torch.float32, progress=0.0):
+        shape = tuple(shape)
+        one = [1] * len(shape)
+        s = self.s_max * torch.rand(n, generator=generator, dtype=torch.float64)
+        s = torch.where(torch.rand(n, generator=generator, dtype=torch.float64) < self.p_sharp, 0.0, s)
+        lo, hi = np.log(self.sigma_range[0]), np.log(self.sigma_range[1])
+        sig = torch.exp(lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64))
+        missing = self.masks.sample(n, shape, generator, dtype=torch.float64) > 0
+        missing &= (torch.rand(n, generator=generator) < self.p_mask).reshape(n, 1, *one)
+        a = torch.cat([s.reshape(n, 1, *one).expand(n, 1, *shape), sig.reshape(n, 1, *one).expand(n, 1, *shape),
+                       missing.to(torch.float64)], 1)
+        return a.to(device=device, dtype=dtype)
+
+    def to_dict(self):
+        return {"name": self.name, "s_max": self.s_max, "p_sharp": self.p_sharp, "sigma_range": list(self.sigma_range),
+                "p_mask": self.p_mask, "f_min": self.masks.f_min, "f_max": self.masks.f_max}
+
+
+_KINDS = {c.name: c for c in (Diagonal, Hypercube, Sequential, Masks, Anchors, Corruptions)}
 
 
 def measure_from_dict(d: dict) -> Measure:
@@ -315,6 +362,7 @@ def preset_measure(name: str = "multitask") -> Measure:
       (observed pixels at a <= 0.2, i.e. noise up to a quarter of the data's standard deviation).
     * ``maze``: trajectories - diagonal 30 %, anchors (start, goal, waypoints) 45 %, masks 15 %,
       per-site hypercube 10 %.
+    * ``restore``: :class:`Corruptions` (blur, noise, missing pixels) for the ``corruption`` family.
     """
     comps = {"diagonal": Diagonal(), "masks": Masks(), "sequential": Sequential("blocks", (2, 4)),
              "coarse_to_fine": Sequential("coarse_to_fine", levels=3, random_order=False),
@@ -331,8 +379,10 @@ def preset_measure(name: str = "multitask") -> Measure:
     if name == "maze":
         return Mixture({"diagonal": Diagonal(), "anchors": Anchors(), "masks": Masks(),
                         "hypercube": Hypercube()}, [0.30, 0.45, 0.15, 0.10])
+    if name == "restore":
+        return Corruptions()
     raise ParameterError(f"unknown measure preset {name!r} (choose from {MEASURE_PRESETS})")
 
 
 #: Names accepted by :func:`preset_measure`.
-MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze")
+MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze", "restore")

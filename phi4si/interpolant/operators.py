@@ -2,7 +2,7 @@
 
 A family maps a real tensor ``a`` (the per-site or per-mode "time", same layout as the field,
 shape ``(B, C_a, *spatial)`` broadcastable to ``(B, C, *spatial)``) to the two linear operators
-alpha(a), beta(a).  Every family here has beta = Id - alpha, which makes the three drift
+alpha(a), beta(a).  Every family here but :class:`Corruption` has beta = Id - alpha, which makes the three drift
 parametrisations convertible without any inversion (see :mod:`phi4si.interpolant.drifts`):
 
     x = alpha eta0 + beta eta1,  b = eta0 - eta1   =>   eta1 = x - alpha b,  eta0 = x + beta b
@@ -17,6 +17,10 @@ The trainer and the integrators only call ``alpha``/``beta``/``interpolate``/``v
 * :class:`FourierDiagonal` - alpha = F^-1 diag(a(p)) F, beta = Id - alpha, with ``a`` indexed by
   lattice momentum (FFT layout, a(p) = a(-p) so that the operators are real): multichannel
   denoising and scale-by-scale generation (coarse modes first).
+* :class:`Corruption` - the corruption channels of image restoration (THEORY.md 8.1): alpha = diag(sigma (1 - m) + m), beta = diag(1 - m) B_s, a Gaussian blur B_s of s pixels,
+  noise of level sigma and missing pixels m.  Here beta is not Id - alpha: the family has no transport
+  (``transports = False``); its models are trained on eta1 and used through
+  :mod:`phi4si.tasks.restore`.
 
 >>> import torch
 >>> fam = Hadamard()
@@ -27,11 +31,13 @@ The trainer and the integrators only call ``alpha``/``beta``/``interpolate``/``v
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import ParameterError
 
-__all__ = ["OperatorFamily", "Hadamard", "FourierDiagonal", "family_from_dict"]
+__all__ = ["OperatorFamily", "Hadamard", "FourierDiagonal", "Corruption", "family_from_dict"]
 
 
 class OperatorFamily:
@@ -42,6 +48,8 @@ class OperatorFamily:
     """
 
     name = "base"
+    transports = True        # beta = Id - alpha: the ODE/SDE of THEORY 4.3 and the b parametrisation apply
+    a_channels = None        # channels of ``a`` the family needs (None: 1 or the field's, the U-Net default)
 
     def alpha(self, a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -61,6 +69,24 @@ class OperatorFamily:
     def features(self, a: torch.Tensor) -> torch.Tensor:
         """What the network receives as its time input (default: ``a`` itself)."""
         return a
+
+    def check_training(self, param: str, measure) -> "OperatorFamily":
+        """Refuse a drift parametrisation or a training measure the family cannot use; returns the family."""
+        if not self.transports and param != "eta1":
+            raise ParameterError(f"the {self.name!r} family has no transport: train it on param='eta1', not {param!r}")
+        if (self.a_channels or 1) != getattr(measure, "a_channels", 1):
+            raise ParameterError(f"the {self.name!r} family needs a training measure over its "
+                                 f"{self.a_channels or 1} coordinate channel(s); measure {measure.name!r} draws "
+                                 f"{getattr(measure, 'a_channels', 1)}")
+        return self
+
+    def unet_overrides(self) -> dict:
+        """U-Net settings the family imposes (its number of a-channels, if not the default)."""
+        return {} if self.a_channels is None else {"a_channels": int(self.a_channels)}
+
+    def loss_weight(self, a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Per-site weight of the training loss: 1 where the site is not pinned data (a > 0)."""
+        return (a > 0).to(like.dtype).expand_as(like)
 
     def to_dict(self) -> dict:
         return {"name": self.name}
@@ -116,6 +142,106 @@ class FourierDiagonal(OperatorFamily):
         return f"FourierDiagonal(ndim={self.ndim})"
 
 
+class Corruption(OperatorFamily):
+    """Corruption channels: I = alpha x0 + beta x1 with, per sample, a blur s, a noise level sigma and a
+    missing-pixel mask m (``a`` has the three channels ``[s, sigma, m]``, shape (B, 3, *spatial)):
+
+        alpha = diag(sigma (1 - m) + m),   beta = diag(1 - m) B_s,
+        B_s = F^-1 diag(exp(-2 pi^2 s^2 |f|^2)) F      (periodic Gaussian blur of std s pixels,
+                                                         f = FFT frequencies in cycles per pixel)
+
+    so an observed pixel is the blurred image plus white noise of std sigma (model units) and a missing
+    one is pure noise.  E[x1 | I = y] is then the posterior mean (MMSE restoration) of the clean image
+    given y, for any mix of the channels; s = sigma = m = 0 is the clean image.  ``s_max`` and
+    ``sigma_range`` only scale the network's features (``s / s_max`` and log sigma mapped to [0, 1]).
+
+    >>> fam = Corruption()
+    >>> a = Corruption.coordinates(1, (8, 8), blur=1.0, sigma=0.1)
+    >>> x1 = torch.zeros(1, 1, 8, 8); x1[..., 4, 4] = 1.0
+    >>> round(float(fam.beta(a, x1).sum()), 6), round(float(fam.beta(a, x1)[..., 4, 4]), 4)  # mass kept; ~1/(2 pi)
+    (1.0, 0.1583)
+    """
+
+    name = "corruption"
+    transports = False
+    a_channels = 3
+
+    def __init__(self, ndim: int = 2, s_max: float = 3.0, sigma_range=(1e-3, 1.0)):
+        lo, hi = (float(v) for v in sigma_range)
+        if int(ndim) < 1 or not (s_max > 0 and 0 < lo < hi):
+            raise ParameterError(f"Corruption needs ndim >= 1, s_max > 0 and 0 < sigma_lo < sigma_hi, got "
+                                 f"{ndim}, {s_max}, {sigma_range}")
+        self.ndim, self.s_max, self.sigma_range = int(ndim), float(s_max), (lo, hi)
+
+    @staticmethod
+    def coordinates(n: int, shape, blur=0.0, sigma=0.0, missing=None, dtype=torch.float32) -> torch.Tensor:
+        """``a`` (n, 3, *shape) for blur ``blur`` (pixels), noise ``sigma`` (model units; scalars or (n,)
+        arrays) and ``missing`` (bool, ``shape`` or (n, *shape); True = missing pixel)."""
+        shape = tuple(int(v) for v in shape)
+        one = [1] * len(shape)
+        s = torch.as_tensor(blur, dtype=dtype).reshape(-1, 1, *one).expand(n, 1, *shape)
+        g = torch.as_tensor(sigma, dtype=dtype).reshape(-1, 1, *one).expand(n, 1, *shape)
+        m = torch.zeros(n, 1, *shape, dtype=dtype) if missing is None else \
+            torch.as_tensor(missing).to(dtype).reshape(-1, 1, *shape).expand(n, 1, *shape)
+        return torch.cat([s, g, m], 1)
+
+    def transfer(self, s: torch.Tensor, spatial, device=None, dtype=torch.float64) -> torch.Tensor:
+        """exp(-2 pi^2 s^2 |f|^2) on the FFT grid of ``spatial``, per sample: shape (B, 1, *spatial)."""
+        f2 = 0.0
+        for ax, L in enumerate(spatial):
+            f = torch.fft.fftfreq(L, device=device, dtype=dtype)
+            f2 = f2 + (f * f).reshape([L if i == ax else 1 for i in range(len(spatial))])
+        s = s.to(dtype).reshape(-1, 1, *[1] * len(spatial))
+        return torch.exp(-2.0 * math.pi ** 2 * s * s * f2)
+
+    def blur(self, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """B_s v (periodic), ``s`` per sample, shape (B,); exactly v where s = 0."""
+        dims = tuple(range(-self.ndim, 0))
+        s = torch.as_tensor(s).reshape(-1)
+        if not bool((s != 0).any()):
+            return v
+        T = self.transfer(s, v.shape[-self.ndim:], v.device, torch.float64 if v.dtype == torch.float64 else torch.float32)
+        out = torch.fft.ifftn(T * torch.fft.fftn(v, dim=dims), dim=dims).real.to(v.dtype)
+        return torch.where((s == 0).to(v.device).reshape(-1, *[1] * (v.ndim - 1)), v, out)
+
+    def _parts(self, a):
+        s = a[:, 0].flatten(1)[:, 0]
+        return s, a[:, 1:2], a[:, 2:3]
+
+    def alpha(self, a, v):
+        _, sig, m = self._parts(a)
+        return (sig * (1 - m) + m) * v
+
+    def beta(self, a, v):
+        s, _, m = self._parts(a)
+        return (1 - m) * self.blur(s, v)
+
+    def interpolate(self, x0, x1, a):
+        return self.alpha(a, x0) + self.beta(a, x1)
+
+    def velocity(self, da, b):
+        raise ParameterError("the corruption family has no transport path (beta != Id - alpha): restore with "
+                             "phi4si.tasks.restore (E[x1 | I = y])")
+
+    def features(self, a):
+        lo, hi = (math.log(v) for v in self.sigma_range)
+        s, sig, m = a[:, 0:1], a[:, 1:2], a[:, 2:3]
+        ls = ((torch.log(sig.clamp_min(self.sigma_range[0])) - lo) / (hi - lo)).clamp(0, 1)
+        return torch.cat([(s / self.s_max).clamp(0, 1), ls, m], 1)
+
+    def loss_weight(self, a, like):
+        return torch.ones_like(like)
+
+    def to_dict(self):
+        return {"name": self.name, "ndim": self.ndim, "s_max": self.s_max, "sigma_range": list(self.sigma_range)}
+
+    def __repr__(self):
+        return f"Corruption(ndim={self.ndim}, s_max={self.s_max}, sigma_range={self.sigma_range})"
+
+
+FAMILIES = ("hadamard", "fourier", "corruption")
+
+
 def family_from_dict(d: dict) -> OperatorFamily:
     """Rebuild a family from :meth:`OperatorFamily.to_dict` (checkpoints)."""
     name = d.get("name")
@@ -123,4 +249,6 @@ def family_from_dict(d: dict) -> OperatorFamily:
         return Hadamard()
     if name == "fourier":
         return FourierDiagonal(ndim=d.get("ndim", 2))
-    raise ParameterError(f"unknown operator family {name!r} (known: 'hadamard', 'fourier')")
+    if name == "corruption":
+        return Corruption(ndim=d.get("ndim", 2), s_max=d.get("s_max", 3.0), sigma_range=d.get("sigma_range", (1e-3, 1.0)))
+    raise ParameterError(f"unknown operator family {name!r} (known: {', '.join(map(repr, FAMILIES))})")

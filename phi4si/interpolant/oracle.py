@@ -88,9 +88,14 @@ class GaussianOracle(Drift):
             av = a.reshape(n, -1)
             av = av.expand(n, self.V) if av.shape[1] == 1 else av
             return av, None
+        return None, self.dense_operators(a)
+
+    def dense_operators(self, a):
+        """(alpha, beta) of the family at ``a`` as dense (n, V, V) matrices (any family, beta != Id - alpha too)."""
         E = torch.eye(self.V, dtype=torch.float64).reshape(self.V, 1, *self.shape)
-        A = torch.stack([self.family.alpha(a[i:i + 1], E).reshape(self.V, self.V).T for i in range(n)])
-        return None, A
+        ops = [[f(a[i:i + 1].expand(self.V, *a.shape[1:]), E).reshape(self.V, self.V).T for i in range(a.shape[0])]
+               for f in (self.family.alpha, self.family.beta)]
+        return tuple(torch.stack(o) for o in ops)
 
     def _parts(self, x, a):
         """Return (r = x - beta mu, Sigma, diag-alpha or None, dense alpha or None).
@@ -103,16 +108,16 @@ class GaussianOracle(Drift):
         a = a.to(torch.float64)
         if a.shape[0] != 1:
             a = a.expand(n, *a.shape[1:])
-        ad, A = self._ops(a)
-        if A is None:
+        ad, AB = self._ops(a)
+        if AB is None:
             bd = 1.0 - ad
             r = xf - bd * self.mu
             Sigma = torch.diag_embed(ad ** 2) + bd[:, :, None] * self.C * bd[:, None, :]
         else:
-            B = torch.eye(self.V, dtype=torch.float64) - A
+            A, B = AB
             r = xf - (B @ self.mu)
             Sigma = A @ A.transpose(1, 2) + B @ self.C @ B.transpose(1, 2)
-        return r, Sigma, ad, A
+        return r, Sigma, ad, AB
 
     def _solve(self, Sigma, r):
         """Sigma^-1 r for r (n, V); Sigma (n, V, V) or (1, V, V) (then one factorisation)."""
@@ -122,13 +127,13 @@ class GaussianOracle(Drift):
 
     def etas(self, x, a):
         """Exact (eta0, eta1) at (x, a), returned with the shape and dtype of x."""
-        r, Sigma, ad, A = self._parts(x, a)
+        r, Sigma, ad, AB = self._parts(x, a)
         y = self._solve(Sigma, r)
-        if A is None:
+        if AB is None:
             eta0 = ad * y
             eta1 = self.mu + ((1.0 - ad) * y) @ self.C
         else:
-            B = torch.eye(self.V, dtype=torch.float64) - A
+            A, B = AB
             eta0 = (A.transpose(1, 2) @ y[..., None])[..., 0]
             eta1 = self.mu + (self.C @ (B.transpose(1, 2) @ y[..., None]))[..., 0]
         return eta0.reshape(x.shape).to(x.dtype), eta1.reshape(x.shape).to(x.dtype)

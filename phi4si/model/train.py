@@ -142,7 +142,7 @@ def _loss(net, family, param, x0, x1, a, amp_ctx):
     target = {"b": x0 - x1, "eta1": x1, "eta0": x0}[param]
     with amp_ctx:
         out = net(I, family.features(a))
-    w = (a > 0).to(x1.dtype).expand_as(x1)
+    w = family.loss_weight(a, x1)
     per = ((out.float() - target) ** 2 * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
     return per.mean()
 
@@ -155,14 +155,14 @@ def _build(cfg: TrainConfig, data, device, init: dict | None = None):
     from ..nn.unet import UNetConfig, preset
 
     shape = data.shape
-    fam = family_from_dict({"name": cfg.family, "ndim": len(shape)})
     measure = preset_measure(cfg.measure) if isinstance(cfg.measure, str) else measure_from_dict(cfg.measure)
+    fam = family_from_dict({"name": cfg.family, "ndim": len(shape)}).check_training(cfg.param, measure)
     odd = bool(cfg.odd)          # resolved by phi4si.model.defaults (init's oddness for a fine-tune)
     if odd and not data.symmetric:
         raise ParameterError("odd=True needs a Z2-symmetric prior (h = 0 data)")
     mcfg = UNetConfig.from_dict(init["model_config"]) if init else \
         preset(cfg.model, dim=len(shape), **{**data.model_defaults, **cfg.model_overrides, "odd": odd,
-                                             "in_channels": data.channels})
+                                             "in_channels": data.channels, **fam.unet_overrides()})
     if len(shape) not in (1, 2):
         raise ParameterError(f"the lattice U-Net supports d = 1 or 2; the data are {len(shape)}-d {shape}")
     if any(L % mcfg.size_multiple for L in shape):

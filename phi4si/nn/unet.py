@@ -125,7 +125,8 @@ class UNetConfig:
     Fields:
         dim: number of spatial dimensions, 1 (sequences) or 2 (lattices, images).
         in_channels: field channels C.
-        a_channels: channels of the time a, 1 (one time per site) or C (one per channel and site).
+        a_channels: channels of the time a: 1 (one time per site), C (one per channel and site), or as
+            many as the operator family's coordinates (3 for the corruption channels s, sigma, m).
         out_channels: drift channels; ``None`` means ``in_channels``.
         base_channels: width of the first level; level l has ``base_channels * channel_mult[l]``.
         channel_mult: one entry per resolution level; ``len - 1`` down-samplings by 2, so every side
@@ -185,9 +186,6 @@ class UNetConfig:
             pos_int(k)
         if self.dim not in (1, 2) or isinstance(self.dim, bool):
             raise ParameterError(f"UNetConfig.dim must be 1 or 2 (spatial dimensions), got {self.dim!r}")
-        if self.a_channels not in (1, self.in_channels):
-            raise ParameterError(f"UNetConfig.a_channels must be 1 or in_channels={self.in_channels}, "
-                                 f"got {self.a_channels}")
         if not self.channel_mult or any(isinstance(m, bool) or not isinstance(m, int) or m < 1
                                         for m in self.channel_mult):
             raise ParameterError(f"UNetConfig.channel_mult must be a non-empty tuple of positive "

@@ -90,10 +90,15 @@ def _channels_first(arr: np.ndarray, what: str) -> np.ndarray:
                          f"C = 1 (grayscale) or 3 (RGB), got {arr.shape}")
 
 
+#: Built-in image sources: scikit-learn's digits at 8x8 and upsampled 2x and 4x (for blurs of 1-2 pixels).
+DIGITS = {"digits": 1, "digits16": 2, "digits32": 4}
+
+
 def load_images(source: str = "digits") -> tuple[np.ndarray, dict]:
     """Images as float32 (N, C, H, W) in [0, 1] and a description of where they came from.
 
-    ``source``: ``"digits"`` (scikit-learn's 1797 8x8 digits, values 0..16 -> /16), a folder of
+    ``source``: ``"digits"`` (scikit-learn's 1797 8x8 digits, values 0..16 -> /16), ``"digits16"``,
+    ``"digits32"`` (the same upsampled 2x, 4x by cubic splines, clipped to [0, 1]), a folder of
     PNG/JPEG files (sorted by name; all the same size; RGB if any file is colour, else grayscale),
     ``FILE.npy`` or ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` (uint8 -> /255, or floats in [0, 1]).
 
@@ -102,12 +107,16 @@ def load_images(source: str = "digits") -> tuple[np.ndarray, dict]:
     ('digits', 'float32')
     """
     source = str(source)
-    if source == "digits":
+    if source in DIGITS:
+        from scipy.ndimage import zoom
         from sklearn.datasets import load_digits
 
-        d = load_digits()
-        x = (d.images / 16.0).astype(np.float32)[:, None]
-        return x, {"source": "digits", "n": int(len(x)), "channels": 1, "size": [8, 8],
+        d, k = load_digits(), DIGITS[source]
+        x = (d.images / 16.0)[:, None]
+        if k > 1:      # cubic-spline upsampling (per image), clipped back to [0, 1]
+            x = np.clip(zoom(x, (1, 1, k, k), order=3, mode="nearest", grid_mode=True), 0.0, 1.0)
+        x = x.astype(np.float32)
+        return x, {"source": source, "n": int(len(x)), "channels": 1, "size": [8 * k, 8 * k],
                    "labels": d.target.astype(int).tolist()}
     m = re.match(r"^(.*\.(?:h5|hdf5)):(.+)$", source)
     path = Path(m.group(1) if m else source)
@@ -269,7 +278,7 @@ def observe(images, masks, noise: float, rng: np.random.Generator) -> np.ndarray
     return np.where(masks[:, None], 0.0, y)
 
 
-def _check_images(model, images, what="images") -> np.ndarray:
+def check_images(model, images, what="images") -> np.ndarray:
     x = np.array(images, dtype=np.float64)
     C = model.channels
     if x.ndim == 3 and C == 1:
@@ -332,7 +341,7 @@ def inpaint_images(model, images, masks, noise: float = 0.0, steps: int = 50, so
     """
     from ..interpolant.paths import InpaintPath
 
-    x = _check_images(model, images)
+    x = check_images(model, images)
     N, shape = len(x), tuple(x.shape[2:])
     m = np.asarray(masks, dtype=bool)
     m = np.broadcast_to(m, (N, *shape)).copy() if m.shape == shape else m
@@ -394,7 +403,7 @@ def edit_images(model, image, regions, steps: int = 50, solver: str = "heun", se
     """Edit one image several times in a row: for each region (bool (H, W), True = regenerate) the
     region is re-masked and inpainted given the current image.  Returns (len(regions) + 1, C, H, W):
     the image and every edit; pixels outside a region are kept bit for bit at that edit."""
-    x = _check_images(model, np.asarray(image)[None], "image")
+    x = check_images(model, np.asarray(image)[None], "image")
     out = [x[0]]
     for k, r in enumerate(regions):
         r = np.asarray(r, bool)
@@ -474,7 +483,7 @@ def evaluate_inpainting(model, images, tasks: dict, seed: int = 0, steps: int = 
     scored on one sample per image ("phi4si") and, with ``n_mean > 0``, on the mean of ``n_mean``
     samples ("phi4si_mean", the posterior-mean estimate).  Returns per-task means, standard errors
     and per-image arrays."""
-    x = _check_images(model, images)
+    x = check_images(model, images)
     N, shape = len(x), tuple(x.shape[2:])
     observed = {}
     for t, (name, task) in enumerate(tasks.items()):       # every task's masks and noise checked before any work

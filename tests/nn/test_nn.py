@@ -90,7 +90,7 @@ def test_config_round_trip_and_presets():
 
 
 @pytest.mark.parametrize("bad", [
-    {"dim": 3}, {"in_channels": 0}, {"a_channels": 2, "in_channels": 3}, {"channel_mult": ()},
+    {"dim": 3}, {"in_channels": 0}, {"a_channels": 0}, {"channel_mult": ()},
     {"channel_mult": (1, 0)}, {"padding": "periodic"}, {"norm": "batch"}, {"activation": "relu"},
     {"a_features": ("a", "log(a)")}, {"a_features": ("a", "a")}, {"linear_kernel": 2},
     {"odd": 1}, {"base_channels": 2.5}, {"channel_mult": 2},
