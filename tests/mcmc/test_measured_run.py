@@ -119,3 +119,15 @@ def test_cli_kernel_flags(tmp_path):
     assert a["sampler"]["kernel"] == "measured" and a["sampler"]["traj_length"] == "auto" and a["traj_length"] > 0
     with pytest.raises(SystemExit):
         main(["sample-mcmc", "--sampler", "fahmc", "--traj-length", "x", "--out", str(tmp_path / "d.h5")])
+
+
+def test_resume_without_the_two_point_sums_refused(tmp_path):
+    """A measured-kernel file whose resume state lost /state/kernel (edited, or written by another tool) is
+    refused with a clear error, and nothing in it changes."""
+    out = _run(tmp_path / "k.h5", sampler="fahmc", kernel="measured", max_trajectories=15)
+    with h5py.File(out, "a") as f:
+        del f["state/kernel"]
+    before = open(out, "rb").read()
+    with pytest.raises(ResumeError, match="two-point sums"):
+        _run(out, sampler="fahmc", kernel="measured", resume=True)
+    assert open(out, "rb").read() == before

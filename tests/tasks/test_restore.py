@@ -140,15 +140,43 @@ def test_no_transport():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model_path(tmp_path_factory):
     from phi4si.model.train import TrainConfig, train
-    from phi4si.tasks.images import image_data, load_image_model
+    from phi4si.tasks.images import image_data
 
     out = tmp_path_factory.mktemp("restore") / "r.pt"
     cfg = TrainConfig(steps=3, family="corruption", param="eta1", measure="restore", model="tiny", val_every=3,
                       val_size=8, batch_size=8, checkpoint_every=3)
     train(image_data("digits16", n_test=300), out, cfg, progress=False)
-    return load_image_model(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    from phi4si.tasks.images import load_image_model
+
+    return load_image_model(model_path)
+
+
+def test_cli_deblur_denoise(cli, model_path, tmp_path):
+    import h5py
+
+    out = tmp_path / "d.h5"
+    rc, _, err = cli("image", "deblur", "--model", model_path, "--blur", 1, "--noise", 0.02, "--mask", "random:0.3",
+                     "--n", 4, "--out", out)
+    assert rc == 0 and "PSNR" in err
+    with h5py.File(out) as f:
+        assert f["images"].shape == (4, 1, 16, 16) and {"observed", "original", "masks"} <= set(f)
+        assert "phi4si" in f.attrs["scores"] and float(f.attrs["blur"]) == 1.0 and "deblur" in f.attrs["command"]
+    rc, _, err = cli("image", "denoise", "--model", model_path, "--noise", 0.05, "--n", 2, "--out", tmp_path / "n.h5")
+    assert rc == 0
+    for args, match in ((("--blur", 9), "trained range"), (("--blur", -1), "blur"), (("--blur", 1, "--noise", 3), "noise"),
+                        (("--blur", 1, "--mask", "block:40x40"), "")):
+        bad = tmp_path / "bad.h5"
+        rc, _, err = cli("image", "deblur", "--model", model_path, "--n", 2, "--out", bad, *args)
+        assert rc != 0 and match in err and not bad.exists()
+    rc, _, err = cli("image", "generate", "--model", model_path, "--n", 2, "--out", tmp_path / "g.h5")
+    assert rc != 0 and "restore" in err and not (tmp_path / "g.h5").exists()
 
 
 def test_digits16():
