@@ -64,7 +64,21 @@ def line_fit(points=GERDES, L_min=20):
 
 
 LAM_C, LINE_A = line_fit()
-LINE = {**GERDES, 128: round(LAM_C + LINE_A / 128, 3)}       # L = 128 extrapolated; L/xi_2 measured
+TUNING = Path(__file__).resolve().parent / "results" / "line_tuning.json"
+
+
+def line():
+    """The line's lam per L: Gerdes et al.'s points, L = 128 from ``--tune 128`` (results/line_tuning.json) or,
+    before it, extrapolated by :func:`line_fit`."""
+    out = {**GERDES, 128: round(LAM_C + LINE_A / 128, 3)}
+    if TUNING.exists():
+        import json
+
+        out.update({int(k): v["lam"] for k, v in json.loads(TUNING.read_text())["tuned"].items()})
+    return out
+
+
+LINE = line()
 BUDGET_SCALE = {6: 1, 12: 1, 20: 1, 32: 2, 64: 4, 128: 8}
 SAMPLERS = {
     "hmc": dict(sampler="hmc", n_steps=10),
@@ -91,9 +105,10 @@ def seconds_per_traj(kw, params, tmp):
     return dt / (2 * n)
 
 
-def run_one(name, L, budget, seed, tmp):
+def run_one(name, L, budget, seed, tmp, lam=None):
     kw = SAMPLERS[name]
-    params = Phi4Params((L, L), M2, LINE[L])
+    lam = LINE[L] if lam is None else lam
+    params = Phi4Params((L, L), M2, lam)
     spt = seconds_per_traj(kw, params, tmp)
     total = max(400, int(budget / spt))
     n_therm = int(THERM_FRACTION * total)
@@ -106,7 +121,7 @@ def run_one(name, L, budget, seed, tmp):
         a = dict(ds.attrs)
         obs = analyze_dataset(ds)
     wall = float(a["wall_time"])
-    row = {"sampler": name, "L": L, "lam": LINE[L], "settings": kw, "n_therm": n_therm, "n_traj": total - n_therm,
+    row = {"sampler": name, "L": L, "lam": lam, "settings": kw, "n_therm": n_therm, "n_traj": total - n_therm,
            "eps": float(a["eps"]), "n_steps": int(a["n_steps"]), "traj_length": a.get("traj_length"),
            "acceptance": float(a["acceptance"]), "wall_time": wall, "seconds_per_traj": wall / total}
     xi = obs["xi2"]
@@ -117,6 +132,35 @@ def run_one(name, L, budget, seed, tmp):
         row[lab] = {"value": e.value, "error": e.error, "tau_int": e.tau_int, "tau_int_error": e.tau_int_error,
                     "ess_per_s": e.ess / wall}
     return row
+
+
+def tune(L, budget, seed, tmp, target=4.0, tol=0.15, max_runs=3):
+    """lam at ``L`` with L/xi_2 = ``target`` (m2 = -4), by hmc_auto runs of ``budget`` seconds: the first guess
+    is :func:`line_fit`'s extrapolation; the next comes from xi_2 = A / (lam - lam_c) through the last run and
+    the line's next smaller point (its xi_2 measured too), later ones by the secant in 1/xi_2 through the last two
+    runs at L; stops when |L/xi_2 - target| < ``tol``.  Returns the record written to results/line_tuning.json."""
+    prev = max(k for k in GERDES if k < L)
+    a = run_one("hmc_auto", prev, budget / 2, seed, tmp, lam=GERDES[prev])
+    steps = [{"L": prev, "lam": GERDES[prev], "xi2": a["xi2"], "L_over_xi2": a["L_over_xi2"]}]
+    lam = round(LAM_C + LINE_A / L, 4)
+    runs = []
+    for _ in range(max_runs):
+        r = run_one("hmc_auto", L, budget, seed, tmp, lam=lam)
+        runs.append((lam, r["xi2"]["value"]))
+        steps.append({"L": L, "lam": lam, "xi2": r["xi2"], "L_over_xi2": r["L_over_xi2"]})
+        print(f"tune L={L}: lam={lam:.4f} xi2={r['xi2']['value']:.2f}+-{r['xi2']['error']:.2f} "
+              f"L/xi2={r['L_over_xi2']:.3f}", flush=True)
+        if abs(r["L_over_xi2"] - target) < tol:
+            break
+        xt = L / target
+        if len(runs) == 1:          # xi = A / (lam - lam_c) through the anchor and this run
+            (l1, x1), (l0, x0) = runs[0], (GERDES[prev], a["xi2"]["value"])
+        else:                       # secant in 1/xi through the last two runs
+            (l0, x0), (l1, x1) = runs[-2], runs[-1]
+        lam = round(l1 + (1 / xt - 1 / x1) * (l1 - l0) / (1 / x1 - 1 / x0), 4)
+    best = min(steps[1:], key=lambda s_: abs(s_["L_over_xi2"] - target))
+    return {"lam": best["lam"], "L_over_xi2": best["L_over_xi2"], "xi2": best["xi2"], "steps": steps,
+            "target": target, "tolerance": tol, "budget_seconds": budget}
 
 
 def fit_z(rows, obs="m2", L_min=12, per_step=False):
@@ -193,6 +237,9 @@ def main(argv=None):
     ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     ap.add_argument("--budget", type=float, default=8.0,
                     help="wall seconds per run at L <= 20 (x2 at 32, x4 at 64, x8 at 128)")
+    ap.add_argument("--tune", type=int, default=None, metavar="L", choices=[128],
+                    help="tune lam at this L so that L/xi_2 = 4 (hmc_auto runs of --budget x 8 seconds); writes "
+                         "results/line_tuning.json, which later runs use")
     ap.add_argument("--merge", default=None, metavar="FILE",
                     help="add these runs to a results file's (a run with the same sampler and L replaces the old one)")
     ap.add_argument("--seed", type=int, default=2026)
@@ -206,6 +253,18 @@ def main(argv=None):
         old = json.loads(Path(args.from_json).read_text())
         return report(old["runs"], sorted({r["L"] for r in old["runs"]}), list(SAMPLERS), old["machine"],
                       old["setup"], Path(args.out or args.from_json), old["quick"])
+    if args.tune:
+        import json
+
+        with tempfile.TemporaryDirectory() as tmp:
+            rec = tune(args.tune, args.budget * BUDGET_SCALE[args.tune], args.seed, tmp)
+        old = json.loads(TUNING.read_text()) if TUNING.exists() else {"tuned": {}}
+        old["tuned"][str(args.tune)] = dict(rec, command="python benchmarks/critical_slowing.py " +
+                                            " ".join(sys.argv[1:] if argv is None else argv),
+                                            machine=machine_info())
+        TUNING.write_text(json.dumps(old, indent=1))
+        print(f"lam({args.tune}) = {rec['lam']} (L/xi2 = {rec['L_over_xi2']:.3f}); wrote {TUNING}")
+        return None
     sizes = args.sizes or ([6, 12] if args.quick else sorted(LINE))
     budget = 2.0 if args.quick else args.budget
     info = machine_info()
