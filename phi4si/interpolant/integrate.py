@@ -86,9 +86,15 @@ def _check(path, x, steps):
         raise ParameterError(f"steps must be >= 1, got {steps}")
 
 
+def _pinning(drift, path, x_start):
+    """(family, mask) of the path's pinned coordinates (sites, modes or coefficients), or None."""
+    pinned = path.pinned().to(x_start.device)
+    return (drift.family, pinned) if bool(pinned.any()) else None
+
+
 def _finish(x, x_start, pinned, grid_s, callback, k, n):
     if pinned is not None:
-        x = torch.where(pinned, x_start, x)
+        x = pinned[0].pin(x, x_start, pinned[1])
     if not torch.isfinite(x).all():
         raise FloatingPointError(f"the integration produced NaN/inf at s = {grid_s:.4g} (step {k + 1}/{n}); "
                                  "use more steps, a lower-order solver or check the model")
@@ -227,8 +233,7 @@ def solve(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 50, meth
         raise ParameterError(f"unknown solver {method!r} (choose from {ODE_SOLVERS})")
     _check(path, x_start, steps)
     grid = time_grid(path, steps, grid_power)
-    pinned = path.pinned().to(x_start.device)
-    pinned = pinned if bool(pinned.any()) else None
+    pinned = _pinning(drift, path, x_start)
     steps = int(steps)
     if method in ("ab2", "ab3"):
         return _adams(drift, path, x_start, grid, steps, int(method[2]), pinned, callback)
@@ -256,8 +261,7 @@ def solve_sde(drift: Drift, path: Path, x_start: torch.Tensor, steps: int = 100,
     if not callable(eps) and not (np.isfinite(float(eps)) and float(eps) >= 0):
         raise ParameterError(f"eps must be a finite number >= 0, got {eps}")
     grid = time_grid(path, steps, grid_power)
-    pinned = path.pinned().to(x_start.device)
-    pinned = pinned if bool(pinned.any()) else None
+    pinned = _pinning(drift, path, x_start)
     fam = drift.family
     x = x_start.clone()
     n = len(grid) - 1

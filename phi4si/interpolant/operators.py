@@ -17,6 +17,9 @@ The trainer and the integrators only call ``alpha``/``beta``/``interpolate``/``v
 * :class:`FourierDiagonal` - alpha = F^-1 diag(a(p)) F, beta = Id - alpha, with ``a`` indexed by
   lattice momentum (FFT layout, a(p) = a(-p) so that the operators are real): multichannel
   denoising and scale-by-scale generation (coarse modes first).
+* :class:`Haar` - alpha = H^T diag(a) H, H the orthonormal Haar wavelet transform: block averages are
+  coordinates, so super-resolution (fine fields given their block averages) and coarse-to-fine
+  generation are inpainting and sequential paths in wavelet coordinates (THEORY.md 8.2).
 * :class:`Corruption` - the corruption channels of image restoration (THEORY.md 8.1): alpha = diag(sigma (1 - m) + m), beta = diag(1 - m) B_s, a Gaussian blur B_s of s pixels,
   noise of level sigma and missing pixels m.  Here beta is not Id - alpha: the family has no transport
   (``transports = False``); its models are trained on eta1 and used through
@@ -37,7 +40,7 @@ import torch
 
 from ..errors import ParameterError
 
-__all__ = ["OperatorFamily", "Hadamard", "FourierDiagonal", "Corruption", "family_from_dict"]
+__all__ = ["OperatorFamily", "Hadamard", "FourierDiagonal", "Corruption", "Haar", "family_from_dict"]
 
 
 class OperatorFamily:
@@ -69,6 +72,12 @@ class OperatorFamily:
     def features(self, a: torch.Tensor) -> torch.Tensor:
         """What the network receives as its time input (default: ``a`` itself)."""
         return a
+
+    def pin(self, x: torch.Tensor, x_start: torch.Tensor, pinned: torch.Tensor) -> torch.Tensor:
+        """x with its pinned coordinates (``pinned``: a boolean ``a``-shaped mask, coordinates with a = 0 all
+        along a path) reset to those of ``x_start``: x + alpha(1_pinned)(x_start - x), the projection onto the
+        pinned coordinates of the family's basis (sites, Fourier modes, Haar coefficients)."""
+        return x + self.alpha(pinned.to(x.dtype), x_start - x)
 
     def check_training(self, param: str, measure) -> "OperatorFamily":
         """Refuse a drift parametrisation or a training measure the family cannot use; returns the family."""
@@ -109,6 +118,9 @@ class Hadamard(OperatorFamily):
 
     def interpolate(self, x0, x1, a):
         return torch.lerp(x1, x0, a) if a.shape == x0.shape else x1 + a * (x0 - x1)
+
+    def pin(self, x, x_start, pinned):
+        return torch.where(pinned, x_start, x)          # bit for bit: observed sites return as given
 
 
 class FourierDiagonal(OperatorFamily):
@@ -239,7 +251,91 @@ class Corruption(OperatorFamily):
         return f"Corruption(ndim={self.ndim}, s_max={self.s_max}, sigma_range={self.sigma_range})"
 
 
-FAMILIES = ("hadamard", "fourier", "corruption")
+class Haar(OperatorFamily):
+    """alpha = H^T diag(a) H with H the orthonormal Haar wavelet transform of ``levels`` levels over the last
+    ``ndim`` axes (THEORY.md 8.2): the Hadamard interpolant in wavelet coordinates, beta = Id - alpha.
+
+    Layout (in place): level l pairs the sites i, i + 2^(l-1) (i = 0 mod 2^l) of the sublattice of stride
+    2^(l-1) along each axis into (sum, difference) / sqrt 2.  After ``levels`` levels the coefficient at a site
+    x = 0 mod 2^levels is the scaled block sum (block side b = 2^levels) sum_block phi / b^(d/2) = b^(d/2) x the
+    block average, and every other site holds a detail coefficient.  ``a`` is laid out the same way: a = 0 on
+    the block-sum coefficients pins the block averages exactly (super-resolution, :mod:`phi4si.tasks.superres`),
+    and moving the levels from the coarsest to the finest is coarse-to-fine generation.  x0 ~ N(0, Id) stays
+    N(0, Id) in these coordinates (H is orthogonal).
+
+    >>> fam = Haar(ndim=1, levels=1)
+    >>> (fam.forward(torch.tensor([[[1.0, 3.0, 2.0, 2.0]]])) * 2 ** 0.5).round(decimals=6)
+    tensor([[[ 4., -2.,  4.,  0.]]])
+    >>> a = torch.tensor([[[0.0, 1.0, 0.0, 1.0]]])         # keep the details: subtract the block averages
+    >>> fam.alpha(a, torch.tensor([[[1.0, 3.0, 2.0, 2.0]]])).round(decimals=6)
+    tensor([[[-1.,  1.,  0.,  0.]]])
+    """
+
+    name = "haar"
+
+    def __init__(self, ndim: int = 2, levels: int = 1):
+        if int(ndim) < 1 or int(levels) < 1:
+            raise ParameterError(f"Haar needs ndim >= 1 and levels >= 1, got ndim={ndim}, levels={levels}")
+        self.ndim, self.levels = int(ndim), int(levels)
+
+    def check_shape(self, shape) -> tuple:
+        """Refuse a lattice whose sides are not multiples of the block side 2^levels."""
+        shape = tuple(int(v) for v in shape)
+        b = 2 ** self.levels
+        if len(shape) != self.ndim or any(L % b for L in shape):
+            raise ParameterError(f"a Haar family of {self.levels} level(s) needs a {self.ndim}-d lattice with sides "
+                                 f"divisible by {b}, got {shape}")
+        return shape
+
+    def _level(self, v, st):
+        """One level on the sublattice of stride ``st`` (an involution: its own inverse)."""
+        r = 2.0 ** -0.5
+        idx = (Ellipsis,) + (slice(None, None, st),) * self.ndim
+        sub = v[idx]
+        for ax in range(self.ndim):
+            x = sub.movedim(sub.ndim - self.ndim + ax, -1)
+            a, b = x[..., 0::2], x[..., 1::2]
+            x = torch.stack([(a + b) * r, (a - b) * r], -1).flatten(-2)
+            sub = x.movedim(-1, sub.ndim - self.ndim + ax)
+        out = v.clone()
+        out[idx] = sub
+        return out
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """H v (the coefficients in the in-place layout)."""
+        self.check_shape(v.shape[-self.ndim:])
+        for lev in range(self.levels):
+            v = self._level(v, 2 ** lev)
+        return v
+
+    def inverse(self, c: torch.Tensor) -> torch.Tensor:
+        """H^T c."""
+        self.check_shape(c.shape[-self.ndim:])
+        for lev in reversed(range(self.levels)):
+            c = self._level(c, 2 ** lev)
+        return c
+
+    def alpha(self, a, v):
+        return self.inverse(a * self.forward(v))
+
+    def coarse_mask(self, shape, level: int | None = None) -> torch.Tensor:
+        """True at the block-sum coefficients of blocks of side 2^``level`` (default: ``levels``)."""
+        shape = self.check_shape(shape)
+        level = self.levels if level is None else int(level)
+        if not 0 <= level <= self.levels:
+            raise ParameterError(f"level must be in [0, {self.levels}], got {level}")
+        m = torch.zeros(shape, dtype=torch.bool)
+        m[(slice(None, None, 2 ** level),) * len(shape)] = True
+        return m
+
+    def to_dict(self):
+        return {"name": self.name, "ndim": self.ndim, "levels": self.levels}
+
+    def __repr__(self):
+        return f"Haar(ndim={self.ndim}, levels={self.levels})"
+
+
+FAMILIES = ("hadamard", "fourier", "corruption", "haar")
 
 
 def family_from_dict(d: dict) -> OperatorFamily:
@@ -249,6 +345,8 @@ def family_from_dict(d: dict) -> OperatorFamily:
         return Hadamard()
     if name == "fourier":
         return FourierDiagonal(ndim=d.get("ndim", 2))
+    if name == "haar":
+        return Haar(ndim=d.get("ndim", 2), levels=d.get("levels", 1))
     if name == "corruption":
         return Corruption(ndim=d.get("ndim", 2), s_max=d.get("s_max", 3.0), sigma_range=d.get("sigma_range", (1e-3, 1.0)))
     raise ParameterError(f"unknown operator family {name!r} (known: {', '.join(map(repr, FAMILIES))})")

@@ -1,0 +1,138 @@
+"""The Haar family and lattice super-resolution (THEORY.md 8.2) on the Gaussian oracle: orthogonality,
+exact conditional laws given block averages, coarse-to-fine generation, pinned coordinates, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from phi4si.errors import ParameterError
+from phi4si.interpolant.integrate import solve
+from phi4si.interpolant.operators import FourierDiagonal, Haar, family_from_dict
+from phi4si.interpolant.oracle import GaussianOracle, free_field_covariance
+from phi4si.interpolant.paths import InpaintPath
+from phi4si.lattice import Phi4Params
+from phi4si.model import DriftModel
+from phi4si.tasks.superres import block_average, block_fill, coarse_to_fine_path, haar_groups, superresolve
+
+SHAPE = (8, 8)
+V = 64
+
+
+def _cov_ok(x, C):
+    """Sample covariance of x (n, V) against C within sampling noise: E|S - C|_F^2 = (tr(C)^2 + |C|_F^2) / n
+    for Gaussian samples (the ratio concentrates near 1 over V^2 entries; a wrong law gives >> 1)."""
+    n = len(x)
+    S = np.cov(x.T)
+    r = np.linalg.norm(S - C) ** 2 / ((np.trace(C) ** 2 + np.linalg.norm(C) ** 2) / n)
+    return r < 1.6, r
+
+
+def _dense(f, n=V, shape=SHAPE):
+    E = torch.eye(n, dtype=torch.float64).reshape(n, 1, *shape)
+    return f(E).reshape(n, n).T
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_haar_is_orthogonal_and_block_sums_are_coordinates(levels):
+    fam = Haar(levels=levels)
+    H = _dense(fam.forward)
+    assert torch.allclose(H @ H.T, torch.eye(V, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(_dense(fam.inverse), H.T, atol=1e-12)
+    x = torch.randn(3, 1, *SHAPE, dtype=torch.float64)
+    b = 2 ** levels
+    c = fam.forward(x)[:, 0][:, fam.coarse_mask(SHAPE)].reshape(3, 8 // b, 8 // b)
+    np.testing.assert_allclose(c.numpy() / b, block_average(x[:, 0].numpy(), b), atol=1e-12)   # b^(d/2) = b
+    a = torch.rand(1, 1, *SHAPE, dtype=torch.float64)
+    assert torch.allclose(fam.beta(a, x) + fam.alpha(a, x), x)
+    assert family_from_dict(fam.to_dict()).to_dict() == fam.to_dict()
+    assert sum(int(g.sum()) for g in haar_groups(fam, SHAPE)) == V
+
+
+def _conditional(C, b):
+    """Exact law of x ~ N(0, C) given its averages P x over blocks of side b."""
+    P = np.stack([block_average(e.reshape(1, *SHAPE), b).ravel() for e in np.eye(V)], 1)
+    K = C @ P.T @ np.linalg.inv(P @ C @ P.T)
+    return K, C - K @ P @ C
+
+
+@pytest.mark.parametrize("levels,b", [(1, 2), (2, 2), (2, 4)])
+def test_oracle_drift_at_the_start_is_the_conditional_mean(levels, b):
+    C = free_field_covariance(SHAPE, 0.6)
+    fam = Haar(levels=levels)
+    orc = GaussianOracle(np.zeros(V), C, SHAPE, family=fam)
+    lev = int(np.log2(b))
+    path = InpaintPath(~fam.coarse_mask(SHAPE, lev))
+    coarse = np.random.default_rng(0).normal(size=(2, 8 // b, 8 // b)) * 0.3
+    z = torch.randn(2, 1, *SHAPE, dtype=torch.float64)
+    x0 = fam.interpolate(z, torch.from_numpy(block_fill(coarse, b))[:, None], path.a(0.0).double())
+    eta1 = orc.etas(x0, path.a(0.0).double())[1][:, 0].reshape(2, -1).numpy()
+    K, _ = _conditional(C, b)
+    np.testing.assert_allclose(eta1, coarse.reshape(2, -1) @ K.T, atol=1e-10)
+
+
+def test_superresolution_samples_the_exact_conditional_law():
+    C = free_field_covariance(SHAPE, 0.6)
+    fam = Haar(levels=1)
+    model = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE, family=fam), Phi4Params(SHAPE, m2=0.6, lam=0.0))
+    n = 3000
+    coarse = np.tile(np.array([[0.4, -0.2, 0.0, 0.1], [0.3, 0.2, -0.5, 0.0], [0.1, 0.0, 0.2, -0.3],
+                               [0.0, 0.6, -0.1, 0.2]]), (n, 1, 1))
+    fine = superresolve(model, coarse, 2, steps=20, solver="rk4", seed=3)
+    np.testing.assert_allclose(block_average(fine, 2), coarse, atol=1e-10)         # the coarse field is kept
+    K, Cc = _conditional(C, 2)
+    mean = coarse[0].ravel() @ K.T
+    xs = fine.reshape(n, -1)
+    se = np.sqrt(np.diag(Cc) / n)
+    assert np.all(np.abs(xs.mean(0) - mean) < 5 * se + 1e-12)
+    ok, r = _cov_ok(xs, Cc)
+    assert ok, r
+    assert not _cov_ok(xs, C)[0]                       # the prior's covariance is far off: the test can fail
+
+
+def test_coarse_to_fine_generation_samples_the_prior():
+    C = free_field_covariance(SHAPE, 0.6)
+    fam = Haar(levels=2)
+    orc = GaussianOracle(np.zeros(V), C, SHAPE, family=fam)
+    path = coarse_to_fine_path(fam, SHAPE)
+    z = torch.randn(3000, 1, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = solve(orc, path, path.start(z), steps=8, method="rk4")[:, 0].reshape(3000, -1).numpy()
+    ok, r = _cov_ok(x, C)
+    assert ok, r
+    assert not _cov_ok(x, 1.2 * C)[0]
+
+
+def test_pinned_coordinates_of_a_non_site_family_are_kept():
+    """Pinned Fourier modes (a(p) = 0 along the path) keep their values; before 2026-12-07 the integrators
+    reset the *sites* where a = 0 instead, which is wrong for every family that is not site-diagonal."""
+    C = free_field_covariance(SHAPE, 0.6)
+    fam = FourierDiagonal()
+    orc = GaussianOracle(np.zeros(V), C, SHAPE, family=fam)
+    keep = torch.zeros(SHAPE, dtype=torch.bool)
+    keep[0, 0] = keep[0, 1] = keep[0, -1] = True                    # the zero mode and a pair +-p
+    path = InpaintPath(~keep)
+    data = torch.randn(4, 1, *SHAPE, dtype=torch.float64)
+    z = torch.randn(4, 1, *SHAPE, dtype=torch.float64)
+    x = solve(orc, path, fam.interpolate(z, data, path.a(0.0).double()), steps=6, method="heun")
+    Fx, Fd = torch.fft.fft2(x[:, 0]), torch.fft.fft2(data[:, 0])
+    assert torch.allclose(Fx[:, keep], Fd[:, keep], atol=1e-9)
+
+
+def test_refusals():
+    with pytest.raises(ParameterError):
+        Haar(levels=0)
+    with pytest.raises(ParameterError, match="divisible"):
+        Haar(levels=2).forward(torch.zeros(1, 1, 6, 6))
+    with pytest.raises(ParameterError, match="does not divide"):
+        block_average(np.zeros((1, 6, 6)), 4)
+    C = free_field_covariance(SHAPE, 0.6)
+    model = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE, family=Haar(levels=1)), Phi4Params(SHAPE, 0.6, 0.0))
+    for factor in (3, 4, 1):
+        with pytest.raises(ParameterError, match="block factor"):
+            superresolve(model, np.zeros((1, 4, 4)), factor)
+    with pytest.raises(ParameterError, match="finite"):
+        superresolve(model, np.full((1, 4, 4), np.nan), 2)
+    plain = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE), Phi4Params(SHAPE, 0.6, 0.0))
+    with pytest.raises(ParameterError, match="Haar family"):
+        superresolve(plain, np.zeros((1, 4, 4)), 2)
