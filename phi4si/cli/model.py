@@ -41,6 +41,9 @@ def _add_train_parser(sub):
                         "<phi^2>, <phi^4>, G(p), the m histogram) and the result logged under 'reference'")
     t.add_argument("--reference-n", type=integer_at_least(8), default=256,
                    help="samples generated for each --reference comparison (default 256)")
+    t.add_argument("--family", choices=("hadamard", "haar"), default="hadamard",
+                   help="operator family: hadamard (per-site time, default) or haar (wavelet coordinates, block "
+                        "averages pinned: super-resolution and coarse-to-fine generation, phi4si.tasks.superres)")
     add_train_flags(t, init=True)
     t.set_defaults(func=cmd_train)
 

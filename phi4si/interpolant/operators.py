@@ -273,7 +273,7 @@ class Haar(OperatorFamily):
 
     name = "haar"
 
-    def __init__(self, ndim: int = 2, levels: int = 1):
+    def __init__(self, ndim: int = 2, levels: int = 2):
         if int(ndim) < 1 or int(levels) < 1:
             raise ParameterError(f"Haar needs ndim >= 1 and levels >= 1, got ndim={ndim}, levels={levels}")
         self.ndim, self.levels = int(ndim), int(levels)
@@ -346,7 +346,7 @@ def family_from_dict(d: dict) -> OperatorFamily:
     if name == "fourier":
         return FourierDiagonal(ndim=d.get("ndim", 2))
     if name == "haar":
-        return Haar(ndim=d.get("ndim", 2), levels=d.get("levels", 1))
+        return Haar(ndim=d.get("ndim", 2), levels=d.get("levels", 2))
     if name == "corruption":
         return Corruption(ndim=d.get("ndim", 2), s_max=d.get("s_max", 3.0), sigma_range=d.get("sigma_range", (1e-3, 1.0)))
     raise ParameterError(f"unknown operator family {name!r} (known: {', '.join(map(repr, FAMILIES))})")
