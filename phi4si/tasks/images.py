@@ -94,6 +94,23 @@ def _channels_first(arr: np.ndarray, what: str) -> np.ndarray:
 DIGITS = {"digits": 1, "digits16": 2, "digits32": 4}
 
 
+_DIGITS_CACHE: dict = {}
+
+
+def _digits(source):
+    """The built-in digits at one of the :data:`DIGITS` sizes, computed once per process."""
+    if source not in _DIGITS_CACHE:
+        from scipy.ndimage import zoom
+        from sklearn.datasets import load_digits
+
+        d, k = load_digits(), DIGITS[source]
+        x = (d.images / 16.0)[:, None]
+        if k > 1:      # cubic-spline upsampling (per image), clipped back to [0, 1]
+            x = np.clip(zoom(x, (1, 1, k, k), order=3, mode="nearest", grid_mode=True), 0.0, 1.0)
+        _DIGITS_CACHE[source] = (x.astype(np.float32), tuple(d.target.astype(int).tolist()))
+    return _DIGITS_CACHE[source]
+
+
 def load_images(source: str = "digits") -> tuple[np.ndarray, dict]:
     """Images as float32 (N, C, H, W) in [0, 1] and a description of where they came from.
 
@@ -108,16 +125,10 @@ def load_images(source: str = "digits") -> tuple[np.ndarray, dict]:
     """
     source = str(source)
     if source in DIGITS:
-        from scipy.ndimage import zoom
-        from sklearn.datasets import load_digits
-
-        d, k = load_digits(), DIGITS[source]
-        x = (d.images / 16.0)[:, None]
-        if k > 1:      # cubic-spline upsampling (per image), clipped back to [0, 1]
-            x = np.clip(zoom(x, (1, 1, k, k), order=3, mode="nearest", grid_mode=True), 0.0, 1.0)
-        x = x.astype(np.float32)
-        return x, {"source": source, "n": int(len(x)), "channels": 1, "size": [8 * k, 8 * k],
-                   "labels": d.target.astype(int).tolist()}
+        x, labels = _digits(source)
+        k = DIGITS[source]
+        return x.copy(), {"source": source, "n": int(len(x)), "channels": 1, "size": [8 * k, 8 * k],
+                          "labels": list(labels)}
     m = re.match(r"^(.*\.(?:h5|hdf5)):(.+)$", source)
     path = Path(m.group(1) if m else source)
     if not path.exists():
