@@ -14,6 +14,7 @@ Every command checks its input before anything on disk is touched; errors are on
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -102,7 +103,8 @@ def add_parsers(sub):
         r.add_argument("--n", type=integer_at_least(1), default=None, help="number of images (default: 16, or all)")
         r.add_argument("--n-mean", type=integer_at_least(1), default=1,
                        help="average over this many fillings of the missing pixels (default 1)")
-        r.add_argument("--figure", default=None, help="also draw clean, corrupted, unsupervised Wiener, phi4si (PNG)")
+        r.add_argument("--figure", default=None,
+                       help="also draw clean, corrupted, a baseline (unsupervised Wiener; wavelet without blur), phi4si")
         r.set_defaults(func=image_restore, **({"blur": 0.0} if name == "denoise" else {}))
     return im
 
@@ -268,11 +270,9 @@ def image_restore(args, argv):
         raise ParameterError("give --data (clean images to corrupt) or --observed (corrupted ones), not both")
     model = _model(args)
     src = args.data if args.observed is None else args.observed
-    x = _images_from(argparse_ns(data=src), model, args.n)
+    x = _images_from(argparse.Namespace(data=src), model, args.n)
     missing = None if args.mask is None else im.parse_image_mask(args.mask, len(x), model.shape, args.seed)
-    with flag_terms("blur", "noise"):
-        rs.check_corruption(args.blur, args.noise, len(x), model.family.s_max if hasattr(model.family, "s_max")
-                            else None)
+    with flag_terms("blur", "noise"):     # restore refuses bad settings before anything is written
         y = x if args.observed is not None else rs.corrupt(x, args.blur, args.noise, missing,
                                                            seed=stream_seed(args.seed, "observation_noise"))
         out = rs.restore(model, y, args.blur, args.noise, missing, seed=stream_seed(args.seed, "restore_fill"), n_mean=args.n_mean,
@@ -291,17 +291,13 @@ def image_restore(args, argv):
     _wrote(args.out, len(out))
     if args.figure:
         cols = {"clean": x} if args.observed is None else {}
-        cols.update({"corrupted": y, "unsup. Wiener": rs.baseline_restore(y, args.blur, args.noise, missing,
-                                                                         "unsupervised_wiener", seed=args.seed)
-                     if args.blur > 0 else rs.baseline_restore(y, 0.0, args.noise, missing, "wavelet", 1.0),
-                     "phi4si": out})
+        if args.blur > 0:
+            base = {"unsup. Wiener": rs.baseline_restore(y, args.blur, args.noise, missing, "unsupervised_wiener",
+                                                         seed=args.seed)}
+        else:
+            base = {"wavelet": rs.baseline_restore(y, 0.0, args.noise, missing, "wavelet", 1.0)}
+        cols.update({"corrupted": y, **base, "phi4si": out})
         im.plot_grid(args.figure, cols, title=f"{args.task}: blur {args.blur}, noise {args.noise}, mask {args.mask}")
-
-
-def argparse_ns(**kw):
-    import argparse
-
-    return argparse.Namespace(**kw)
 
 
 def _wrote(path, n):

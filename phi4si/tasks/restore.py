@@ -222,6 +222,7 @@ def baseline_restore(observed, blur=0.0, noise=0.0, missing=None, method: str = 
     s, g = check_corruption(blur, noise, n)
     m = _missing(missing, n, shape)
     rng = np.random.default_rng(seed)
+    deblurs = BASELINE_METHODS[method][2] != ("denoise",)
     out = np.empty_like(y)
     for i in range(n):
         img = y[i, 0].copy()
@@ -229,8 +230,7 @@ def baseline_restore(observed, blur=0.0, noise=0.0, missing=None, method: str = 
             img[m[i]] = img[~m[i]].mean()
             if order == "inpaint_first":
                 img = inpaint_biharmonic(img, m[i])
-        deb = BASELINE_METHODS[method][2] != ("denoise",)
-        img = _deblur(img, s[i], method, param, rng) if deb else _denoise(img, g[i], method, param)
+        img = _deblur(img, s[i], method, param, rng) if deblurs else _denoise(img, g[i], method, param)
         if m[i].any() and order == "deblur_first":
             img = inpaint_biharmonic(img, m[i])
         out[i, 0] = img
