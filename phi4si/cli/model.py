@@ -1,4 +1,4 @@
-"""``phi4si train``, ``generate``, ``inpaint`` and ``posterior``: the trained lattice model and its
+"""``phi4si train``, ``generate``, ``inpaint``, ``posterior`` and ``superres``: the trained lattice model and its
 tasks (its exact samplers, ``sample-neural``, are :mod:`~phi4si.cli.neural`).
 
 The commands parse and print; :mod:`phi4si.model` validates (settings, orders, blocks, methods).
@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, GENERATE_DEFAULTS, add_posterior_flags, add_task_flags, add_train_flags, check_out,
-                      command_line, flag_terms, given, integer, integer_at_least, load_model)
+from .options import (DTYPES, GENERATE_DEFAULTS, ODE_SOLVERS, add_posterior_flags, add_progress_flags, add_task_flags,
+                      add_train_flags, add_z2_flag, check_out, command_line, device, flag_terms, given, integer,
+                      integer_at_least, load_model)
 from .training import check_train_flags, run_training
 
-__all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "posterior_settings",
+__all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "cmd_superres", "posterior_settings",
            "model_file", "z2_record"]
 
 # the library keywords of the task commands' flags, for refusals said in flag terms
@@ -88,6 +89,36 @@ def _add_task_parsers(sub):
     add_task_flags(q, "generate")
     add_posterior_flags(q)
     q.set_defaults(func=cmd_posterior)
+
+    r = sub.add_parser("superres", help="fine configurations given block-averaged ones, with a model of the Haar family "
+                                        "(super-resolution: the inverse of a blocking step)",
+                       epilog="--data holds the coarse configurations (the fine lattice is --factor times larger); with "
+                              "--fine it holds fine ones, blocked by --factor first (a check of the model against the "
+                              "data the blocks came from). The block averages of every output equal the input to "
+                              "round-off. Train the model with phi4si train --family haar (--measure scales)")
+    r.add_argument("--model", required=True, help="model checkpoint of the Haar family (phi4si train --family haar)")
+    r.add_argument("--data", required=True, help="ensemble file of coarse configurations (fine ones with --fine)")
+    r.add_argument("--factor", type=integer, required=True, metavar="B", help="block side: 2, 4, ... (a power of two "
+                   "up to 2^levels of the model's family)")
+    r.add_argument("--fine", action="store_true", help="--data holds fine configurations: block them by --factor first")
+    r.add_argument("--scale-by-scale", action="store_true",
+                   help="the details level by level, coarsest first (--steps per level), instead of all at once")
+    r.add_argument("--n", type=integer, default=None,
+                   help="use the first N configurations (chain 0 first, then chain 1, ...; default all)")
+    r.add_argument("--out", required=True, help="output HDF5 ensemble file")
+    r.add_argument("--steps", type=integer, default=20, help="integration steps (per level with --scale-by-scale; "
+                                                             "default 20)")
+    r.add_argument("--solver", choices=ODE_SOLVERS, default="heun", help="ODE solver (default heun)")
+    r.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
+    r.add_argument("--batch-size", type=integer, default=512, help="configurations per batch (default 512)")
+    r.add_argument("--dtype", choices=DTYPES, default="float32", help="storage dtype (default float32)")
+    add_z2_flag(r)
+    r.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
+    r.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
+    r.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    r.add_argument("--resume", action="store_true", help="continue --out up to the input's count; same settings")
+    add_progress_flags(r)
+    r.set_defaults(func=cmd_superres)
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -300,45 +331,44 @@ def _read_configs(path, n):
         return data, str(phi.dtype), dict(ds.attrs)
 
 
-def _inpaint_input(args):
-    """(output path, model, data, data dtype, data attrs) of ``inpaint``, every file checked."""
+def _task_input(args, what="inpaint"):
+    """(output path, model, data, data dtype, data attrs) of ``inpaint`` or ``superres``, every file checked."""
     from ..errors import EnsembleFileError, ParameterError, Phi4siError
     from ..io import same_file
 
+    if args.n is not None and args.n < 1:  # how many configurations of --data: read here, not by the library
+        raise ParameterError(f"--n must be >= 1, got {args.n}")
     if same_file(args.out, args.data):
-        raise ParameterError("--out is the --data file; write the completed configurations to another file")
+        raise ParameterError(f"--out is the --data file; write the {what} configurations to another file")
     out = check_out(args.out, args.overwrite, resume=args.resume)
     if not Path(args.data).exists():
         raise EnsembleFileError(f"{args.data}: no such file")
     model = load_model(args.model, args.device)
     data, data_dtype, attrs = _read_configs(args.data, args.n)
     shape = tuple(data.shape[1:])
-    try:
-        model.check_shape(shape)
-    except Phi4siError as e:
-        raise type(e)(f"{args.data} (lattice {'x'.join(map(str, shape))}): {e}") from None
+    if what == "inpaint":
+        try:
+            model.check_shape(shape)
+        except Phi4siError as e:
+            raise type(e)(f"{args.data} (lattice {'x'.join(map(str, shape))}): {e}") from None
     return out, model, data, data_dtype, attrs
 
 
-def _warn_couplings(model, attrs):
+def _warn_couplings(model, attrs, what="inpaint"):
     mp, dp = dict(model.lattice.get("params") or {}), dict(attrs.get("params") or {})
     mp.pop("shape", None)
     dp.pop("shape", None)
     if mp != dp:
-        print(f"phi4si inpaint: warning: the data ({dp}) and the model's training data ({mp}) have different "
+        print(f"phi4si {what}: warning: the data ({dp}) and the model's training data ({mp}) have different "
               "couplings; the output records the model's", file=sys.stderr)
 
 
 def cmd_inpaint(args, argv):
     import numpy as np
 
-    from ..errors import ParameterError
-
-    if args.n is not None and args.n < 1:  # how many configurations of --data: read here, not by the library
-        raise ParameterError(f"--n must be >= 1, got {args.n}")
     solve, rec = _task_settings(args)
     ranks = _ranks(args, "phi4si inpaint")         # (first: under torchrun on CUDA it picks this rank's GPU)
-    out, model, data, data_dtype, attrs = _inpaint_input(args)
+    out, model, data, data_dtype, attrs = _task_input(args)
     shape = tuple(data.shape[1:])
     from ..model.generate import inpaint, parse_mask, sequential
 
@@ -381,3 +411,33 @@ def cmd_posterior(args, argv):
         raise ParameterError("--n is required without --data")
     args.dtype = args.dtype or "float32"
     return cmd_generate(args, argv)
+
+
+def cmd_superres(args, argv):
+    from ..model.device import set_threads
+    from ..model.solve import SolveSettings
+    from ..tasks.superres import block_average, superres_shape, superresolve
+
+    ranks = _ranks(args, "phi4si superres")        # (first: under torchrun on CUDA it picks this rank's GPU)
+    out, model, data, _, attrs = _task_input(args, "superres")
+    with flag_terms("factor", "steps", "seed", "batch_size", "z2"):   # every refusal before the output file
+        coarse = block_average(data, args.factor) if args.fine else data
+        shape = superres_shape(model, coarse.shape[1:], args.factor)
+        SolveSettings(args.steps, args.solver, None, args.seed, args.batch_size, z2=args.z2)
+    params = _output_params(model, shape)
+    _warn_couplings(model, attrs, "superres")
+    sampler = {"sampler": "interpolant", "exact": False, "task": "superres", "factor": args.factor,
+               "scale_by_scale": bool(args.scale_by_scale), "input": "fine, blocked" if args.fine else "coarse",
+               "solver": args.solver, "steps": args.steps, "steps_per": "level" if args.scale_by_scale else "path",
+               "batch_size": args.batch_size, "device": args.device, **_model_record(model, args.model),
+               **z2_record(args, model, None), "data": str(Path(args.data).resolve()),
+               "data_params": attrs.get("params"), "data_selection": "first n configurations, chain-major"}
+    run = {"seed": args.seed, "shape": list(shape), "command": command_line(argv), "processes": ranks.world}
+    set_threads(args.threads)
+    with _sample_file(args, params, len(coarse), sampler, run, args.dtype, ranks) as f:
+        with flag_terms("factor", "steps", "seed", "batch_size", "z2"):
+            superresolve(model, coarse, args.factor, steps=args.steps, solver=args.solver, seed=args.seed,
+                         scale_by_scale=args.scale_by_scale, batch_size=args.batch_size, z2=args.z2,
+                         progress=args.progress, output=f)
+    _wrote(ranks, f"wrote {out} ({len(coarse)} configurations {'x'.join(map(str, shape))} from blocks of side "
+                  f"{args.factor}, {f.wall_time:.1f} s)")

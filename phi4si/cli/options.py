@@ -107,7 +107,7 @@ block_size.__name__ = "block size"
 SOLVERS = ("euler", "heun", "rk4")                      # phi4si.interpolant.integrate.SOLVERS
 ODE_SOLVERS = SOLVERS + ("ab2", "ab3", "ddim", "ddim2")  # phi4si.interpolant.integrate.ODE_SOLVERS
 MODEL_PRESETS = ("tiny", "small", "medium", "large", "maze")     # phi4si.nn.unet._PRESETS
-MEASURES = ("generation", "multitask", "curriculum")     # phi4si.interpolant.measures.preset_measure
+MEASURES = ("generation", "multitask", "curriculum", "scales")     # phi4si.interpolant.measures.preset_measure
 PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
 # posterior start defaults (phi4si.model.posterior), shown in --help
 DEFAULT_A0, DEFAULT_A0_NEGATIVE_K, DEFAULT_PILOT, DEFAULT_ROUNDS = 0.95, 0.999, 256, 3

@@ -362,6 +362,10 @@ def preset_measure(name: str = "multitask") -> Measure:
       (observed pixels at a <= 0.2, i.e. noise up to a quarter of the data's standard deviation).
     * ``maze``: trajectories - diagonal 30 %, anchors (start, goal, waypoints) 45 %, masks 15 %,
       per-site hypercube 10 %.
+    * ``scales``: scale-by-scale work with the ``haar`` family (THEORY.md 8.2): the multitask mixture with
+      the coarse-to-fine component at 40 % (diagonal 30 %, masks 10 %, blocks 5 %, hypercube 15 %).  In
+      Haar coordinates that component holds the states of super-resolution by a factor 2 and of
+      generation level by level, which the multitask mixture visits in 8 % of its draws.
     * ``restore``: :class:`Corruptions` (blur, noise, missing pixels) for the ``corruption`` family.
     """
     comps = {"diagonal": Diagonal(), "masks": Masks(), "sequential": Sequential("blocks", (2, 4)),
@@ -379,10 +383,12 @@ def preset_measure(name: str = "multitask") -> Measure:
     if name == "maze":
         return Mixture({"diagonal": Diagonal(), "anchors": Anchors(), "masks": Masks(),
                         "hypercube": Hypercube()}, [0.30, 0.45, 0.15, 0.10])
+    if name == "scales":
+        return Mixture(comps, [0.30, 0.10, 0.05, 0.40, 0.15])
     if name == "restore":
         return Corruptions()
     raise ParameterError(f"unknown measure preset {name!r} (choose from {MEASURE_PRESETS})")
 
 
 #: Names accepted by :func:`preset_measure`.
-MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze", "restore")
+MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze", "scales", "restore")

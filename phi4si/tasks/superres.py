@@ -7,7 +7,7 @@ one is inpainting in wavelet coordinates: the block sums are pinned at a = 0 and
 moves from a = 1 (noise) to 0.  The start state is I = alpha(a0) z + beta(a0) x_c with x_c any field with
 the given block averages (the blocks filled with their average); the transport of THEORY 4.3 then samples
 the conditional law of the fine field given the coarse one, exactly for the exact drift (the Gaussian oracle
-checks it), and the block averages of the result equal the input to round-off.
+checks it), and the block averages of the result equal the input to float64 round-off.
 
 >>> import numpy as np
 >>> from phi4si.interpolant.operators import Haar
@@ -31,7 +31,7 @@ from ..errors import ParameterError
 from ..interpolant.operators import Haar
 from ..interpolant.paths import InpaintPath, SequentialPath
 
-__all__ = ["block_average", "block_fill", "haar_groups", "superresolve", "coarse_to_fine_path"]
+__all__ = ["block_average", "block_fill", "haar_groups", "superres_shape", "superres_path", "superresolve", "coarse_to_fine_path"]
 
 
 def block_average(phi, b: int) -> np.ndarray:
@@ -71,31 +71,61 @@ def _haar(model):
     return fam
 
 
-def superresolve(model, coarse, factor: int, steps: int = 50, solver: str = "heun", seed: int = 0) -> np.ndarray:
+def superres_shape(model, coarse_shape, factor: int) -> tuple:
+    """The fine lattice of super-resolution by ``factor`` from ``coarse_shape``, checked: a model of the Haar
+    family, a factor it resolves (a power of two up to 2^levels), a fine lattice it accepts."""
+    fam = _haar(model)
+    _level(fam, int(factor))
+    if len(coarse_shape) != fam.ndim:
+        raise ParameterError(f"coarse lattice {tuple(coarse_shape)}: the model is {fam.ndim}-dimensional")
+    shape = fam.check_shape(tuple(int(factor) * int(L) for L in coarse_shape))
+    return tuple(model.check_shape(shape))
+
+
+def superres_path(fam: Haar, shape, factor: int, scale_by_scale: bool = False):
+    """The path of super-resolution by ``factor``: the block sums of side ``factor`` pinned at a = 0 and every
+    finer coefficient moving from noise to data, all at once (an :class:`InpaintPath`) or, with
+    ``scale_by_scale``, level by level from the coarsest detail to the finest (a :class:`SequentialPath`: a
+    chain factor -> factor/2 -> ... -> 1 whose intermediate block averages are drawn before the finer
+    details, and never changed by them)."""
+    lev = _level(fam, int(factor))
+    keep = fam.coarse_mask(shape, lev)
+    if not scale_by_scale or lev == 1:
+        return InpaintPath(~keep)
+    groups = [fam.coarse_mask(shape, j - 1) & ~fam.coarse_mask(shape, j) for j in range(lev, 0, -1)]
+    return SequentialPath(groups, observed=keep)
+
+
+def superresolve(model, coarse, factor: int, steps: int = 50, solver: str = "heun", seed: int = 0,
+                 scale_by_scale: bool = False, batch_size: int = 512, z2: str = "auto", progress: bool | None = None,
+                 output=None) -> np.ndarray | None:
     """Fine configurations (N, *shape) sampled given their averages over blocks of side ``factor``
     (``coarse``: (N, *coarse_shape), physical units), from a model of the Haar family (a trained one, or a
-    :class:`~phi4si.model.DriftModel` around an exact drift)."""
-    from ..interpolant.integrate import solve
+    :class:`~phi4si.model.DriftModel` around an exact drift).  ``scale_by_scale``: the details level by level
+    (:func:`superres_path`; ``steps`` per level), else all at once.  ``z2``: the random global sign of a
+    one-pass model of a symmetric prior (the coarse field is flipped with the sample, so the law given it is
+    the symmetrised one).  ``output``: a :class:`~phi4si.model.output.SampleFile` written batch by batch
+    (resumable), as for :func:`~phi4si.model.generate.generate`; nothing is returned then."""
+    from ..model.solve import SolveSettings, run_task
 
     fam = _haar(model)
     c = np.asarray(coarse, dtype=np.float64)
-    if c.ndim != fam.ndim + 1 or not np.isfinite(c).all():
-        raise ParameterError(f"coarse fields must be a finite (N, {', '.join(['L'] * fam.ndim)}) array, got shape "
-                             f"{c.shape}")
+    if c.ndim != fam.ndim + 1 or len(c) == 0 or not np.isfinite(c).all():
+        raise ParameterError(f"coarse fields must be a finite, non-empty (N, {', '.join(['L'] * fam.ndim)}) array, "
+                             f"got shape {c.shape}")
     factor = int(factor)
-    lev = _level(fam, factor)
-    shape = fam.check_shape(tuple(factor * L for L in c.shape[1:]))
-    model.check_shape(shape)
+    shape = superres_shape(model, c.shape[1:], factor)
     x_c = model.to_normalised(torch.from_numpy(block_fill(c, factor))[:, None])
-    unknown = ~fam.coarse_mask(shape, lev)
-    path = InpaintPath(unknown)
-    gen = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(x_c.shape, generator=gen, dtype=torch.float64)
-    drift = model.drift()
-    x0 = fam.interpolate(z, x_c, path.a(0.0).to(torch.float64))
-    with torch.no_grad():
-        out = solve(drift, path, x0.to(model.dtype), steps=steps, method=solver)
-    return model.to_physical(out.double())[:, 0].numpy()
+    path = superres_path(fam, shape, factor, scale_by_scale)
+    a0 = path.a(0.0).to(torch.float64)
+    settings = SolveSettings(steps, solver, None, seed, batch_size, 1.0, progress, z2)
+    start = lambda z, i, b: fam.interpolate(z.double(), x_c[i:i + b], a0)  # noqa: E731
+
+    def finish(phi, i):                  # the block averages to float64 round-off (a float32 network's drift
+        phi += block_fill(c[i:i + len(phi)] - block_average(phi, factor), factor)   # leaves ~1e-8)
+
+    return run_task(model, len(c), shape, start, path, settings, finish=finish, output=output,
+                    task=f"superres x{factor}")
 
 
 def haar_groups(fam: Haar, shape) -> list:

@@ -11,10 +11,12 @@ from phi4si.errors import ParameterError
 from phi4si.interpolant.integrate import solve
 from phi4si.interpolant.operators import FourierDiagonal, Haar, family_from_dict
 from phi4si.interpolant.oracle import GaussianOracle, free_field_covariance
-from phi4si.interpolant.paths import InpaintPath
+from phi4si.interpolant.paths import InpaintPath, sequential_path
 from phi4si.lattice import Phi4Params
 from phi4si.model import DriftModel
-from phi4si.tasks.superres import block_average, block_fill, coarse_to_fine_path, haar_groups, superresolve
+from phi4si.model.generate import sequential
+from phi4si.tasks.superres import (block_average, block_fill, coarse_to_fine_path, haar_groups, superres_path,
+                                   superresolve)
 
 SHAPE = (8, 8)
 V = 64
@@ -72,16 +74,19 @@ def test_oracle_drift_at_the_start_is_the_conditional_mean(levels, b):
     np.testing.assert_allclose(eta1, coarse.reshape(2, -1) @ K.T, atol=1e-10)
 
 
-def test_superresolution_samples_the_exact_conditional_law():
+@pytest.mark.parametrize("levels,b,chain", [(1, 2, False), (2, 4, False), (2, 4, True)])
+def test_superresolution_samples_the_exact_conditional_law(levels, b, chain):
+    """All details at once, or level by level (4 -> 2 -> 1: the chain's intermediate block averages are drawn
+    first): either way the exact conditional law of the fine field given its block averages."""
     C = free_field_covariance(SHAPE, 0.6)
-    fam = Haar(levels=1)
+    fam = Haar(levels=levels)
     model = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE, family=fam), Phi4Params(SHAPE, m2=0.6, lam=0.0))
     n = 3000
-    coarse = np.tile(np.array([[0.4, -0.2, 0.0, 0.1], [0.3, 0.2, -0.5, 0.0], [0.1, 0.0, 0.2, -0.3],
-                               [0.0, 0.6, -0.1, 0.2]]), (n, 1, 1))
-    fine = superresolve(model, coarse, 2, steps=20, solver="rk4", seed=3)
-    np.testing.assert_allclose(block_average(fine, 2), coarse, atol=1e-10)         # the coarse field is kept
-    K, Cc = _conditional(C, 2)
+    rng = np.random.default_rng(b)
+    coarse = np.tile(rng.normal(size=(1, 8 // b, 8 // b)) * 0.4, (n, 1, 1))
+    fine = superresolve(model, coarse, b, steps=20 if not chain else 12, solver="rk4", seed=3, scale_by_scale=chain)
+    np.testing.assert_allclose(block_average(fine, b), coarse, atol=1e-10)         # the coarse field is kept
+    K, Cc = _conditional(C, b)
     mean = coarse[0].ravel() @ K.T
     xs = fine.reshape(n, -1)
     se = np.sqrt(np.diag(Cc) / n)
@@ -89,6 +94,31 @@ def test_superresolution_samples_the_exact_conditional_law():
     ok, r = _cov_ok(xs, Cc)
     assert ok, r
     assert not _cov_ok(xs, C)[0]                       # the prior's covariance is far off: the test can fail
+
+
+def test_superresolution_path_pins_the_coarse_field_and_orders_the_levels():
+    fam = Haar(levels=2)
+    p = superres_path(fam, SHAPE, 4, scale_by_scale=True)
+    keep = fam.coarse_mask(SHAPE, 2).numpy()
+    lev2 = (fam.coarse_mask(SHAPE, 1) & ~fam.coarse_mask(SHAPE, 2)).numpy()
+    a = p.a(0.25)[0, 0].numpy()                        # first half: the coarsest details move, the finest wait
+    assert np.all(a[keep] == 0) and np.all((a[lev2] > 0) & (a[lev2] < 1)) and np.all(a[~keep & ~lev2] == 1)
+    assert p.breakpoints == (0.0, 0.5, 1.0)
+    assert isinstance(superres_path(fam, SHAPE, 4), InpaintPath)
+
+
+def test_sequential_coarse_to_fine_with_a_haar_model_samples_the_prior():
+    """``sequential(order='coarse_to_fine', levels=L+1)`` on a Haar model of L levels: in the in-place layout the
+    nested sublattices are the block sums and the detail levels, so this is generation scale by scale."""
+    C = free_field_covariance(SHAPE, 0.6)
+    fam = Haar(levels=2)
+    model = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE, family=fam), Phi4Params(SHAPE, m2=0.6, lam=0.0))
+    path = sequential_path(SHAPE, "coarse_to_fine", levels=3)
+    assert all(torch.equal(g.bool(), h) for g, h in zip(path.groups, haar_groups(fam, SHAPE)))
+    x = sequential(model, 3000, order="coarse_to_fine", levels=3, steps=8, solver="rk4", seed=2, z2="none")
+    ok, r = _cov_ok(x.reshape(3000, -1), C)
+    assert ok, r
+    assert not _cov_ok(x.reshape(3000, -1), 1.2 * C)[0]
 
 
 def test_coarse_to_fine_generation_samples_the_prior():
