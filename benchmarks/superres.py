@@ -119,10 +119,10 @@ def main(argv=None):
     model = load_model(model_path)
     ref, inputs = reference_halves(paths["ref"], args.n)
     half = Phi4Params((L // 2, L // 2), M2, LAM)        # an analysis vehicle for the blocked fields (no action)
-    sums, sums2, checks, seconds = [configurations(ref, params, label="hmc", kind="exact (mcmc)")], \
+    sums, sums2, checks, seconds = [configurations(ref, params, label="hmc", kind="exact (MCMC)")], \
         [configurations(block_average(ref.reshape(-1, L, L), 2).reshape(ref.shape[0], -1, L // 2, L // 2), half,
-                        label="hmc_blocked2", kind="exact (mcmc)")], {}, {}
-    sums.append(configurations(inputs, params, label="inputs", kind="exact (mcmc)"))
+                        label="hmc_blocked2", kind="exact (MCMC)")], {}, {}
+    sums.append(configurations(inputs, params, label="inputs", kind="exact (MCMC)"))
     tasks = [("superres_x2", 2, False), ("superres_x4", 4, False), ("chain_x4", 4, True)]
     for name, b, chain in tasks:
         if name in args.skip:
