@@ -61,8 +61,7 @@ def main(argv=None) -> int:
     xml = Path(tempfile.mkdtemp()) / "faults.xml"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow" if args.fast else "",
            f"--junitxml={xml}", *FILES]
-    if args.workers:
-        cmd += ["-n", str(args.workers)]
+    cmd += ["-n", str(args.workers)]          # (pyproject's addopts say -n 2; 0 runs in one process)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = datetime.now(timezone.utc)
     subprocess.run(cmd, cwd=ROOT)

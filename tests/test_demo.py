@@ -46,6 +46,7 @@ def test_the_report_and_its_files(demo):
     assert json.loads((out / "demo.json").read_text())["rows"] == json.loads(json.dumps(doc["rows"]))
 
 
+@pytest.mark.slow   # ~17 s of training
 def test_cli_demo_trains_its_own_model_and_refuses_bad_settings(cli, tmp_path):
     rc, out, err = cli("demo", "--out", tmp_path / "d", "--train", "--train-minutes", "0.05", "--n", 16,
                        "--n-exact", 8, "--n-traj", 60)

@@ -230,7 +230,8 @@ KILL_CASES = [("generate", 0), ("sample-mcmc", 0), ("train", 0), ("sample-neural
 FAST_KILL = {("generate", 0)}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "sigint"])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGKILL, id="kill-9", marks=pytest.mark.slow),   # kill -9 of a
+                                 pytest.param(signal.SIGINT, id="sigint")])   # writer: test_store.py, test_writers.py
 @pytest.mark.parametrize("name,k", [pytest.param(n, k, id=f"{n}-{k}",
                                                  marks=[] if (n, k) in FAST_KILL else [pytest.mark.slow])
                                     for n, k in KILL_CASES])

@@ -88,6 +88,7 @@ def test_train_stop_and_resume_bit_identical(tmp_path):
     assert [r["step"] for r in a["history"]] == [r["step"] for r in b["history"]]
 
 
+@pytest.mark.slow   # ~30 s; sample-neural --resume is also in tests/cli/test_cli_interpolant.py
 def test_sample_neural_stop_and_resume(tmp_path):
     from phi4si import Phi4Params, TrainConfig, sample_mcmc, train
 

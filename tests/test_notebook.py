@@ -14,6 +14,7 @@ def test_the_committed_notebook_has_no_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code), "strip the outputs before committing"
 
 
+@pytest.mark.slow   # ~65 s: the whole notebook in a kernel (run with -m slow)
 def test_the_quickstart_notebook_executes(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

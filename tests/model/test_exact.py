@@ -362,7 +362,7 @@ def _read(out):
     return analyze_file(out)
 
 
-@pytest.mark.parametrize("method", ["reweight", "imh", "block", "hybrid"])
+@pytest.mark.parametrize("method", ["reweight", "imh", "block", pytest.param("hybrid", marks=pytest.mark.slow)])
 def test_exact_samplers_reproduce_the_free_field_with_a_wrong_model(tmp_path, method):
     model, params = _model(m2_model=1.2)
     out = tmp_path / f"{method}.h5"

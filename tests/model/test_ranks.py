@@ -60,6 +60,7 @@ def _same(a, b):
         return f["phi"].shape
 
 
+@pytest.mark.slow   # ~30 s of torchrun start-up (test_train.py::test_ddp_gloo keeps two processes in the default run)
 def test_two_processes_write_the_file_of_one(tmp_path):
     for name, argv in TASKS.items():
         argv = [a.replace("{gen}", str(tmp_path / "one_gen.h5")) for a in argv]
@@ -86,6 +87,7 @@ assert rc in (0, None), rc
 """
 
 
+@pytest.mark.slow
 def test_a_resume_may_use_another_number_of_processes(tmp_path):
     one, part = tmp_path / "one.h5", tmp_path / "part.h5"
     assert main(["generate", "--n", "30", "--steps", "4", "--out", str(one)] + COMMON) in (0, None)

@@ -84,7 +84,7 @@ def test_superresolution_samples_the_exact_conditional_law(levels, b, chain):
     n = 3000
     rng = np.random.default_rng(b)
     coarse = np.tile(rng.normal(size=(1, 8 // b, 8 // b)) * 0.4, (n, 1, 1))
-    fine = superresolve(model, coarse, b, steps=20 if not chain else 12, solver="rk4", seed=3, scale_by_scale=chain)
+    fine = superresolve(model, coarse, b, steps=10 if not chain else 6, solver="rk4", seed=3, scale_by_scale=chain)
     np.testing.assert_allclose(block_average(fine, b), coarse, atol=1e-10)         # the coarse field is kept
     K, Cc = _conditional(C, b)
     mean = coarse[0].ravel() @ K.T
@@ -115,7 +115,7 @@ def test_sequential_coarse_to_fine_with_a_haar_model_samples_the_prior():
     model = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE, family=fam), Phi4Params(SHAPE, m2=0.6, lam=0.0))
     path = sequential_path(SHAPE, "coarse_to_fine", levels=3)
     assert all(torch.equal(g.bool(), h) for g, h in zip(path.groups, haar_groups(fam, SHAPE)))
-    x = sequential(model, 3000, order="coarse_to_fine", levels=3, steps=8, solver="rk4", seed=2, z2="none")
+    x = sequential(model, 3000, order="coarse_to_fine", levels=3, steps=5, solver="rk4", seed=2, z2="none")
     ok, r = _cov_ok(x.reshape(3000, -1), C)
     assert ok, r
     assert not _cov_ok(x.reshape(3000, -1), 1.2 * C)[0]
@@ -127,7 +127,7 @@ def test_coarse_to_fine_generation_samples_the_prior():
     orc = GaussianOracle(np.zeros(V), C, SHAPE, family=fam)
     path = coarse_to_fine_path(fam, SHAPE)
     z = torch.randn(3000, 1, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    x = solve(orc, path, path.start(z), steps=8, method="rk4")[:, 0].reshape(3000, -1).numpy()
+    x = solve(orc, path, path.start(z), steps=5, method="rk4")[:, 0].reshape(3000, -1).numpy()
     ok, r = _cov_ok(x, C)
     assert ok, r
     assert not _cov_ok(x, 1.2 * C)[0]
