@@ -94,8 +94,16 @@ class OperatorFamily:
         return {} if self.a_channels is None else {"a_channels": int(self.a_channels)}
 
     def loss_weight(self, a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """Per-site weight of the training loss: 1 where the site is not pinned data (a > 0)."""
+        """Weight of the training loss per coordinate of the family's basis (laid out like ``a``): 1 where the
+        coordinate is not pinned data (a > 0)."""
         return (a > 0).to(like.dtype).expand_as(like)
+
+    def residual_power(self, r: torch.Tensor) -> torch.Tensor:
+        """|(T r)_c|^2 per coordinate c of the family's orthonormal basis T (sites: r^2), laid out like ``a``:
+        the training loss is sum_c w_c |(T r)_c|^2 with w = :meth:`loss_weight`.  The weight must act in
+        the basis the path's a lives in: a pinned coordinate's residual does not enter the velocity
+        alpha(da) b, every other one does (THEORY.md 8.2)."""
+        return r ** 2
 
     def to_dict(self) -> dict:
         return {"name": self.name}
@@ -146,6 +154,10 @@ class FourierDiagonal(OperatorFamily):
     def alpha(self, a, v):
         dims = tuple(range(-self.ndim, 0))
         return torch.fft.ifftn(a * torch.fft.fftn(v, dim=dims), dim=dims).real.to(v.dtype)
+
+    def residual_power(self, r):
+        dims = tuple(range(-self.ndim, 0))
+        return torch.fft.fftn(r, dim=dims, norm="ortho").abs() ** 2      # |F r|^2 per mode (unitary F)
 
     def to_dict(self):
         return {"name": self.name, "ndim": self.ndim}
@@ -317,6 +329,9 @@ class Haar(OperatorFamily):
 
     def alpha(self, a, v):
         return self.inverse(a * self.forward(v))
+
+    def residual_power(self, r):
+        return self.forward(r) ** 2                 # per Haar coefficient (H orthogonal)
 
     def coarse_mask(self, shape, level: int | None = None) -> torch.Tensor:
         """True at the block-sum coefficients of blocks of side 2^``level`` (default: ``levels``)."""

@@ -142,8 +142,8 @@ def _loss(net, family, param, x0, x1, a, amp_ctx):
     target = {"b": x0 - x1, "eta1": x1, "eta0": x0}[param]
     with amp_ctx:
         out = net(I, family.features(a))
-    w = family.loss_weight(a, x1)
-    per = ((out.float() - target) ** 2 * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
+    w = family.loss_weight(a, x1)      # per coordinate of the family's basis (before 2026-12-07: per site)
+    per = (family.residual_power(out.float() - target) * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
     return per.mean()
 
 

@@ -166,3 +166,31 @@ def test_refusals():
     plain = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE), Phi4Params(SHAPE, 0.6, 0.0))
     with pytest.raises(ParameterError, match="Haar family"):
         superresolve(plain, np.zeros((1, 4, 4)), 2)
+
+
+@pytest.mark.parametrize("fam", [Haar(levels=1), Haar(levels=2), FourierDiagonal()], ids=repr)
+def test_the_training_loss_weighs_the_coordinates_the_path_moves(fam):
+    """The loss is sum_c w_c |(T r)_c|^2 in the family's basis T.  Parseval: with every weight 1 it is the
+    site loss; a residual along a pinned coordinate (which the velocity alpha(da) b never sees) costs nothing,
+    one along a moving coordinate does.  Before 2026-12-07 the weight of ``a``'s layout was applied to the
+    residual in site space, which for Haar left the network's output at the block-sum sites untrained in
+    super-resolution states although it enters every detail coefficient there."""
+    r = torch.randn(3, 1, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(fam.residual_power(r).sum(), (r ** 2).sum())
+    keep = fam.coarse_mask(SHAPE, 1) if isinstance(fam, Haar) else torch.zeros(SHAPE, dtype=torch.bool)
+    if not isinstance(fam, Haar):
+        keep[0, 0] = keep[0, 1] = keep[0, -1] = True                 # the zero mode and a pair +-p
+    a = (~keep).double()[None, None] * 0.5
+    w = fam.loss_weight(a, r)
+    e = torch.zeros(1, 1, *SHAPE, dtype=torch.float64)
+    e[..., 0, 0] = 1.0                                               # a unit residual on coordinate (0, 0) ...
+    e_moving = torch.zeros_like(e)
+    e_moving[..., 1, 1] = 1.0                                        # ... and on a moving one
+    to_sites = fam.inverse if isinstance(fam, Haar) else \
+        (lambda c: torch.fft.ifftn(c, dim=(-2, -1), norm="ortho").real)
+    pinned_dir, moving_dir = to_sites(e), to_sites(e_moving)
+    if not isinstance(fam, Haar):           # a real field along the zero mode / along the mode pair (1, 1), (-1, -1)
+        moving_dir = moving_dir + to_sites(torch.roll(torch.flip(e_moving, (-2, -1)), (1, 1), (-2, -1)))
+    loss = lambda res: float((fam.residual_power(res) * w).sum())    # noqa: E731
+    assert loss(r + 3 * pinned_dir) == pytest.approx(loss(r), abs=1e-9)
+    assert loss(r + 3 * moving_dir) > loss(r) + 1.0
