@@ -21,9 +21,12 @@ averaging keeps the magnetisation), so they test only the input sample (the ``in
 p != 0, C(t) and <S>/V test the details.  The block averages of every output are checked against the input.
 
     python benchmarks/superres.py --L 16 --workdir W16 --train-minutes 15          # trains W16/haar16.pt
-    python benchmarks/superres.py --L 32 --workdir W32 --model W32/haar32.pt --train-minutes 0
-    (W32/haar32.pt: phi4si train --data W32/l32_train.h5 --init W16/haar16.pt --family haar --measure scales
-     --lr 1e-3 --minutes 50 --threads 1 --seed 5 --out W32/haar32.pt; the checkpoint records its command)
+    python benchmarks/superres.py --L 16 --workdir W16 --model W16/haar16s.pt --init W16/haar16.pt \
+        --measure scales --lr 1e-3 --seed 6 --threads 1 --train-minutes 25        # fine-tune with 'scales'
+    python benchmarks/superres.py --L 32 --workdir W32 --model W32/haar32.pt --init W16/haar16.pt \
+        --measure scales --lr 1e-3 --seed 5 --threads 1 --train-minutes 45        # train small, fine-tune large
+(the runs of the results file trained with the equivalent ``phi4si train`` commands, which each checkpoint
+records; ``--threads`` also sets the evaluation's threads.)
 
 Writes benchmarks/results/superres_l{L}.json.
 """
@@ -98,6 +101,10 @@ def main(argv=None):
     ap.add_argument("--model", default=None, help="model checkpoint (default WORKDIR/haarL.pt, trained here)")
     ap.add_argument("--train-minutes", type=float, default=15.0, help="train (or resume) the default model to "
                                                                       "this wall time first; 0: evaluate as is")
+    ap.add_argument("--init", default=None, help="fine-tune this model (the L = 32 route: --init the L = 16 one)")
+    ap.add_argument("--measure", default="multitask", help="training measure preset (scales: THEORY.md 4.2)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--steps", type=int, default=16, help="Heun steps (per level for the chain and coarse-to-fine)")
     ap.add_argument("--threads", type=int, default=2)
@@ -112,7 +119,8 @@ def main(argv=None):
     if args.train_minutes > 0:
         done = model_path.exists() and read_checkpoint(model_path).get("wall_time", 0) >= 60 * args.train_minutes * 0.98
         if not done:
-            cfg = TrainConfig(minutes=args.train_minutes, steps=None, family="haar", measure="multitask", model="medium",
+            cfg = TrainConfig(minutes=args.train_minutes, steps=None, family="haar", measure=args.measure,
+                              model="medium", init=args.init, lr=args.lr, seed=args.seed,
                               batch_size=128, threads=args.threads, checkpoint_every=250, val_every=500)
             train(paths["train"], model_path, cfg, resume=model_path.exists(), progress=False)
     info = machine_info()
