@@ -125,3 +125,16 @@ def test_superres_leaves_existing_files_alone(cli, files, tmp_path):
                      "--out", files["fine"], "--overwrite", *Q)
     assert rc != 0 and "--out is the --data file" in err, err
     assert Path(files["fine"]).read_bytes() == before
+
+
+def test_superres_resume_continues_the_noise_stream(cli, files, tmp_path):
+    """--n 40, then --n 70 --resume: the same bits as one run of 70 (batches of 10, the stream saved per batch)."""
+    base = ("superres", "--model", files["haar"], "--data", files["fine"], "--fine", "--factor", 2,
+            "--batch-size", 10, "--seed", 4, *Q)
+    once, twice = tmp_path / "once.h5", tmp_path / "twice.h5"
+    assert cli(*base, "--n", 70, "--out", once)[0] == 0
+    assert cli(*base, "--n", 40, "--out", twice)[0] == 0
+    rc, _, err = cli(*base, "--n", 70, "--out", twice, "--resume")
+    assert rc == 0, err
+    a, b = _phi(once)[0], _phi(twice)
+    assert np.array_equal(a, b[0]) and len(b[1]["run"]["resumed"]) == 1
