@@ -42,9 +42,10 @@ def _add_train_parser(sub):
                         "<phi^2>, <phi^4>, G(p), the m histogram) and the result logged under 'reference'")
     t.add_argument("--reference-n", type=integer_at_least(8), default=256,
                    help="samples generated for each --reference comparison (default 256)")
-    t.add_argument("--family", choices=("hadamard", "haar"), default="hadamard",
-                   help="operator family: hadamard (per-site time, default) or haar (wavelet coordinates, block "
-                        "averages pinned: super-resolution and coarse-to-fine generation, phi4si.tasks.superres)")
+    t.add_argument("--family", choices=("hadamard", "haar", "fourier"), default="hadamard",
+                   help="operator family: hadamard (per-site time, default), haar (wavelet coordinates, block "
+                        "averages pinned: super-resolution and coarse-to-fine generation, phi4si.tasks.superres) or "
+                        "fourier (a time per momentum: generation from low to high momenta, --measure momenta)")
     add_train_flags(t, init=True)
     t.set_defaults(func=cmd_train)
 
@@ -213,9 +214,10 @@ def _task_settings(args):
     rec = {"solver": "euler-maruyama" if args.sde else solver, "steps": steps, "sde": args.sde,
            "grid_power": args.grid_power, "batch_size": args.batch_size, "device": args.device}
     if args.order:
-        c2f = args.order == "coarse_to_fine"
+        c2f = args.order in ("coarse_to_fine", "low_to_high")
         rec.update(order=args.order, block=None if c2f else args.block,
-                   levels=(3 if args.levels is None else args.levels) if c2f else None, steps_per="block")
+                   levels=((3 if args.order == "coarse_to_fine" else 4) if args.levels is None else args.levels)
+                   if c2f else None, steps_per="block")
     solve = dict(steps=steps, solver=solver, sde=args.sde or None, seed=args.seed, batch_size=args.batch_size,
                  grid_power=args.grid_power, progress=args.progress, z2=args.z2)
     return solve, rec

@@ -107,11 +107,11 @@ block_size.__name__ = "block size"
 SOLVERS = ("euler", "heun", "rk4")                      # phi4si.interpolant.integrate.SOLVERS
 ODE_SOLVERS = SOLVERS + ("ab2", "ab3", "ddim", "ddim2")  # phi4si.interpolant.integrate.ODE_SOLVERS
 MODEL_PRESETS = ("tiny", "small", "medium", "large", "maze")     # phi4si.nn.unet._PRESETS
-MEASURES = ("generation", "multitask", "curriculum", "scales")     # phi4si.interpolant.measures.preset_measure
+MEASURES = ("generation", "multitask", "curriculum", "scales", "momenta")     # phi4si.interpolant.measures.preset_measure
 PARAMETRISATIONS = ("b", "eta1", "eta0")                 # phi4si.interpolant.drifts.PARAMETRISATIONS
 # posterior start defaults (phi4si.model.posterior), shown in --help
 DEFAULT_A0, DEFAULT_A0_NEGATIVE_K, DEFAULT_PILOT, DEFAULT_ROUNDS = 0.95, 0.999, 256, 3
-ORDERS = ("raster", "reverse", "random", "coarse_to_fine")   # phi4si.model.generate.sequential
+ORDERS = ("raster", "reverse", "random", "coarse_to_fine", "low_to_high")   # phi4si.model.generate.ORDERS
 DTYPES = ("float32", "float64")
 Z2_MODES = ("auto", "sign", "none")                      # phi4si.model.z2.Z2_MODES
 QUADRATURES = ("stages", "gauss1", "gauss2")             # phi4si.interpolant.likelihood.QUADRATURES
@@ -146,7 +146,7 @@ def add_task_flags(p, what):
     p.add_argument("--block", type=block_size, default=None, metavar="B",
                    help="block size for --order raster/reverse/random (B or BxC)")
     p.add_argument("--levels", type=integer, default=None, metavar="K",
-                   help="levels of --order coarse_to_fine (default 3)")
+                   help="levels of --order coarse_to_fine (default 3) or momentum shells of low_to_high (default 4)")
     p.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
     p.add_argument("--batch-size", type=integer, default=512, help="configurations per batch (default 512)")
     add_z2_flag(p)

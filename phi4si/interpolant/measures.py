@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from .partitions import block_ids, coarse_to_fine_ids
+from .partitions import block_ids, coarse_to_fine_ids, momentum_shell_ids
 
 __all__ = ["Measure", "Diagonal", "Hypercube", "Sequential", "Masks", "Anchors", "Mixture", "Corruptions",
            "MEASURE_PRESETS", "measure_from_dict", "preset_measure"]
@@ -117,14 +117,16 @@ class Sequential(Measure):
     ``partition='blocks'``: blocks of a size drawn from ``blocks`` (sides, clipped to the lattice)
     at a random periodic offset, taken in a random order; ``partition='coarse_to_fine'``: the
     nested sublattices of :func:`~phi4si.interpolant.partitions.coarse_to_fine_ids` with
-    ``levels`` levels, coarse first (``random_order=True`` shuffles them too).
+    ``levels`` levels, coarse first (``random_order=True`` shuffles them too); ``partition='shells'``: the
+    momentum shells of :func:`~phi4si.interpolant.partitions.momentum_shell_ids` (``levels`` of them, the
+    zero mode first), low to high, for the Fourier family (its ``a`` is a(p) in FFT layout).
     """
 
     name = "sequential"
 
     def __init__(self, partition: str = "blocks", blocks=(2, 4), levels: int = 3, random_order: bool = True):
-        if partition not in ("blocks", "coarse_to_fine"):
-            raise ParameterError(f"partition must be 'blocks' or 'coarse_to_fine', got {partition!r}")
+        if partition not in ("blocks", "coarse_to_fine", "shells"):
+            raise ParameterError(f"partition must be 'blocks', 'coarse_to_fine' or 'shells', got {partition!r}")
         self.partition, self.levels, self.random_order = partition, int(levels), bool(random_order)
         self.blocks = tuple(int(b) for b in (blocks if not np.isscalar(blocks) else (blocks,)))
         if not self.blocks or min(self.blocks) < 1:
@@ -137,6 +139,8 @@ class Sequential(Measure):
             offs = torch.randint(0, 1 << 30, (n, len(shape)), generator=generator).numpy()
             ids = np.stack([block_ids(shape, tuple(min(self.blocks[s], L) for L in shape), o % np.array(shape))
                             for s, o in zip(sizes, offs)])
+        elif self.partition == "shells":
+            ids = np.broadcast_to(momentum_shell_ids(shape, self.levels), (n, *shape))
         else:
             levels = min(self.levels, 1 + int(np.log2(np.gcd.reduce(shape)) if len(shape) else 0))
             ids = np.broadcast_to(coarse_to_fine_ids(shape, levels), (n, *shape))
@@ -366,6 +370,9 @@ def preset_measure(name: str = "multitask") -> Measure:
       the coarse-to-fine component at 40 % (diagonal 30 %, masks 10 %, blocks 5 %, hypercube 15 %).  In
       Haar coordinates that component holds the states of super-resolution by a factor 2 and of
       generation level by level, which the multitask mixture visits in 8 % of its draws.
+    * ``momenta``: for the ``fourier`` family: diagonal 50 %, momentum shells generated low to high 50 % (4
+      shells: the zero mode, then three bins of |p_hat|); the measures a Fourier path can use are those
+      whose a(p) is even in p.
     * ``restore``: :class:`Corruptions` (blur, noise, missing pixels) for the ``corruption`` family.
     """
     comps = {"diagonal": Diagonal(), "masks": Masks(), "sequential": Sequential("blocks", (2, 4)),
@@ -385,10 +392,13 @@ def preset_measure(name: str = "multitask") -> Measure:
                         "hypercube": Hypercube()}, [0.30, 0.45, 0.15, 0.10])
     if name == "scales":
         return Mixture(comps, [0.30, 0.10, 0.05, 0.40, 0.15])
+    if name == "momenta":
+        return Mixture({"diagonal": Diagonal(), "shells": Sequential("shells", levels=4, random_order=False)},
+                       [0.5, 0.5])
     if name == "restore":
         return Corruptions()
     raise ParameterError(f"unknown measure preset {name!r} (choose from {MEASURE_PRESETS})")
 
 
 #: Names accepted by :func:`preset_measure`.
-MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze", "scales", "restore")
+MEASURE_PRESETS = ("generation", "multitask", "curriculum", "images", "maze", "scales", "momenta", "restore")

@@ -155,6 +155,18 @@ class FourierDiagonal(OperatorFamily):
         dims = tuple(range(-self.ndim, 0))
         return torch.fft.ifftn(a * torch.fft.fftn(v, dim=dims), dim=dims).real.to(v.dtype)
 
+    def check_training(self, param, measure):
+        """Also refuses a measure whose a(p) need not be even in p: only the diagonal and the momentum shells
+        (``Sequential('shells')``, preset ``momenta``) keep a(p) = a(-p)."""
+        super().check_training(param, measure)
+        comps = list(getattr(measure, "components", {"": measure}).values())
+        bad = [c.name + (f" ({c.partition})" if getattr(c, "partition", None) else "") for c in comps
+               if not (c.name == "diagonal" or (c.name == "sequential" and getattr(c, "partition", "") == "shells"))]
+        if bad:
+            raise ParameterError(f"the 'fourier' family's a is a(p), which must be even in p (real fields): train it "
+                                 f"with the measure 'momenta' (diagonal and momentum shells), not with {bad}")
+        return self
+
     def residual_power(self, r):
         dims = tuple(range(-self.ndim, 0))
         return torch.fft.fftn(r, dim=dims, norm="ortho").abs() ** 2      # |F r|^2 per mode (unitary F)

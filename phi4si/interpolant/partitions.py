@@ -8,6 +8,9 @@ sequential tasks move one group at a time from noise (a = 1) to data (a = 0), in
 * :func:`coarse_to_fine_ids` - nested sublattices: group 0 = sites with every coordinate
   divisible by 2^(levels-1), group 1 = divisible by 2^(levels-2) but not the coarser, ..., last
   group = the remaining sites.  Generating in the order 0, 1, ... is coarse-to-fine.
+* :func:`momentum_shell_ids` - momentum shells of a Fourier-layout array (for the Fourier family, whose
+  ``a`` holds a(p) in FFT layout): group 0 = the zero mode, then shells of |p_hat| from low to high.
+  Every shell is even in p (a(p) = a(-p), as real fields need).
 * :func:`group_order` - raster, random (seeded) or reversed orders of the groups.
 
 >>> block_ids((4, 4), (2, 2))
@@ -28,7 +31,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["block_ids", "coarse_to_fine_ids", "group_order", "group_masks"]
+__all__ = ["block_ids", "coarse_to_fine_ids", "momentum_shell_ids", "group_order", "group_masks"]
 
 
 def _shape(shape):
@@ -67,6 +70,27 @@ def coarse_to_fine_ids(shape, levels: int) -> np.ndarray:
         on = np.all([x % stride == 0 for x in grids], axis=0)
         ids[on] = np.minimum(ids[on], g)
     return ids
+
+
+def momentum_shell_ids(shape, shells: int) -> np.ndarray:
+    """Shell of every momentum in FFT layout: 0 for p = 0, then ``shells - 1`` bins of equal width in
+    |p_hat| = (sum_mu 4 sin^2(p_mu / 2))^(1/2) over (0, max], empty bins dropped (ids stay consecutive).
+
+    >>> momentum_shell_ids((8,), 3).tolist()       # |p_hat| = 0, 0.77, 1.41, 1.85, 2, ...: bins (0, 1], (1, 2]
+    [0, 1, 2, 2, 2, 2, 2, 1]
+    """
+    shape = _shape(shape)
+    shells = int(shells)
+    if shells < 2:
+        raise ParameterError(f"momentum shells need shells >= 2 (the zero mode and at least one shell), got {shells}")
+    grids = np.meshgrid(*[2 * np.pi * np.fft.fftfreq(L) for L in shape], indexing="ij")
+    p = np.sqrt(sum(4 * np.sin(g / 2) ** 2 for g in grids))
+    top = p.max()
+    ids = np.zeros(shape, dtype=np.int64)
+    if top > 0:
+        ids = np.where(p > 1e-12, 1 + np.minimum((p / top * (shells - 1) - 1e-9).astype(np.int64), shells - 2), 0)
+    _, ids = np.unique(ids, return_inverse=True)
+    return ids.reshape(shape).astype(np.int64)
 
 
 def group_order(n_groups: int, order: str = "raster", seed: int | None = None) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from .partitions import block_ids, coarse_to_fine_ids, group_masks, group_order
+from .partitions import block_ids, coarse_to_fine_ids, group_masks, group_order, momentum_shell_ids
 
 __all__ = ["Path", "GenerationPath", "InpaintPath", "SequentialPath", "TablePath", "FunctionPath",
            "StartAt", "sequential_path", "time_grid", "check_grid"]
@@ -251,13 +251,14 @@ class StartAt(Path):
 def sequential_path(shape, order: str = "raster", block=None, levels: int = 3, seed: int | None = None,
                     observed=None) -> SequentialPath:
     """Blockwise generation in an order: ``order`` in 'raster', 'reverse', 'random' (blocks of size
-    ``block``) or 'coarse_to_fine' (nested sublattices with ``levels`` levels).
+    ``block``), 'coarse_to_fine' (nested sublattices with ``levels`` levels) or 'low_to_high' (``levels``
+    momentum shells, the zero mode first: the groups of a Fourier-family path, whose a is a(p)).
 
     >>> sequential_path((4, 4), "raster", block=2).G
     4
     """
-    if order == "coarse_to_fine":
-        ids = coarse_to_fine_ids(shape, levels)
+    if order in ("coarse_to_fine", "low_to_high"):
+        ids = coarse_to_fine_ids(shape, levels) if order == "coarse_to_fine" else momentum_shell_ids(shape, levels)
         return SequentialPath(group_masks(ids, range(int(ids.max()) + 1)), observed)
     if block is None:
         raise ParameterError(f"order {order!r} needs a block size")

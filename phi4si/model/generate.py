@@ -42,7 +42,7 @@ from ..errors import ParameterError
 from .posterior import DEFAULT_PILOT, DEFAULT_ROUNDS, Posterior, drift_and_path, pilot_start
 from .solve import SolveSettings, pilot_runner, run_task
 
-__all__ = ["generate", "inpaint", "sequential", "sample_posterior", "resolve_start", "parse_mask", "write_samples"]
+__all__ = ["ORDERS", "generate", "inpaint", "sequential", "sample_posterior", "resolve_start", "parse_mask", "write_samples"]
 
 
 def _count(n) -> int:
@@ -134,14 +134,19 @@ def inpaint(model, data, unknown, steps: int | None = None, solver: str = DEFAUL
                     finish=finish, output=output, task="inpaint")
 
 
+#: Orders of :func:`sequential`.
+ORDERS = ("raster", "reverse", "random", "coarse_to_fine", "low_to_high")
+
+
 def sequential(model, n: int, order: str = "raster", block=None, levels: int | None = None, shape=None,
                steps: int = 20, solver: str = "heun", sde: float | None = None, seed: int = 0,
                order_seed: int | None = None, data=None, observed=None, batch_size: int = 512,
                grid_power: float = 1.0, progress: bool | None = None, posterior: Posterior | None = None,
                output=None, z2: str = "auto") -> np.ndarray | None:
     """Blockwise generation in ``order`` ('raster', 'reverse', 'random': blocks of size ``block``, B or
-    (B, C), required; 'coarse_to_fine': nested sublattices, ``levels`` of them, default 3), ``steps``
-    per block; the setting the order does not use is refused.  With ``data``/``observed`` the observed
+    (B, C), required; 'coarse_to_fine': nested sublattices, ``levels`` of them, default 3; 'low_to_high':
+    momentum shells, the zero mode first, ``levels`` of them, default 4, for a model of the Fourier family,
+    whose a is a(p): THEORY.md 8.3), ``steps`` per block; the setting the order does not use is refused.  With ``data``/``observed`` the observed
     sites are kept (sequential inpainting); with ``posterior``, posterior sequential generation.
 
     The sequential path runs the blocks' times one after the other (block k goes 1 -> 0 while the
@@ -162,14 +167,19 @@ def sequential(model, n: int, order: str = "raster", block=None, levels: int | N
     shape = model.check_shape(np.shape(data)[1:] if data is not None else (model.shape if shape is None else shape))
     count = _count(n if data is None else len(data))
     settings = SolveSettings(steps, solver, sde, seed, batch_size, grid_power, progress, z2)
-    if order not in ("raster", "reverse", "random", "coarse_to_fine"):
-        raise ParameterError(f"unknown order {order!r} (choose 'raster', 'reverse', 'random' or 'coarse_to_fine')")
-    if order == "coarse_to_fine":
+    if order not in ORDERS:
+        raise ParameterError(f"unknown order {order!r} (choose from {ORDERS})")
+    fourier = getattr(getattr(model, "family", None), "name", None) == "fourier"
+    if fourier != (order == "low_to_high"):
+        raise ParameterError("order='low_to_high' (momentum shells) is the order of a model of the Fourier family, "
+                             "whose a is a(p); " + (f"this model's family is {model.family!r}" if not fourier else
+                                                    f"a Fourier model cannot take the site order {order!r}"))
+    if order in ("coarse_to_fine", "low_to_high"):
         if block is not None:
-            raise ParameterError("order='coarse_to_fine' does not use block= (it uses levels=)")
-        levels = 3 if levels is None else levels
+            raise ParameterError(f"order={order!r} does not use block= (it uses levels=)")
+        levels = (3 if order == "coarse_to_fine" else 4) if levels is None else levels
     elif levels is not None:
-        raise ParameterError(f"order={order!r} does not use levels= (coarse_to_fine does)")
+        raise ParameterError(f"order={order!r} does not use levels= (coarse_to_fine and low_to_high do)")
     elif block is None:
         raise ParameterError(f"order={order!r} needs block=B (block size)")
     try:

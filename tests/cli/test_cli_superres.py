@@ -138,3 +138,22 @@ def test_superres_resume_continues_the_noise_stream(cli, files, tmp_path):
     assert rc == 0, err
     a, b = _phi(once)[0], _phi(twice)
     assert np.array_equal(a, b[0]) and len(b[1]["run"]["resumed"]) == 1
+
+
+def test_fourier_family_trains_on_momenta_and_generates_low_to_high(cli, files, tmp_path):
+    out, gen = tmp_path / "fourier.pt", tmp_path / "l2h.h5"
+    rc, _, err = cli("train", "--data", files["fine"], "--out", out, "--steps", 3, "--family", "fourier", *TRAIN)
+    assert rc != 0 and "even in p" in err and "momenta" in err and not out.exists(), err
+    rc, _, err = cli("train", "--data", files["fine"], "--out", out, "--steps", 3, "--family", "fourier",
+                     "--measure", "momenta", *TRAIN)
+    assert rc == 0, err
+    rc, _, err = cli("generate", "--model", out, "--n", 12, "--order", "low_to_high", "--out", gen, *Q)
+    assert rc == 0, err
+    phi, attrs = _phi(gen)
+    assert phi.shape == (1, 12, 8, 8) and np.isfinite(phi).all()
+    assert attrs["sampler"]["order"] == "low_to_high" and attrs["sampler"]["levels"] == 4
+    rc, _, err = cli("generate", "--model", out, "--n", 2, "--order", "coarse_to_fine", "--out", tmp_path / "x.h5", *Q)
+    assert rc != 0 and "Fourier family" in err and not (tmp_path / "x.h5").exists(), err
+    rc, _, err = cli("generate", "--model", files["haar"], "--n", 2, "--order", "low_to_high",
+                     "--out", tmp_path / "y.h5", *Q)
+    assert rc != 0 and "Fourier family" in err and not (tmp_path / "y.h5").exists(), err

@@ -194,3 +194,47 @@ def test_the_training_loss_weighs_the_coordinates_the_path_moves(fam):
     loss = lambda res: float((fam.residual_power(res) * w).sum())    # noqa: E731
     assert loss(r + 3 * pinned_dir) == pytest.approx(loss(r), abs=1e-9)
     assert loss(r + 3 * moving_dir) > loss(r) + 1.0
+
+
+def test_momentum_shells_are_even_in_p_and_cover_every_mode():
+    from phi4si.interpolant.partitions import momentum_shell_ids
+
+    for shape, shells in (((8, 8), 4), ((6, 10), 3), ((16,), 5)):
+        ids = momentum_shell_ids(shape, shells)
+        neg = ids
+        for ax, L in enumerate(shape):
+            neg = np.take(neg, (-np.arange(L)) % L, axis=ax)
+        assert np.array_equal(ids, neg)                                  # a(p) = a(-p)
+        assert ids.flat[0] == 0 and (ids == 0).sum() == 1                # the zero mode alone first
+        assert set(np.unique(ids)) == set(range(ids.max() + 1))
+    with pytest.raises(ParameterError, match="shells >= 2"):
+        momentum_shell_ids((8, 8), 1)
+
+
+def test_low_to_high_generation_with_a_fourier_model_samples_the_prior():
+    """Momentum shells from low to high (the zero mode, then |p_hat| bins) on the Gaussian oracle of the
+    Fourier family: the joint law is the prior's, and each shell is kept while the later ones move."""
+    C = free_field_covariance(SHAPE, 0.6)
+    model = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE, family=FourierDiagonal()),
+                       Phi4Params(SHAPE, m2=0.6, lam=0.0))
+    x = sequential(model, 3000, order="low_to_high", steps=5, solver="rk4", seed=2, z2="none")
+    ok, r = _cov_ok(x.reshape(3000, -1), C)
+    assert ok, r
+    assert not _cov_ok(x.reshape(3000, -1), 1.2 * C)[0]
+    with pytest.raises(ParameterError, match="Fourier family"):
+        sequential(model, 4, order="coarse_to_fine", steps=2)
+    hadamard = DriftModel(GaussianOracle(np.zeros(V), C, SHAPE), Phi4Params(SHAPE, m2=0.6, lam=0.0))
+    with pytest.raises(ParameterError, match="Fourier family"):
+        sequential(hadamard, 4, order="low_to_high", steps=2)
+
+
+def test_the_fourier_family_refuses_measures_that_break_a_of_p_even():
+    from phi4si.interpolant.measures import preset_measure
+
+    fam = FourierDiagonal()
+    assert fam.check_training("b", preset_measure("momenta")) is fam
+    for name in ("multitask", "scales"):
+        with pytest.raises(ParameterError, match="even in p"):
+            fam.check_training("b", preset_measure(name))
+    a = preset_measure("momenta").sample(64, SHAPE, torch.Generator().manual_seed(0))
+    assert torch.equal(a, torch.flip(torch.roll(a, (-1, -1), (-2, -1)), (-2, -1)))      # a(p) = a(-p) per draw
