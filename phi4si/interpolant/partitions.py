@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
+from ..lattice.fourier import p_hat2
 
 __all__ = ["block_ids", "coarse_to_fine_ids", "momentum_shell_ids", "group_order", "group_masks"]
 
@@ -83,8 +84,7 @@ def momentum_shell_ids(shape, shells: int) -> np.ndarray:
     shells = int(shells)
     if shells < 2:
         raise ParameterError(f"momentum shells need shells >= 2 (the zero mode and at least one shell), got {shells}")
-    grids = np.meshgrid(*[2 * np.pi * np.fft.fftfreq(L) for L in shape], indexing="ij")
-    p = np.sqrt(sum(4 * np.sin(g / 2) ** 2 for g in grids))
+    p = np.sqrt(p_hat2(shape))
     top = p.max()
     ids = np.zeros(shape, dtype=np.int64)
     if top > 0:
