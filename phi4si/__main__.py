@@ -9,13 +9,14 @@ def entry() -> int:
     signal that comes once the command is done no longer changes its exit status."""
     import signal
 
-    from phi4si.interrupts import watch_start
+    from phi4si.interrupts import settle, watch_start
 
     watch_start()
     try:
         from phi4si.cli import main
 
         status = main()
+        settle()      # a KeyboardInterrupt still due (phi4si.interrupts) would come after the work: drop it
     except KeyboardInterrupt:
         print("\nphi4si: interrupted", file=sys.stderr)
         status = 130

@@ -15,7 +15,9 @@ there a :class:`KeyboardInterrupt` may be raised inside a finaliser or a weak-re
 where Python prints "Exception ignored" and goes on.  :func:`watch_start` (installed by the
 command line before anything else) raises it *and* records it, so that the next
 :func:`graceful_stop` starts as already stopped and the command line ends with exit status 130 even
-when the exception was swallowed.
+when the exception was swallowed.  Inside the import of torch the exception is not raised at once:
+torch's import runs Python code from C++, and an exception there can abort the whole process; it is
+raised as soon as that import is over.
 
 >>> with graceful_stop() as stop:
 ...     stop.requested()
@@ -29,7 +31,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-__all__ = ["Stop", "graceful_stop", "watch_start", "pending", "said", "was_said"]
+__all__ = ["Stop", "graceful_stop", "watch_start", "pending", "settle", "said", "was_said"]
 
 _PENDING: list[int] = []   # signals seen by watch_start's handler, in order
 _WATCHING = False          # watch_start's handlers are installed
@@ -76,6 +78,8 @@ def watch_start() -> None:
 
     def handler(signum, frame):
         _PENDING.append(signum)
+        if _inside_torch_import(frame) and _raise_later():
+            return
         raise KeyboardInterrupt
 
     for s in _signals():
@@ -87,6 +91,54 @@ def watch_start() -> None:
             previous(u)
 
     sys.unraisablehook = quiet
+
+
+_RECHECK_SECONDS = 0.01
+_LATER = [False]         # a KeyboardInterrupt is due once torch's import is over
+
+
+def _inside_torch_import(frame) -> bool:
+    """Whether ``frame`` runs inside the import of a torch module.  Torch's import calls Python from
+    C++ (pybind11); a KeyboardInterrupt raised there can go through a C++ frame that cannot pass it
+    on, and the process aborts (``terminate called after throwing ... error_already_set``)."""
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and str(frame.f_globals.get("__name__", "")).split(".")[0] == "torch":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_later() -> bool:
+    """Raise the KeyboardInterrupt at the first check (every 10 ms, by SIGALRM) that finds torch's
+    import over; False where there is no interval timer (then it is raised at once, as before)."""
+    if not hasattr(signal, "setitimer"):
+        return False
+    if _LATER[0]:
+        return True
+
+    def recheck(signum, frame):
+        if not _LATER[0]:                 # a graceful_stop took the signal over meanwhile
+            return
+        if _inside_torch_import(frame):
+            signal.setitimer(signal.ITIMER_REAL, _RECHECK_SECONDS)
+            return
+        _LATER[0] = False
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    _LATER[0] = True
+    signal.signal(signal.SIGALRM, recheck)
+    signal.setitimer(signal.ITIMER_REAL, _RECHECK_SECONDS)
+    return True
+
+
+def settle() -> None:
+    """No KeyboardInterrupt is due any more: the command is over, or a :func:`graceful_stop` took the
+    signal over (:func:`pending` still tells that it came)."""
+    if _LATER[0]:
+        _LATER[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
 def pending() -> int | None:
@@ -101,8 +153,9 @@ def graceful_stop(enabled: bool = True):
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    if _PENDING:                 # a signal during the start-up that was swallowed: stop at the first poll
-        stop.signal = _PENDING[0]
+    if _PENDING:                 # a signal during the start-up that was swallowed (or is still due): stop
+        stop.signal = _PENDING[0]   # at the first poll
+        settle()
     sigs = _signals()
     old = {s: signal.getsignal(s) for s in sigs}
 

@@ -118,3 +118,41 @@ def test_sample_neural_stop_and_resume(tmp_path):
     with h5py.File(ref, "r") as a, h5py.File(out, "r") as b:
         for k in ("phi", "log_w", "m", "S"):
             assert np.array_equal(a[k][...], b[k][...]), f"{k} differs after a stop at sample {stopped}"
+
+
+_FAKE_TORCH = '''
+import os, signal, time
+os.kill(os.getpid(), signal.SIGINT)       # a Ctrl-C in the middle of the import
+t = time.time()
+while time.time() - t < 0.2:              # more Python inside the import: the exception must wait
+    pass
+print("import finished", flush=True)
+'''
+
+_PROGRAM = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+from phi4si.interrupts import pending, watch_start
+watch_start()
+try:
+    import torch
+    import time
+    t = time.time()
+    while time.time() - t < 5:
+        pass
+    print("no interrupt")
+except KeyboardInterrupt:
+    print("interrupted after the import", torch.__name__, pending() == 2)
+'''
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs an interval timer")
+def test_ctrl_c_inside_torch_import_waits_for_its_end(tmp_path):
+    """A Ctrl-C while torch is imported is raised only when that import is over (an exception inside it
+    can go through C++ and abort the process), and then at once."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(_FAKE_TORCH)
+    r = subprocess.run([sys.executable, "-c", _PROGRAM, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["import finished", "interrupted after the import torch True"], r.stdout + r.stderr
