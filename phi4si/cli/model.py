@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import (DTYPES, GENERATE_DEFAULTS, ODE_SOLVERS, add_posterior_flags, add_progress_flags, add_task_flags,
-                      add_train_flags, add_z2_flag, check_out, command_line, device, flag_terms, given, integer,
-                      integer_at_least, load_model)
+from .options import (DTYPES, GENERATE_DEFAULTS, ODE_SOLVERS, add_posterior_flags, add_run_flags, add_task_flags,
+                      add_train_flags, check_out, command_line, flag_terms, given, integer, integer_at_least,
+                      load_model)
 from .training import check_train_flags, run_training
 
 __all__ = ["add_parsers", "cmd_train", "cmd_generate", "cmd_inpaint", "cmd_posterior", "cmd_superres", "posterior_settings",
@@ -110,15 +110,8 @@ def _add_task_parsers(sub):
     r.add_argument("--steps", type=integer, default=20, help="integration steps (per level with --scale-by-scale; "
                                                              "default 20)")
     r.add_argument("--solver", choices=ODE_SOLVERS, default="heun", help="ODE solver (default heun)")
-    r.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
-    r.add_argument("--batch-size", type=integer, default=512, help="configurations per batch (default 512)")
     r.add_argument("--dtype", choices=DTYPES, default="float32", help="storage dtype (default float32)")
-    add_z2_flag(r)
-    r.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
-    r.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
-    r.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    r.add_argument("--resume", action="store_true", help="continue --out up to the input's count; same settings")
-    add_progress_flags(r)
+    add_run_flags(r, "continue --out up to the input's count; same settings")
     r.set_defaults(func=cmd_superres)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 __all__ = ["finite_float", "positive_float", "integer", "integer_at_least", "device", "block_size",
            "posterior_start", "SOLVERS", "ODE_SOLVERS", "MODEL_PRESETS", "MEASURES", "PARAMETRISATIONS", "ORDERS",
            "DTYPES", "QUADRATURES",
-           "add_task_flags", "add_train_flags", "add_posterior_flags", "add_trained_model_flags", "command_line",
+           "add_task_flags", "add_run_flags", "add_train_flags", "add_posterior_flags", "add_trained_model_flags", "command_line",
            "task_record", "check_out", "load_model", "prepare_run", "given", "flag_terms", "reword"]
 
 
@@ -147,14 +147,19 @@ def add_task_flags(p, what):
                    help="block size for --order raster/reverse/random (B or BxC)")
     p.add_argument("--levels", type=integer, default=None, metavar="K",
                    help="levels of --order coarse_to_fine (default 3) or momentum shells of low_to_high (default 4)")
+    add_run_flags(p, "continue --out (written batch by batch with its noise stream) up to --n; same settings")
+
+
+def add_run_flags(p, resume_help):
+    """Flags of every command that runs a trained lattice model batch by batch into --out (the tasks of
+    :func:`add_task_flags` and ``superres``): seed, batching, Z2, device, threads, overwrite/resume, progress."""
     p.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
     p.add_argument("--batch-size", type=integer, default=512, help="configurations per batch (default 512)")
     add_z2_flag(p)
     p.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=integer_at_least(1), default=None, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--resume", action="store_true",
-                   help="continue --out (written batch by batch with its noise stream) up to --n; same settings")
+    p.add_argument("--resume", action="store_true", help=resume_help)
     add_progress_flags(p)
 
 
