@@ -122,8 +122,7 @@ def _raise_later() -> bool:
         if _inside_torch_import(frame):
             signal.setitimer(signal.ITIMER_REAL, _RECHECK_SECONDS)
             return
-        _LATER[0] = False
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        settle()
         raise KeyboardInterrupt
 
     _LATER[0] = True
