@@ -9,6 +9,10 @@ the law of X(0) to the law of X(1), and the instantaneous change of variables gi
 
 Every path used here starts at a = 1 on the sites that move (they are pure noise, q_0 = N(0, Id)
 there) and ends at a = 0 everywhere; sites that never move are conditioned on (their a stays 0).
+Families diagonal in another orthonormal basis T (alpha(a) = T^T diag(a) T: Haar, the real Fourier basis)
+are integrated in the coordinates c = T x, where the flow is the Hadamard one with drift T b and the
+sum above runs over coordinates; |det T| = 1, so log q is the same in sites (THEORY.md 6).
+
 So one routine gives
 
 * the model density log q(x) of a generated configuration (generation path, forward: noise -> x),
@@ -259,9 +263,10 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
     if direction == "reverse":
         grid = grid[::-1]
     fam = drift.family
+    T, Tt = fam.basis, fam.unbasis          # the family's orthonormal coordinates (sites for Hadamard)
     dev, dt = x_start.device, x_start.dtype
-    x = x_start.detach().clone()
-    x_fixed = x_start.detach()
+    x_fixed = T(x_start.detach())
+    x = x_fixed.clone()
     B = x.shape[0]
     n_moving_max = int((~pinned).expand_as(x).flatten(1).sum(1).max()) if x.numel() else 0
     if divergence_method == "colored" and int(probes) * int(period) ** len(path.shape) >= n_moving_max:
@@ -274,15 +279,15 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
     def f(s, y, eps):
         a = path.a(s).to(device=dev, dtype=dt)
         da = path.da(s).to(device=dev, dtype=dt)
-        b, est = divergence(lambda z: drift.b(z, _tile(a, z.shape[0] // a.shape[0])), y, da,
+        b, est = divergence(lambda z: T(drift.b(Tt(z), _tile(a, z.shape[0] // a.shape[0]))), y, da,
                             divergence_method, eps, max_batch, groups)
-        return fam.velocity(da, b), est
+        return da * b, est
 
     def v(s, y):                     # the velocity alone (same bits as f's)
         a = path.a(s).to(device=dev, dtype=dt)
         with torch.no_grad():
-            b = drift.b(y, a)
-        return fam.velocity(path.da(s).to(device=dev, dtype=dt), b)
+            b = T(drift.b(Tt(y), a))
+        return path.da(s).to(device=dev, dtype=dt) * b
 
     def gauss_step(sa, sb, x, eps):  # X by the RK tableau, the divergence at the Gauss points
         first = []
@@ -305,6 +310,7 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
     n = len(grid) - 1
     for k in range(n):
         sb = float(grid[k + 1])
+        fam.check_diagonal(path.a(float(grid[k])))
         # one set of probes per step, shared by its stages (or Gauss points)
         eps = (None if not use_probes else colored_probes(probes, period, x, generator)
                if divergence_method == "colored" else rademacher(probes, x, generator))
@@ -321,14 +327,18 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
         if not torch.isfinite(x).all() or not torch.isfinite(integral).all():
             raise FloatingPointError(f"the integration produced NaN/inf at s = {sb:.4g} (step {k + 1}/{n}); "
                                      "use more steps or check the model")
+    n_moving = moving.expand_as(x).flatten(1).sum(1)
+    m = torch.as_tensor(start_mean).to(device=dev, dtype=dt)      # start law N((1 - a0) m, a0^2) (a0 = 1: N(0, Id))
+    if m.ndim or fam.name != "hadamard":
+        m = T(m.expand_as(x_start))
+    noise_c = x_fixed if direction == "forward" else x
+    log_q0 = standard_normal_log_density((noise_c - (1 - a_start) * m) / a_start, moving) \
+        - n_moving.to(dt) * math.log(a_start)
+    x = Tt(x)
     if direction == "forward":
         noise, data, div_int = x_start.detach(), x, integral
     else:
         noise, data, div_int = x, x_start.detach(), -integral
-    n_moving = moving.expand_as(x).flatten(1).sum(1)
-    m = torch.as_tensor(start_mean).to(device=dev, dtype=dt)      # start law N((1 - a0) m, a0^2) (a0 = 1: N(0, Id))
-    log_q0 = standard_normal_log_density((noise - (1 - a_start) * m) / a_start, moving) \
-        - n_moving.to(dt) * math.log(a_start)
     err = torch.zeros_like(var_sum) if divergence_method == "exact" else var_sum.clamp_min(0).sqrt()
     return FlowResult(x=x, log_q=log_q0 - div_int, log_q0=log_q0, div_integral=div_int, div_error=err,
                       noise=noise, data=data, n_moving=n_moving)

@@ -105,6 +105,20 @@ class OperatorFamily:
         alpha(da) b, every other one does (THEORY.md 8.2)."""
         return r ** 2
 
+    def basis(self, v: torch.Tensor) -> torch.Tensor:
+        """T v: the coefficients of ``v`` in the real orthonormal basis T in which alpha(a) = T^T diag(a) T,
+        laid out like ``a`` (THEORY.md 6: the log-density integrates the flow in these coordinates).  Families
+        with no such basis (:class:`Corruption`) refuse."""
+        raise ParameterError(f"the {self.name!r} family is not diagonal in an orthonormal basis: it has no "
+                             "model log-density")
+
+    def unbasis(self, c: torch.Tensor) -> torch.Tensor:
+        """T^T c, the inverse of :meth:`basis`."""
+        return self.basis(c)
+
+    def check_diagonal(self, a: torch.Tensor) -> None:
+        """Refuse an ``a`` for which alpha(a) is not T^T diag(a) T (default: every ``a`` is)."""
+
     def to_dict(self) -> dict:
         return {"name": self.name}
 
@@ -129,6 +143,12 @@ class Hadamard(OperatorFamily):
 
     def pin(self, x, x_start, pinned):
         return torch.where(pinned, x_start, x)          # bit for bit: observed sites return as given
+
+    def basis(self, v):
+        return v
+
+    def unbasis(self, c):
+        return c
 
 
 class FourierDiagonal(OperatorFamily):
@@ -170,6 +190,49 @@ class FourierDiagonal(OperatorFamily):
     def residual_power(self, r):
         dims = tuple(range(-self.ndim, 0))
         return torch.fft.fftn(r, dim=dims, norm="ortho").abs() ** 2      # |F r|^2 per mode (unitary F)
+
+    def _pairs(self, shape, device):
+        """(flat index of each mode, flat index of its partner -p) over the last ``ndim`` axes ``shape``."""
+        idx = torch.arange(math.prod(shape), device=device).reshape(shape)
+        neg = torch.roll(torch.flip(idx, tuple(range(len(shape)))), (1,) * len(shape), tuple(range(len(shape))))
+        return idx.flatten(), neg.flatten()
+
+    def basis(self, v):
+        """Real orthonormal Fourier coordinates: with X = F v (unitary), X(p) real where p = -p; for a pair
+        p != -p (p the one of lower FFT index) sqrt2 Re X(p) at p and sqrt2 Im X(p) at -p.
+
+        >>> fam = FourierDiagonal(ndim=1)
+        >>> v = torch.tensor([[[1.0, 2.0, 3.0, 6.0]]], dtype=torch.float64)
+        >>> c = fam.basis(v)
+        >>> bool(torch.allclose((c ** 2).sum(), (v ** 2).sum())), bool(torch.allclose(fam.unbasis(c), v))
+        (True, True)
+        """
+        dims = tuple(range(-self.ndim, 0))
+        shape = v.shape[-self.ndim:]
+        X = torch.fft.fftn(v, dim=dims, norm="ortho").flatten(-self.ndim)
+        i, j = self._pairs(shape, v.device)
+        r2 = math.sqrt(2.0)
+        c = torch.where(i < j, r2 * X.real, torch.where(i == j, X.real, -r2 * X.imag))
+        return c.to(v.dtype).reshape(v.shape)
+
+    def unbasis(self, c):
+        dims = tuple(range(-self.ndim, 0))
+        shape = c.shape[-self.ndim:]
+        flat = c.flatten(-self.ndim)
+        i, j = self._pairs(shape, c.device)
+        r2 = math.sqrt(2.0)
+        re = torch.where(i == j, flat, flat.where(i < j, flat[..., j]) / r2)
+        im = torch.where(i == j, torch.zeros_like(flat), torch.where(i < j, flat[..., j], -flat) / r2)
+        X = torch.complex(re.to(torch.float64), im.to(torch.float64)).reshape(c.shape)
+        return torch.fft.ifftn(X, dim=dims, norm="ortho").real.to(c.dtype)
+
+    def check_diagonal(self, a):
+        """alpha(a) is diagonal in the real basis only for a(p) = a(-p)."""
+        dims = tuple(range(-self.ndim, 0))
+        if a.shape[-self.ndim:] != (1,) * self.ndim:
+            neg = torch.roll(torch.flip(a, dims), (1,) * self.ndim, dims)
+            if not torch.equal(a, neg):
+                raise ParameterError("the 'fourier' family needs a(p) = a(-p) (real operators); this path's a is not even")
 
     def to_dict(self):
         return {"name": self.name, "ndim": self.ndim}
@@ -341,6 +404,12 @@ class Haar(OperatorFamily):
 
     def alpha(self, a, v):
         return self.inverse(a * self.forward(v))
+
+    def basis(self, v):
+        return self.forward(v)
+
+    def unbasis(self, c):
+        return self.inverse(c)
 
     def residual_power(self, r):
         return self.forward(r) ** 2                 # per Haar coefficient (H orthogonal)

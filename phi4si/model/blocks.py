@@ -62,6 +62,10 @@ def block_update(model, phi: np.ndarray, params, block, rng: np.random.Generator
     """
     from .window import cut, paste, window_indices, window_size
 
+    fam = getattr(model.drift(), "family", None)
+    if getattr(fam, "name", "hadamard") != "hadamard":
+        raise ParameterError(f"a block update regenerates a block of sites: it needs a model of the hadamard family "
+                             f"(a time per site), this one has {fam!r}")
     phi = np.asarray(phi, dtype=np.float64)
     shape, b = phi.shape[1:], block_size(block, phi.shape[1:])
     w = window_size(window, b, shape)
