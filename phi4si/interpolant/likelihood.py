@@ -328,9 +328,7 @@ def flow_log_density(drift: Drift, path: Path, x_start: torch.Tensor, steps: int
             raise FloatingPointError(f"the integration produced NaN/inf at s = {sb:.4g} (step {k + 1}/{n}); "
                                      "use more steps or check the model")
     n_moving = moving.expand_as(x).flatten(1).sum(1)
-    m = torch.as_tensor(start_mean).to(device=dev, dtype=dt)      # start law N((1 - a0) m, a0^2) (a0 = 1: N(0, Id))
-    if m.ndim or fam.name != "hadamard":
-        m = T(m.expand_as(x_start))
+    m = T(torch.as_tensor(start_mean).to(device=dev, dtype=dt).expand_as(x_start))   # start N((1 - a0) m, a0^2)
     noise_c = x_fixed if direction == "forward" else x
     log_q0 = standard_normal_log_density((noise_c - (1 - a_start) * m) / a_start, moving) \
         - n_moving.to(dt) * math.log(a_start)

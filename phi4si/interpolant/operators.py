@@ -40,7 +40,17 @@ import torch
 
 from ..errors import ParameterError
 
-__all__ = ["OperatorFamily", "Hadamard", "FourierDiagonal", "Corruption", "Haar", "family_from_dict"]
+__all__ = ["negated_momenta", "OperatorFamily", "Hadamard", "FourierDiagonal", "Corruption", "Haar", "family_from_dict"]
+
+
+def negated_momenta(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """t(-p) over the last ``ndim`` axes of an FFT-layout tensor: index i -> -i mod L along each.
+
+    >>> negated_momenta(torch.tensor([0, 1, 2, 3]), 1)
+    tensor([0, 3, 2, 1])
+    """
+    dims = tuple(range(-int(ndim), 0))
+    return torch.roll(torch.flip(t, dims), (1,) * len(dims), dims) if dims else t
 
 
 class OperatorFamily:
@@ -194,8 +204,7 @@ class FourierDiagonal(OperatorFamily):
     def _pairs(self, shape, device):
         """(flat index of each mode, flat index of its partner -p) over the last ``ndim`` axes ``shape``."""
         idx = torch.arange(math.prod(shape), device=device).reshape(shape)
-        neg = torch.roll(torch.flip(idx, tuple(range(len(shape)))), (1,) * len(shape), tuple(range(len(shape))))
-        return idx.flatten(), neg.flatten()
+        return idx.flatten(), negated_momenta(idx, len(shape)).flatten()
 
     def basis(self, v):
         """Real orthonormal Fourier coordinates: with X = F v (unitary), X(p) real where p = -p; for a pair
@@ -228,11 +237,8 @@ class FourierDiagonal(OperatorFamily):
 
     def check_diagonal(self, a):
         """alpha(a) is diagonal in the real basis only for a(p) = a(-p)."""
-        dims = tuple(range(-self.ndim, 0))
-        if a.shape[-self.ndim:] != (1,) * self.ndim:
-            neg = torch.roll(torch.flip(a, dims), (1,) * self.ndim, dims)
-            if not torch.equal(a, neg):
-                raise ParameterError("the 'fourier' family needs a(p) = a(-p) (real operators); this path's a is not even")
+        if a.shape[-self.ndim:] != (1,) * self.ndim and not torch.equal(a, negated_momenta(a, self.ndim)):
+            raise ParameterError("the 'fourier' family needs a(p) = a(-p) (real operators); this path's a is not even")
 
     def to_dict(self):
         return {"name": self.name, "ndim": self.ndim}
@@ -405,11 +411,7 @@ class Haar(OperatorFamily):
     def alpha(self, a, v):
         return self.inverse(a * self.forward(v))
 
-    def basis(self, v):
-        return self.forward(v)
-
-    def unbasis(self, c):
-        return self.inverse(c)
+    basis, unbasis = forward, inverse
 
     def residual_power(self, r):
         return self.forward(r) ** 2                 # per Haar coefficient (H orthogonal)

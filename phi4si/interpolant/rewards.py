@@ -49,7 +49,7 @@ import torch
 
 from ..errors import InfeasibleRewardError, ParameterError
 from .drifts import Drift
-from .operators import FourierDiagonal, Hadamard, OperatorFamily
+from .operators import FourierDiagonal, Hadamard, OperatorFamily, negated_momenta
 
 __all__ = ["Reward", "transform", "transform_matrix", "feasible_start", "PosteriorDrift"]
 
@@ -94,9 +94,7 @@ class Reward:
         if not (torch.isfinite(self.A).all() and torch.isfinite(self.b).all()):
             raise ParameterError("reward coefficients must be finite")
         if self.basis == "fourier" and self.A.dim() > 0:
-            flipped = self.A
-            for ax in range(self.A.dim()):
-                flipped = torch.roll(torch.flip(flipped, dims=(ax,)), 1, dims=ax)
+            flipped = negated_momenta(self.A, self.A.dim())
             if not torch.allclose(flipped, self.A, rtol=1e-12, atol=1e-12 * float(self.A.abs().max())):
                 raise ParameterError("a Fourier-diagonal A needs A(p) = A(-p) (a real operator)")
 
