@@ -23,10 +23,12 @@ p != 0, C(t) and <S>/V test the details.  The block averages of every output are
     python benchmarks/superres.py --L 16 --workdir W16 --train-minutes 15          # trains W16/haar16.pt
     python benchmarks/superres.py --L 16 --workdir W16 --model W16/haar16s.pt --init W16/haar16.pt \
         --measure scales --lr 1e-3 --seed 6 --threads 1 --train-minutes 25        # fine-tune with 'scales'
-    python benchmarks/superres.py --L 32 --workdir W32 --model W32/haar32.pt --init W16/haar16.pt \
+    python benchmarks/superres.py --L 32 --workdir W32 --model W32/haar32.pt --init W16/haar16s.pt \
         --measure scales --lr 1e-3 --seed 5 --threads 1 --train-minutes 45        # train small, fine-tune large
+    python benchmarks/superres.py --L 32 --workdir W32 --model haar32 --train-minutes 0 --threads 2  # the shipped one
 (the runs of the results file trained with the equivalent ``phi4si train`` commands, which each checkpoint
-records; ``--threads`` also sets the evaluation's threads.)
+records; ``--threads`` also sets the evaluation's threads; ``papers/negrel2025/l32.sh superres`` runs the L = 32
+chain end to end, and its model ships as ``haar32``.)
 
 Writes benchmarks/results/superres_l{L}.json.
 """

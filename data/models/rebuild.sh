@@ -4,9 +4,10 @@
 # thread: the same bits again on the same kind of machine), the weights-only export, and the quality
 # against the reference ensemble at generate's defaults (benchmarks/generation_speed.py, 2000
 # configurations; its result file goes to benchmarks/results/shipped_NAME.json).
-#   bash data/models/rebuild.sh [l8|l16|l32|all] [WORKDIR]
+#   bash data/models/rebuild.sh [l8|l16|l32|haar32|all] [WORKDIR]
 # WORKDIR (default ./rebuild_work, not committed) keeps the ensembles and training checkpoints; what
-# is there already is reused. Wall time on 2 cores: l8 about 15 minutes, l16 about 60, l32 about 95 (l32 fine-tunes l16).
+# is there already is reused. Wall time on 2 cores: l8 about 15 minutes, l16 about 60, l32 about 95 (l32 fine-tunes l16),
+# haar32 about 125 (the super-resolution model: papers/negrel2025/l32.sh superres).
 set -euo pipefail
 WHAT=${1:-all}
 W=${2:-rebuild_work}
@@ -46,4 +47,16 @@ if [[ $WHAT == l32 || $WHAT == all ]]; then
   ship l32 "$W/l32_ft.pt" "$(sed -n 's/^FT="\(.*\)"$/\1/p' papers/negrel2025/l32.sh | sed "s#\$W#$W#g")" \
       "phi4si sample-mcmc --shape 32 32 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-therm 2000 --dtype float32 --n-traj 80000 --every 40 --seed 31 (reference: --n-traj 160000 --every 160 --seed 32)" 3 \
       ", \"init\": \"l16\", \"init_train_wall_time_s\": $(python -c 'import phi4si.model.shipped as s; print(s.shipped()["l16"]["train_wall_time_s"])')"
+fi
+if [[ $WHAT == haar32 || $WHAT == all ]]; then
+  # super-resolution (issue 18): Haar family, trained at L = 16 then fine-tuned at L = 32 with --measure scales;
+  # its quality is that of benchmarks/superres.py --L 32 (x2, x4, the x4 chain, coarse-to-fine)
+  bash papers/negrel2025/l32.sh hmc "$W"
+  bash papers/negrel2025/l32.sh superres "$W"
+  chain() { sed -n "s/^$1=\"\(.*\)\"$/\1/p" papers/negrel2025/l32.sh | sed "s#\$W#$W#g"; }
+  python -m phi4si.model.export entry haar32 --quality benchmarks/results/superres_l32.json "{
+      \"command\": \"$(chain H3)\", \"init_commands\": [\"$(chain H1)\", \"$(chain H2)\"],
+      \"data\": \"L = 32: phi4si sample-mcmc --shape 32 32 --m2 -4 --lam 4.572 --sampler hmc --chains 64 --n-therm 2000 --dtype float32 --n-traj 80000 --every 40 --seed 31 (reference: --n-traj 160000 --every 160 --seed 32); L = 16: --n-traj 4000 --every 10 --n-therm 1000 --seed 11\",
+      \"seed\": 5, \"family\": \"haar\", \"task\": \"superres\", \"rebuild\": \"bash data/models/rebuild.sh haar32\",
+      \"init_train_wall_time_s\": [$(python -c "import sys, torch; print(', '.join(str(torch.load(f, weights_only=False, map_location='cpu')['wall_time']) for f in sys.argv[1:]))" "$W/haar16.pt" "$W/haar16s.pt")]}"
 fi

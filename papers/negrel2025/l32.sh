@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's own point, L = 32, m2 = -4, lam = 4.572 (issue: phi^4 at L = 32, every task and exact).
-#   bash papers/negrel2025/l32.sh [hmc|train|short|generation|transfer|exact|exactpost|tasks|scales|posterior|kbias|blocks|hybrid|all] [WORKDIR]
+#   bash papers/negrel2025/l32.sh [hmc|train|short|generation|transfer|exact|exactpost|tasks|scales|superres|posterior|kbias|blocks|hybrid|all] [WORKDIR]
 # Stages (each reuses what WORKDIR holds; results go to papers/negrel2025/results/l32_*.json):
 #   hmc         HMC training (seed 31) and reference (seed 32, 160000 trajectories) ensembles at L = 32
 #   train       "train small, fine-tune large": the shipped L = 16 model fine-tuned at L = 32 (7000 steps,
@@ -12,13 +12,16 @@
 #               (the committed run was stopped after its first 256 of 512 proposals, ~4 s each on one thread)
 #   tasks       inpainting (8x8 block, 50 % random) and sequential generation (raster, coarse-to-fine)
 #   scales      the coarse-to-fine remedy: l32 fine-tuned with --measure scales, its task rows and levels again
+#   superres    super-resolution at L = 32 (issue 18): a Haar-family model trained at L = 16 (multitask 15 min, then
+#               --measure scales 25 min), fine-tuned at L = 32 with scales (45 min), exported as the shipped
+#               model haar32, and benchmarks/superres.py --L 32 with it (x2, x4, the x4 chain, coarse-to-fine)
 #   posterior   h in {0.01, 0.02, 0.05}, k in {-0.5, -0.25}: HMC at each, the raw posterior generator
 #   kbias       the k < 0 bias against the start time a0 at L = 16 (k_bias.py, the shipped l16)
 #   blocks      seconds per windowed neural block update at L = 16, 32, 64 (benchmarks/block_update_cost.py)
 #   hybrid      L = 64: windowed neural block updates of l32 + HMC against plain HMC (hybrid_compare.py)
 # Wall time on 2 cores: hmc ~6 min, train ~85 min (1 thread), generation ~40 (with the solver study), exact ~30,
 # exactpost ~25, tasks ~25 (with c2f_levels), posterior ~50 (with the start scan and the k = -0.5 check),
-# kbias ~10, blocks ~10.
+# kbias ~10, blocks ~10, superres ~90 (training, bounded by minutes: resumable) + ~35 (evaluation, 2 threads).
 set -euo pipefail
 STAGE=${1:-all}
 W=${2:-negrel2025_work}
@@ -115,6 +118,21 @@ if want scales; then
       --out "$R/l32_scales_tasks.json"
   python "$HERE/c2f_levels.py" --model "$W/l32_scales.pt" --ref "$W/l32_ref.h5" --n 600 --run 3:heun:10 \
       --out "$R/l32_scales_c2f_levels.json"
+fi
+
+# the trainings are bounded by wall time (--minutes) and resumable: rerun the stage after a stop
+H1="phi4si train --data $W/l16_train_4k.h5 --family haar --model medium --measure multitask --batch-size 128 --seed 0 --minutes 15 --threads 1 --checkpoint-every 250 --val-every 500 --no-progress --out $W/haar16.pt"
+H2="phi4si train --data $W/l16_train_4k.h5 --init $W/haar16.pt --family haar --measure scales --lr 1e-3 --batch-size 128 --seed 6 --minutes 25 --threads 1 --checkpoint-every 250 --val-every 500 --no-progress --out $W/haar16s.pt"
+H3="phi4si train --data $W/l32_train.h5 --init $W/haar16s.pt --family haar --measure scales --lr 1e-3 --batch-size 128 --seed 5 --minutes 45 --threads 1 --checkpoint-every 250 --val-every 500 --no-progress --out $W/haar32.pt"
+if want superres; then
+  [ -f "$W/l16_train_4k.h5" ] || phi4si sample-mcmc --shape 16 16 --m2 -4 --lam 4.572 --sampler hmc --chains 64 \
+      --n-traj 4000 --every 10 --n-therm 1000 --seed 11 --dtype float32 --no-progress --out "$W/l16_train_4k.h5"
+  for H in "$H1" "$H2" "$H3"; do
+    out=${H##*--out }
+    if [ ! -f "$out" ]; then $H; else $H --resume; fi
+  done
+  [ -f "$ROOT/data/models/haar32.pt" ] || python -m phi4si.model.export export "$W/haar32.pt" haar32
+  python "$ROOT/benchmarks/superres.py" --L 32 --workdir "$W" --model "$W/haar32.pt" --train-minutes 0 --threads 2
 fi
 
 if want posterior; then

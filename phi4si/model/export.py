@@ -4,7 +4,8 @@
 * :func:`export_weights`   a training checkpoint as a weights-only one (what a model needs to
   generate, give its log-density and be evaluated: bit for bit the same drift);
 * :func:`manifest_entry`   the manifest entry of an exported file;
-* :func:`quality_of`       the quality summary of a ``benchmarks/generation_speed.py`` result.
+* :func:`quality_of`       the quality summary of a ``benchmarks/generation_speed.py`` result (raw
+  generation) or of a ``benchmarks/superres.py`` one (super-resolution models).
 """
 
 from __future__ import annotations
@@ -77,16 +78,31 @@ def manifest_entry(file, **fields) -> dict:
 
 def quality_of(result) -> dict:
     """The quality summary of a model from a ``benchmarks/generation_speed.py`` result file (its first
-    run): per observable the model's and HMC's value with errors, the relative deviation and the
+    run; a ``benchmarks/superres.py`` result gives the summary per super-resolution task instead): per observable the model's and HMC's value with errors, the relative deviation and the
     z-score; for the momentum spectrum G(p) the largest |z| and relative deviation over all momenta;
     the settings and the reference ensemble they were measured with."""
     doc = json.loads(Path(result).read_text())
+    if doc.get("benchmark") == "superres":
+        return _superres_quality(doc, result)
     row = doc["rows"][0]
     keep = ("gen", "gen_err", "ref", "ref_err", "rel_dev", "z")
     return {"settings": {k: row[k] for k in ("solver", "steps", "z2_applied")}, "n": doc["n"],
             "reference": {"file": Path(doc["ref"]).name, "n": doc["ref_n"]},
             "observables": {k: {q: v[q] for q in keep} for k, v in row["observables"].items()},
             "G_p": {"max_abs_z": row["G"]["max_abs_z"], "max_rel_dev": row["G"]["max_rel_dev"]},
+            "result": f"benchmarks/results/{Path(result).name}"}
+
+
+def _superres_quality(doc, result) -> dict:
+    """The quality summary of a super-resolution model from a ``benchmarks/superres.py`` result: per
+    task (x2, x4 all at once, the x4 chain, coarse-to-fine from nothing, ...) the observables of the
+    generated fine fields against the reference ensemble, and the largest relative deviation of G(p)."""
+    keep = ("value", "error", "ref", "ref_error", "rel_dev", "z")
+    tasks = {name: {"observables": {k: {q: v[q] for q in keep} for k, v in row["scalars"].items()},
+                    "G_p": {"max_abs_z": row["G_p"]["max_z"], "max_rel_dev": row["G_p"]["max_rel_dev"]}}
+             for name, row in doc["results"].items() if name != "inputs"}
+    return {"settings": {"solver": doc["solver"], "steps": doc["steps"], "task": "superres"}, "n": doc["n"],
+            "reference": {"file": doc["ensembles"]["ref"]["file"]}, "tasks": tasks,
             "result": f"benchmarks/results/{Path(result).name}"}
 
 
@@ -104,7 +120,8 @@ def _main(argv=None):
     m.add_argument("name")
     m.add_argument("fields", help="JSON object: command, data, seed, ...")
     m.add_argument("--quality", metavar="RESULT", help="a benchmarks/generation_speed.py result file of the model "
-                                                       "(its first run) for the entry's quality")
+                                                       "(its first run), or a benchmarks/superres.py one, for the "
+                                                       "entry's quality")
     args = ap.parse_args(argv)
     shipped.MODELS_DIR.mkdir(parents=True, exist_ok=True)
     if args.what == "export":

@@ -117,3 +117,17 @@ def test_phi4si_models_lists_the_manifest(cli, trained, tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "none")
     rc, out, _ = cli("models")
     assert rc == 0 and "no shipped models" in out
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if shipped.shipped()[n].get("task") == "superres"])
+def test_each_shipped_superres_model_superresolves_by_name(name):
+    from phi4si.tasks.superres import block_average, superresolve
+
+    e = shipped.shipped()[name]
+    m = load_model(name)
+    assert m.family.name == e["family"] == "haar"
+    coarse = block_average(generate(m, 3, seed=1, steps=4), 2)
+    fine = superresolve(m, coarse, 2, steps=4, seed=0)
+    assert fine.shape == (3, *e["shape"]) and np.isfinite(fine).all()
+    np.testing.assert_allclose(block_average(fine, 2), coarse, atol=1e-10)   # the coarse fields are kept
+    assert "superres_x2" in e["quality"]["tasks"] and e["quality"]["result"] == "benchmarks/results/superres_l32.json"
