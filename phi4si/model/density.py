@@ -10,6 +10,8 @@ The model works on normalised fields x = (phi - mean) / scale, so for the n site
 * :func:`propose_block`     regenerate the sites of ``unknown`` (one mask, or one per configuration)
   by inpainting and return the new configurations with log q(x_B' | x_rest)
 * :func:`conditional_log_prob` log q(x_B | x_rest) of the current block (reverse inpainting flow)
+* :func:`flow_proposal`     the forward flow of any path from given start states, with log q of the
+  moving coordinates (e.g. super-resolution, :mod:`phi4si.tasks.superres_exact`)
 
 Settings shared by all (:class:`FlowSettings`): ``steps`` per path segment and ``solver``
 ('euler', 'heun', 'rk4') of the augmented ODE, ``divergence`` ('exact' or 'hutchinson' with
@@ -56,7 +58,7 @@ from ..errors import ParameterError
 from .solve import progress_bar
 from .z2 import log_q, signs, use_sign
 
-__all__ = ["FlowSettings", "Proposal", "sample", "log_prob", "propose_block", "conditional_log_prob"]
+__all__ = ["FlowSettings", "Proposal", "sample", "log_prob", "propose_block", "conditional_log_prob", "flow_proposal"]
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,15 @@ def conditional_log_prob(model, phi, unknown, fs: FlowSettings = FlowSettings(),
     """(log q(x_B | x_rest), standard error) of the current values on the ``unknown`` sites B."""
     p = _inpaint_flow(model, phi, unknown, fs, seed, "reverse", progress)
     return p.log_q, p.log_q_error
+
+
+def flow_proposal(model, path, x_start, fs: FlowSettings = FlowSettings(), seed: int = 0) -> Proposal:
+    """The configurations that the forward flow of ``path`` carries the start states ``x_start``
+    (normalised units, (n, 1, *shape)) to, in physical units, with the log-density of their moving
+    coordinates (the family's, given the pinned ones; THEORY.md 6), in one batch."""
+    m = _model(model, fs)
+    _, g_probe = _gens(seed)
+    return Proposal(*_to_phys(m, _flow(m, path, x_start.to(m.device, m.dtype), fs, "forward", g_probe)))
 
 
 def _tick(bar, n):
