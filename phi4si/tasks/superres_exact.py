@@ -61,6 +61,7 @@ class FibreChains:
     ess_fraction: np.ndarray
     log_w: np.ndarray
     index: np.ndarray
+    proposals: np.ndarray
 
 
 def _haar_model(model):
@@ -122,6 +123,7 @@ def superres_metropolis(model, coarse, factor: int, proposals: int = 16, fs=None
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
     idx, acc, _ = imh_chain(lw, rng)
     last = idx[:, -1]
-    phi = p.phi.reshape(len(c), T, *p.phi.shape[1:])[np.arange(len(c)), last]
+    props = p.phi.reshape(len(c), T, *p.phi.shape[1:])
     acceptance = acc[:, 1:].mean(1) if T > 1 else np.ones(len(c))
-    return FibreChains(phi, acceptance, np.array([ess_fraction(r) for r in lw]), lw, last)
+    return FibreChains(props[np.arange(len(c)), last], acceptance, np.array([ess_fraction(r) for r in lw]), lw, last,
+                       props)
