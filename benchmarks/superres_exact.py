@@ -73,16 +73,16 @@ def main(argv=None):
     r = superres_metropolis(model, coarse, args.factor, proposals=args.proposals, fs=fs, seed=args.seed)
     seconds = time.perf_counter() - t0
     assert np.allclose(block_average(r.phi, args.factor), coarse, atol=1e-8)
-    props = r.proposals                  # the raw proposals: the first of each fibre is a plain super-resolution draw
     w = np.exp(r.log_w - r.log_w.max(1, keepdims=True))
     w /= w.sum(1, keepdims=True)
-    o_hmc, o_chain, o_raw = observables(hmc, params), observables(r.phi, params), observables(props[:, 0], params)
-    o_all = {k: v.reshape(args.n, args.proposals) for k, v in observables(props.reshape(-1, *hmc.shape[1:]),
-                                                                          params).items()}
+    o_hmc = observables(hmc, params)
+    o_all = {k: v.reshape(args.n, args.proposals)             # every proposal's; the chains end on r.index
+             for k, v in observables(r.proposals.reshape(-1, *hmc.shape[1:]), params).items()}
     res = {}
     for k in o_hmc:
-        res[k] = {"hmc": float(o_hmc[k].mean()), "chain_minus_hmc": paired(o_chain[k], o_hmc[k]),
-                  "raw_minus_hmc": paired(o_raw[k], o_hmc[k]),
+        res[k] = {"hmc": float(o_hmc[k].mean()),
+                  "chain_minus_hmc": paired(o_all[k][np.arange(args.n), r.index], o_hmc[k]),
+                  "raw_minus_hmc": paired(o_all[k][:, 0], o_hmc[k]),     # the first proposal: a plain draw
                   "weighted_minus_hmc": paired((w * o_all[k]).sum(1), o_hmc[k])}
         print(f"{k:3s} HMC {res[k]['hmc']:+.5f}  chain-HMC {res[k]['chain_minus_hmc']['mean']:+.5f} "
               f"(z {res[k]['chain_minus_hmc']['z']:+.1f})  raw-HMC {res[k]['raw_minus_hmc']['mean']:+.5f} "

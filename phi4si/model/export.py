@@ -78,8 +78,8 @@ def manifest_entry(file, **fields) -> dict:
 
 def quality_of(result) -> dict:
     """The quality summary of a model from a ``benchmarks/generation_speed.py`` result file (its first
-    run; a ``benchmarks/superres.py`` result gives the summary per super-resolution task instead): per observable the model's and HMC's value with errors, the relative deviation and the
-    z-score; for the momentum spectrum G(p) the largest |z| and relative deviation over all momenta;
+    run; a ``benchmarks/superres.py`` result gives the summary per super-resolution task instead): per
+    observable the model's and HMC's value with errors, the relative deviation and the z-score; for the momentum spectrum G(p) the largest |z| and relative deviation over all momenta;
     the settings and the reference ensemble they were measured with."""
     doc = json.loads(Path(result).read_text())
     if doc.get("benchmark") == "superres":

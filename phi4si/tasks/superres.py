@@ -31,7 +31,8 @@ from ..errors import ParameterError
 from ..interpolant.operators import Haar
 from ..interpolant.paths import InpaintPath, SequentialPath
 
-__all__ = ["block_average", "block_fill", "haar_groups", "superres_shape", "superres_path", "superresolve", "coarse_to_fine_path"]
+__all__ = ["block_average", "block_fill", "haar_groups", "superres_shape", "superres_path", "superres_start",
+           "keep_blocks", "superresolve", "coarse_to_fine_path"]
 
 
 def block_average(phi, b: int) -> np.ndarray:
@@ -108,6 +109,20 @@ def superresolve(model, coarse, factor: int, steps: int = 50, solver: str = "heu
     (resumable), as for :func:`~phi4si.model.generate.generate`; nothing is returned then."""
     from ..model.solve import SolveSettings, run_task
 
+    c, shape, path, start = superres_start(model, coarse, factor, scale_by_scale)
+    settings = SolveSettings(steps, solver, None, seed, batch_size, 1.0, progress, z2)
+
+    def finish(phi, i):
+        keep_blocks(phi, c[i:i + len(phi)], factor)
+
+    return run_task(model, len(c), shape, start, path, settings, finish=finish, output=output,
+                    task=f"superres x{factor}")
+
+
+def superres_start(model, coarse, factor: int, scale_by_scale: bool = False):
+    """(coarse fields as float64, fine shape, path, start) of super-resolution by ``factor``, every input
+    checked: ``start(z, i, b)`` is the start state I = alpha(a0) z + beta(a0) x_c of coarse fields i..i+b
+    for noise z (normalised units; x_c: the blocks filled with their averages)."""
     fam = _haar(model)
     c = np.asarray(coarse, dtype=np.float64)
     if c.ndim != fam.ndim + 1 or len(c) == 0 or not np.isfinite(c).all():
@@ -118,14 +133,14 @@ def superresolve(model, coarse, factor: int, steps: int = 50, solver: str = "heu
     x_c = model.to_normalised(torch.from_numpy(block_fill(c, factor))[:, None])
     path = superres_path(fam, shape, factor, scale_by_scale)
     a0 = path.a(0.0).to(torch.float64)
-    settings = SolveSettings(steps, solver, None, seed, batch_size, 1.0, progress, z2)
-    start = lambda z, i, b: fam.interpolate(z.double(), x_c[i:i + b], a0)  # noqa: E731
+    return c, shape, path, lambda z, i, b: fam.interpolate(z.double(), x_c[i:i + b], a0)
 
-    def finish(phi, i):                  # the block averages to float64 round-off (a float32 network's drift
-        phi += block_fill(c[i:i + len(phi)] - block_average(phi, factor), factor)   # leaves ~1e-8)
 
-    return run_task(model, len(c), shape, start, path, settings, finish=finish, output=output,
-                    task=f"superres x{factor}")
+def keep_blocks(phi, coarse, factor: int) -> np.ndarray:
+    """Set the block averages of ``phi`` to ``coarse`` to float64 round-off, in place (a float32 network's
+    drift leaves them ~1e-8 off); returns ``phi``."""
+    phi += block_fill(coarse - block_average(phi, factor), factor)
+    return phi
 
 
 def haar_groups(fam: Haar, shape) -> list:

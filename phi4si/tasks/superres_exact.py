@@ -16,7 +16,7 @@ p(c) p(d | c).
 
 * :func:`superres_proposals`   ``proposals`` fine configurations per coarse one with log q(d | c);
 * :func:`superres_metropolis`  one independence-Metropolis chain per coarse configuration through its
-  proposals: final states, acceptance, the fibre's ESS/N.
+  proposals: final states, acceptance, the fibre's ESS/T.
 
 The Gaussian oracle of a wrong mass is a wrong model with an exact log q; its chain still targets the
 right conditional law (here the free field at m2 = 1, proposals from m2 = 2):
@@ -27,6 +27,7 @@ right conditional law (here the free field at m2 = 1, proposals from m2 = 2):
 >>> from phi4si.lattice import Phi4Params
 >>> from phi4si.model import DriftModel
 >>> from phi4si.model.density import FlowSettings
+>>> from phi4si.tasks.superres import block_average
 >>> model = DriftModel(free_field_oracle((4, 4), 2.0, Haar(levels=1)), Phi4Params((4, 4), m2=1.0, lam=0.0))
 >>> coarse = np.array([[[0.5, -0.5], [1.0, 0.0]]])
 >>> r = superres_metropolis(model, coarse, 2, proposals=8, fs=FlowSettings(steps=8, divergence="exact"))
@@ -44,7 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from .superres import block_average, block_fill, superres_path, superres_shape
+from .superres import keep_blocks, superres_start
 
 __all__ = ["superres_proposals", "superres_metropolis", "FibreChains"]
 
@@ -54,7 +55,8 @@ class FibreChains:
     """The outcome of :func:`superres_metropolis` for N coarse configurations and T proposals each:
     ``phi`` (N, *shape) the chains' final states; ``acceptance`` (N,) the fraction of accepted proposals
     after the first; ``ess_fraction`` (N,) the importance ESS/T of each fibre's proposals;
-    ``log_w`` (N, T) their log-weights; ``index`` (N,) the proposal each chain ends on."""
+    ``log_w`` (N, T) their log-weights; ``index`` (N,) the proposal each chain ends on; ``proposals``
+    (N, T, *shape) every proposal (the first of each fibre is a plain super-resolution draw)."""
 
     phi: np.ndarray
     acceptance: np.ndarray
@@ -62,16 +64,6 @@ class FibreChains:
     log_w: np.ndarray
     index: np.ndarray
     proposals: np.ndarray
-
-
-def _haar_model(model):
-    from ..interpolant.operators import Haar
-
-    fam = getattr(model, "family", None)
-    if not isinstance(fam, Haar):
-        name = getattr(fam, "name", type(fam).__name__)
-        raise ParameterError(f"exact super-resolution needs a model of the Haar family, got {name!r}")
-    return fam
 
 
 def superres_proposals(model, coarse, factor: int, proposals: int = 1, fs=None, seed: int = 0,
@@ -84,26 +76,18 @@ def superres_proposals(model, coarse, factor: int, proposals: int = 1, fs=None, 
     from ..model.density import FlowSettings, Proposal, flow_proposal
 
     fs = FlowSettings() if fs is None else fs
-    fam = _haar_model(model)
-    c = np.asarray(coarse, dtype=np.float64)
-    if c.ndim != fam.ndim + 1 or len(c) == 0 or not np.isfinite(c).all():
-        raise ParameterError(f"coarse fields must be a finite, non-empty (N, {', '.join(['L'] * fam.ndim)}) array, "
-                             f"got shape {c.shape}")
     if int(proposals) < 1:
         raise ParameterError(f"proposals must be >= 1, got {proposals}")
-    factor, T = int(factor), int(proposals)
-    shape = superres_shape(model, c.shape[1:], factor)
-    path = superres_path(fam, shape, factor, scale_by_scale)
-    a0 = path.a(0.0).to(torch.float64)
-    cc = np.repeat(c, T, axis=0)
+    T = int(proposals)
+    c = np.asarray(coarse, dtype=np.float64)
+    cc, shape, path, start = superres_start(model, np.repeat(c, T, axis=0) if c.ndim else c, factor, scale_by_scale)
     g = torch.Generator().manual_seed(int(np.random.SeedSequence(int(seed)).generate_state(1)[0]))
     parts = []
     for lo in range(0, len(cc), fs.batch_size):
-        x_c = model.to_normalised(torch.from_numpy(block_fill(cc[lo:lo + fs.batch_size], factor))[:, None]).double()
-        z = torch.randn(x_c.shape, generator=g, dtype=torch.float64)
-        p = flow_proposal(model, path, fam.interpolate(z, x_c, a0), fs, seed=int(seed) + lo)
-        phi = p.phi + block_fill(cc[lo:lo + len(p.phi)] - block_average(p.phi, factor), factor)   # round-off
-        parts.append((phi, p.log_q, p.log_q_error))
+        b = min(fs.batch_size, len(cc) - lo)
+        z = torch.randn((b, 1, *shape), generator=g, dtype=torch.float64)
+        p = flow_proposal(model, path, start(z, lo, b), fs, seed=int(seed) + lo)
+        parts.append((keep_blocks(p.phi, cc[lo:lo + b], factor), p.log_q, p.log_q_error))
     return Proposal(*(np.concatenate([q[i] for q in parts]) for i in range(3)))
 
 
@@ -115,8 +99,11 @@ def superres_metropolis(model, coarse, factor: int, proposals: int = 16, fs=None
     from ..analysis.weights import ess_fraction, log_weights
     from ..model.exact import imh_chain
 
-    params = model.target_params() if params is None else params
     c = np.asarray(coarse, dtype=np.float64)
+    shape = superres_start(model, c, factor, scale_by_scale)[1]          # every input checked before any flow
+    params = model.target_params(shape=shape) if params is None else params
+    if tuple(params.shape) != tuple(shape):
+        raise ParameterError(f"params are for the lattice {tuple(params.shape)}, the fine fields have {tuple(shape)}")
     p = superres_proposals(model, c, factor, proposals, fs, seed, scale_by_scale)
     T = int(proposals)
     lw = log_weights(p.phi, p.log_q, params).reshape(len(c), T)

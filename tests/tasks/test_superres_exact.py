@@ -76,3 +76,7 @@ def test_bad_inputs_are_refused():
         superres_proposals(good, c, 2, proposals=0)
     with pytest.raises(ParameterError, match="finite, non-empty"):
         superres_proposals(good, np.full((1, 2, 2), np.nan), 2)
+    with pytest.raises(ParameterError, match="block factor 3"):
+        superres_metropolis(good, c, 3)
+    with pytest.raises(ParameterError, match=r"params are for the lattice \(8, 8\), the fine fields have \(4, 4\)"):
+        superres_metropolis(good, c, 2, params=Phi4Params((8, 8), m2=M2, lam=0.0))
